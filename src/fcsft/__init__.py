@@ -1,0 +1,42 @@
+"""fcsft: function-calling SFT by data engineering."""
+
+from fcsft.errors import UserError
+from fcsft.formats import FormatError, get_format
+from fcsft.records import (
+    Call,
+    FinalAnswer,
+    Meta,
+    Observation,
+    Seed,
+    Task,
+    Think,
+    Tool,
+    ToolCall,
+    Trajectory,
+    Usage,
+    Verdict,
+)
+from fcsft.stage import Outcome, Stage, run_stage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "FinalAnswer",
+    "FormatError",
+    "Meta",
+    "Observation",
+    "Outcome",
+    "Seed",
+    "Stage",
+    "Task",
+    "Think",
+    "Tool",
+    "ToolCall",
+    "Trajectory",
+    "Usage",
+    "UserError",
+    "Verdict",
+    "get_format",
+    "run_stage",
+]

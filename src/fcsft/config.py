@@ -1,0 +1,112 @@
+"""`project.yaml`, typed: one pydantic model per section, one docstring per field.
+
+Invalid config fails before any work, with every error's field path (`models.teacher.uri`)
+and what to write instead. `fcsft config --schema` prints the JSON schema of all of it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fcsft.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Price(Section):
+    input_per_mtok: float = Field(0.0, ge=0)
+    """Cost in your currency per million prompt tokens."""
+    output_per_mtok: float = Field(0.0, ge=0)
+    """Cost per million completion tokens."""
+
+
+class ModelConfig(Section):
+    uri: str
+    """Which model: `openai:NAME@BASE_URL`, `local:smollm2`, `local:PATH` or `mock:FILE`."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the API key (the key itself never goes here)."""
+    concurrency: int = Field(16, ge=1, le=4096)
+    """Requests in flight at once."""
+    max_retries: int = Field(6, ge=0)
+    """Retries on 429, 5xx, timeouts and dropped connections before a request is given up."""
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds one attempt may take."""
+    price: Price = Field(default_factory=Price)
+    """Token prices, for the cost shown in progress and stats."""
+
+    @field_validator("uri")
+    @classmethod
+    def _has_scheme(cls, uri: str) -> str:
+        scheme, sep, rest = uri.partition(":")
+        if not sep or not rest or scheme not in {"openai", "local", "mock"}:
+            raise ValueError(
+                "expected openai:NAME@BASE_URL, local:smollm2, local:PATH or mock:FILE"
+            )
+        return uri
+
+
+class ProjectConfig(Section):
+    name: str = "fcsft-project"
+    """A name for the project, shown in reports and the dataset card."""
+    run_dir: Path = Path("runs/default")
+    """Where every stage writes its artifacts (relative paths are relative to project.yaml)."""
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    """Models by role, e.g. `teacher`, `student`, `judge`; stages refer to them by role."""
+
+
+def load_config(path: Path | str) -> ProjectConfig:
+    """Read and validate project.yaml; every problem is reported at once, each with its path."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{path}{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path}: invalid config\n" + "\n".join(config_errors(exc))) from None
+    if not config.run_dir.is_absolute():
+        config.run_dir = (path.parent / config.run_dir).resolve()
+    return config
+
+
+def config_errors(exc: ValidationError) -> list[str]:
+    """One line per error: the field path, what is wrong, and for unknown keys the likely fix."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field" + _suggestion(error["loc"])
+        lines.append(f"  {path}: {message}")
+    return lines
+
+
+def _suggestion(loc: tuple[Any, ...]) -> str:
+    model: Any = ProjectConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            continue
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = args[-1] if args else annotation
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known fields: {', '.join(known)}" if known else ""

@@ -1,0 +1,52 @@
+"""Whole-file conversion between trajectory formats; a bad line is set aside, never dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fcsft.formats import FormatError, get_format
+from fcsft.jsonl import dumps, read_lines
+
+
+@dataclass
+class Converted:
+    written: int = 0
+    rejected: int = 0
+    problems: list[str] = field(default_factory=list)  # "file:line: where at offset N: what"
+    rejected_path: Path | None = None
+
+
+def rejected_path_for(out: Path) -> Path:
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return out.with_name(f"{stem}.rejected.jsonl")
+
+
+def convert_file(source: Path, out: Path, from_format: str, to_format: str) -> Converted:
+    """Convert every line of `source`; lines that fail go to OUT.rejected.jsonl with the reason."""
+    reader, writer = get_format(from_format), get_format(to_format)
+    result = Converted(rejected_path=rejected_path_for(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        out.open("w", encoding="utf-8") as good,
+        result.rejected_path.open("w", encoding="utf-8") as bad,
+    ):
+        for line in read_lines(source):
+            problem = line.error
+            if problem is None:
+                try:
+                    good.write(dumps(writer.render(reader.parse(line.obj))) + "\n")
+                    result.written += 1
+                    continue
+                except FormatError as exc:
+                    problem = str(exc)
+            result.rejected += 1
+            result.problems.append(f"{source}:{line.number}: {problem}")
+            bad.write(
+                dumps({"line": line.number, "error": problem, "input": line.raw.rstrip("\n")})
+                + "\n"
+            )
+    if not result.rejected:
+        result.rejected_path.unlink()
+        result.rejected_path = None
+    return result

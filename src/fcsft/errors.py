@@ -1,0 +1,18 @@
+"""The two kinds of failure fcsft tells apart: a user's mistake (one line, no traceback) and a bug."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class UserError(Exception):
+    """A mistake the user can fix: the CLI prints the message on one line and exits non-zero."""
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or fail with the `pip install` that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(f"{module} is not installed; run: pip install 'fcsft[{extra}]'") from exc

@@ -1,0 +1,258 @@
+"""The teacher's text format.
+
+    <think>…</think><tool_call>{"name": …, "arguments": {…}}</tool_call>
+    <observation>…</observation> … <final_answer>…</final_answer>
+
+A file of it holds one JSON object a line: `{"question", "tools", "text", "meta", "system"?}`.
+A failed tool result is written `<observation error="true">`. A call carries an `"id"` only
+when it differs from the one its position implies (`call_N`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from fcsft.formats import Format, FormatError, build, meta_json, register, split_meta
+from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.records import (
+    FinalAnswer,
+    GrammarError,
+    Observation,
+    Think,
+    Tool,
+    ToolCall,
+    Trajectory,
+    call_id,
+    turns,
+)
+
+TAGS = ("think", "tool_call", "observation", "final_answer")
+_OPEN = re.compile(r"<(think|tool_call|observation|final_answer)(\s+error=\"true\")?>")
+_ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer)(?:\s[^>]*)?>")
+_ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
+_CALL_KEYS = {"name", "arguments", "id"}
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_text(steps: list[Any]) -> str:
+    """The tagged text of a list of steps."""
+    parts: list[str] = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Think):
+            parts.append(f"<think>{_plain(step.text, 'think', index)}</think>")
+        elif isinstance(step, ToolCall):
+            parts.append(f"<tool_call>{call_json(step, index_of_call(steps, index))}</tool_call>")
+        elif isinstance(step, Observation):
+            if "</observation>" in step.content:
+                raise FormatError(
+                    "contains '</observation>', which the tagged format cannot carry",
+                    f"steps.{index}.content",
+                )
+            attr = ' error="true"' if step.error else ""
+            parts.append(f"<observation{attr}>{step.content}</observation>")
+        elif isinstance(step, FinalAnswer):
+            parts.append(f"<final_answer>{_plain(step.text, 'final_answer', index)}</final_answer>")
+    return "\n".join(parts)
+
+
+def index_of_call(steps: list[Any], index: int) -> int:
+    return sum(1 for step in steps[:index] if isinstance(step, ToolCall))
+
+
+def call_object(call: ToolCall, position: int) -> dict[str, Any]:
+    """A call as `{"name", "arguments"}`, plus `"id"` when its position does not imply it."""
+    obj: dict[str, Any] = {"name": call.name, "arguments": call.arguments}
+    if call.id != call_id(position):
+        obj["id"] = call.id
+    return obj
+
+
+def call_json(call: ToolCall, position: int) -> str:
+    """One call as JSON; `</` is escaped as `<\\/` so no argument can close the tag early."""
+    return json.dumps(call_object(call, position), ensure_ascii=False).replace("</", "<\\/")
+
+
+def _plain(text: str, tag: str, index: int) -> str:
+    found = _ANY_TAG.search(text)
+    if found:
+        raise FormatError(
+            f"contains {found.group(0)!r}, which the tagged format cannot carry",
+            f"steps.{index}.text",
+        )
+    return text
+
+
+def render(trajectory: Trajectory) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    if trajectory.system is not None:
+        obj["system"] = trajectory.system
+    obj["question"] = trajectory.question
+    obj["tools"] = [tool.to_json() for tool in trajectory.tools]
+    obj["text"] = render_text(trajectory.steps)
+    obj["meta"] = meta_json(trajectory)
+    return obj
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def parse_text(text: str, first_call: int = 0) -> list[Any]:
+    """Steps from tagged text, or a FormatError with the offset of the first problem."""
+    steps: list[Any] = []
+    offsets: list[int] = []
+    pending: list[str] = []  # ids of calls still waiting for an observation
+    calls_seen = first_call
+    pos = _skip_space(text, 0)
+    while pos < len(text):
+        opening = _OPEN.match(text, pos)
+        if opening is None:
+            ended = bool(steps) and isinstance(steps[-1], FinalAnswer)
+            what = "text after </final_answer>" if ended else "text outside any tag"
+            raise FormatError(f"{what}: {text[pos : pos + 30]!r}", "text", pos)
+        tag = opening.group(1)
+        closing = text.find(f"</{tag}>", opening.end())
+        if closing < 0:
+            raise FormatError(f"<{tag}> is never closed", "text", pos)
+        body = text[opening.end() : closing]
+        body_at = opening.end()
+        if tag != "observation":
+            nested = _ANY_OPEN.search(body)
+            if nested:
+                raise FormatError(
+                    f"<{tag}> opened at offset {pos} contains {nested.group(0)}: close it first",
+                    "text",
+                    body_at + nested.start(),
+                )
+        if tag == "think":
+            steps.append(Think(text=body))
+        elif tag == "final_answer":
+            steps.append(FinalAnswer(text=body))
+        elif tag == "tool_call":
+            call = parse_call(body, calls_seen, body_at)
+            calls_seen += 1
+            steps.append(call)
+            pending.append(call.id)
+        else:
+            if not pending:
+                raise FormatError("<observation> with no tool call left to answer", "text", pos)
+            error = opening.group(2) is not None
+            steps.append(Observation(content=body, call_id=pending.pop(0), error=error))
+        if tag != "observation" and tag != "tool_call":
+            pending.clear()  # a new turn: unanswered calls are reported by the grammar below
+        offsets.append(pos)
+        pos = _skip_space(text, closing + len(tag) + 3)
+    try:
+        turns(steps)
+    except GrammarError as exc:
+        raise FormatError(str(exc), "text", offsets[min(exc.index, len(offsets) - 1)]) from None
+    return steps
+
+
+def parse_call(body: str, position: int, shift: int = 0) -> ToolCall:
+    """One `<tool_call>` body. `position` is the call's index, which gives its default id."""
+    try:
+        obj = loads_lenient(body)
+    except JsonProblem as exc:
+        raise FormatError(f"bad JSON in <tool_call>: {exc}", "text", shift + exc.offset) from None
+    return call_from_object(obj, position, "text", shift)
+
+
+def call_from_object(obj: Any, position: int, where: str, offset: int | None = None) -> ToolCall:
+    """A call from its parsed JSON: strict about the name, the arguments and unknown keys."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"a tool call must be a JSON object, got {_kind(obj)}", where, offset)
+    unknown = sorted(set(obj) - _CALL_KEYS)
+    if unknown:
+        raise FormatError(
+            f"tool call has unexpected keys {unknown}; allowed: name, arguments, id", where, offset
+        )
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise FormatError(
+            f"tool call name must be a non-empty string, got {_kind(name)}", where, offset
+        )
+    arguments = decode_arguments(obj.get("arguments", {}), where, offset)
+    ident = obj.get("id", call_id(position))
+    if not isinstance(ident, str):
+        raise FormatError(f"tool call id must be a string, got {_kind(ident)}", where, offset)
+    return ToolCall(name=name, arguments=arguments, id=ident)
+
+
+def decode_arguments(value: Any, where: str, offset: int | None = None) -> dict[str, Any]:
+    """Arguments as an object; a JSON string holding an object (OpenAI's wire form) is accepted."""
+    if isinstance(value, str):
+        try:
+            value = loads_lenient(value)
+        except JsonProblem as exc:
+            raise FormatError(f"arguments are not valid JSON: {exc}", where, offset) from None
+    if not isinstance(value, dict):
+        raise FormatError(f"arguments must be a JSON object, got {_kind(value)}", where, offset)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def parse(obj: dict[str, Any]) -> Trajectory:
+    record_id, meta = split_meta(obj)
+    for key in ("question", "text"):
+        if not isinstance(obj.get(key), str):
+            raise FormatError("missing or not a string", key)
+    tools = obj.get("tools", [])
+    if not isinstance(tools, list):
+        raise FormatError("must be a list of tool objects", "tools")
+    steps = parse_text(obj["text"])
+    return build(
+        id=record_id,
+        question=obj["question"],
+        system=obj.get("system"),
+        tools=[_tool(tool, index) for index, tool in enumerate(tools)],
+        steps=steps,
+        meta=meta,
+    )
+
+
+def _tool(obj: Any, index: int) -> Tool:
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        raise FormatError("must be an object with a string name", f"tools.{index}")
+    try:
+        return Tool.from_json(obj)
+    except ValueError as exc:
+        raise FormatError(str(exc).splitlines()[0], f"tools.{index}") from None
+
+
+def parse_reply(text: str, first_call: int = 0) -> dict[str, Any]:
+    """One model reply as an OpenAI assistant message.
+
+    A reply with no fcsft tag at all is a plain answer (the model did not call); a reply that
+    uses the tags wrongly raises FormatError, so evaluation can count it as a parse failure.
+    """
+    if not _ANY_TAG.search(text):
+        return {"role": "assistant", "content": text.strip()}
+    steps = parse_text(text, first_call)
+    if any(isinstance(step, Observation) for step in steps):
+        raise FormatError(
+            "a reply may not contain <observation>: results come from tools",
+            "text",
+            text.find("<observation"),
+        )
+    found = turns(steps)
+    if len(found) != 1:
+        raise FormatError("a reply must be one turn: thinking, then calls or an answer", "text")
+    from fcsft.formats.openai import assistant_message
+
+    return assistant_message(found[0])
+
+
+register(Format("tagged", render, parse))

@@ -1,0 +1,280 @@
+"""The records every stage reads and writes.
+
+A trajectory is a flat list of steps. Its shape is fixed by one grammar, checked by `turns`:
+
+    turn  := think? ( tool_call+ observation* | final_answer )?
+    steps := turn*            (a turn with neither calls nor an answer may only be the last)
+
+Observations answer the calls of their own turn, in call order; only the last turn may have
+fewer observations than calls (a run cut off midway). Every renderer walks `turns`, so no
+format can hold a shape another cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+class Record(BaseModel):
+    """Base of all records: strict about unknown fields, with a JSON round trip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        return cls.model_validate(data)
+
+
+class Tool(Record):
+    """A function the model may call, described by a JSON schema."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: dict(_EMPTY_SCHEMA))
+
+    @property
+    def required(self) -> list[str]:
+        return list(self.parameters.get("required", []))
+
+
+class Call(Record):
+    """One planned or made tool call."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Think(Record):
+    type: Literal["think"] = "think"
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _strip(cls, text: str) -> str:
+        # Surrounding whitespace carries no meaning and no format keeps it the same way.
+        return text.strip()
+
+
+class ToolCall(Record):
+    type: Literal["tool_call"] = "tool_call"
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str
+
+
+class Observation(Record):
+    type: Literal["observation"] = "observation"
+    content: str
+    call_id: str
+    error: bool = False
+
+
+class FinalAnswer(Record):
+    type: Literal["final_answer"] = "final_answer"
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _strip(cls, text: str) -> str:
+        return text.strip()
+
+
+Step = Annotated[Think | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
+
+
+def call_id(index: int) -> str:
+    """The id a call gets when its source gave none: its 0-based position in the trajectory."""
+    return f"call_{index}"
+
+
+class Usage(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+class Verdict(Record):
+    """One rule's decision about one record; `rule` is a stable reason code like `format.parse`."""
+
+    stage: str
+    rule: str
+    passed: bool
+    reason: str = ""
+
+
+class Meta(BaseModel):
+    """What a trajectory carries besides its conversation. Unknown keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str | None = None
+    family: str | None = None
+    how: str | None = None
+    source: str | None = None
+    no_tool: bool = False
+    model: str | None = None
+    usage: Usage | None = None
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+
+class Trajectory(Record):
+    """One question answered by a model, with every thought, call, observation and answer."""
+
+    id: str
+    question: str
+    system: str | None = None
+    tools: list[Tool] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    meta: Meta = Field(default_factory=Meta)
+
+    @model_validator(mode="after")
+    def _grammar(self) -> Trajectory:
+        turns(self.steps)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        # Steps keep their `type` even though it is a default: it is the discriminator.
+        data["steps"] = [step.model_dump(mode="json") for step in self.steps]
+        return data
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [step for step in self.steps if isinstance(step, ToolCall)]
+
+    @property
+    def final_answer(self) -> str | None:
+        last = self.steps[-1] if self.steps else None
+        return last.text if isinstance(last, FinalAnswer) else None
+
+
+class Seed(Record):
+    """A question from production logs or an expert, optionally with the calls it should make."""
+
+    id: str
+    question: str
+    source: Literal["log", "expert", "import"] = "import"
+    domain: str = ""
+    plan: list[Call] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+    @property
+    def no_tool(self) -> bool:
+        return "no_tool" in self.tags
+
+
+class Task(Record):
+    """A seed or one of its expansions; `family` is the root seed id and the unit of splitting."""
+
+    id: str
+    question: str
+    family: str
+    how: Literal["seed", "rewrite", "vary", "combine"] = "seed"
+    parents: list[str] = Field(default_factory=list)
+    source: Literal["log", "expert", "import"] = "import"
+    domain: str = ""
+    tools: list[str] = Field(default_factory=list)
+    plan: list[Call] | None = None
+    no_tool: bool = False
+
+
+class GrammarError(ValueError):
+    """A step sequence no trajectory may have; `index` is the offending step."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+
+@dataclass
+class Turn:
+    """One assistant turn and the observations that answer it."""
+
+    think: str | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    final: str | None = None
+    first: int = 0  # index of the turn's first step
+
+    @property
+    def open(self) -> bool:
+        """Whether a following step can still belong to this turn."""
+        return self.final is None and not self.observations
+
+
+def turns(steps: list[Any]) -> list[Turn]:
+    """Group steps into turns, or raise GrammarError at the first step out of place."""
+    out: list[Turn] = []
+    for index, step in enumerate(steps):
+        turn = out[-1] if out else None
+        if isinstance(step, Think):
+            if (
+                turn is not None
+                and turn.think is not None
+                and not turn.calls
+                and turn.final is None
+            ):
+                raise GrammarError(index, "two thinking blocks in a row")
+            if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
+                raise _missing_observations(index, turn)
+            out.append(Turn(think=step.text, first=index))
+        elif isinstance(step, ToolCall):
+            if turn is None or turn.final is not None or turn.observations:
+                if turn is not None and len(turn.observations) < len(turn.calls):
+                    raise _missing_observations(index, turn)
+                turn = Turn(first=index)
+                out.append(turn)
+            turn.calls.append(step)
+        elif isinstance(step, Observation):
+            if turn is None or len(turn.observations) >= len(turn.calls):
+                raise GrammarError(index, "an observation with no tool call left to answer")
+            expected = turn.calls[len(turn.observations)].id
+            if step.call_id != expected:
+                raise GrammarError(
+                    index, f"observation answers call {step.call_id!r} but {expected!r} is next"
+                )
+            turn.observations.append(step)
+        elif isinstance(step, FinalAnswer):
+            if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
+                raise _missing_observations(index, turn)
+            if turn is None or not (
+                turn.think is not None and not turn.calls and turn.final is None
+            ):
+                turn = Turn(first=index)
+                out.append(turn)
+            turn.final = step.text
+        else:  # pragma: no cover - the Step union admits nothing else
+            raise GrammarError(index, f"unknown step {step!r}")
+        if out and out[-1].final is not None and index != len(steps) - 1:
+            raise GrammarError(index + 1, "steps after the final answer")
+    ids = [call.id for call in (c for turn in out for c in turn.calls)]
+    if len(set(ids)) != len(ids):
+        raise GrammarError(0, "two tool calls share one id")
+    return out
+
+
+def _missing_observations(index: int, turn: Turn) -> GrammarError:
+    return GrammarError(
+        index, f"{len(turn.calls)} tool call(s) answered by {len(turn.observations)} observation(s)"
+    )
+
+
+def steps_of(turn_list: list[Turn]) -> list[Any]:
+    """The inverse of `turns`."""
+    steps: list[Any] = []
+    for turn in turn_list:
+        if turn.think is not None:
+            steps.append(Think(text=turn.think))
+        steps.extend(turn.calls)
+        steps.extend(turn.observations)
+        if turn.final is not None:
+            steps.append(FinalAnswer(text=turn.final))
+    return steps

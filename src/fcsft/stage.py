@@ -1,0 +1,302 @@
+"""The stage runner: one function over a stream of records, with the run-directory contract.
+
+A stage directory holds
+
+    out.jsonl        records that passed, in input order
+    rejected.jsonl   {"id", "reasons": [Verdict...], "record"} for each one that did not
+    stats.json       counts in/out, per-reason counts, summed counters (tokens, cost), wall time
+    _ledger.jsonl    one line per finished input: its id and how many lines it wrote where
+    _done.json       written last: the hash of the stage's name, config and input
+
+Why a ledger: outputs of one input are appended first, its ledger line after. After a crash the
+ledger says exactly how many lines of each file are committed; anything past that is cut off
+and the input is processed again. Inputs are committed in input order even when processed
+concurrently, so an interrupted and resumed run writes the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import shutil
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from fcsft.errors import UserError
+from fcsft.jsonl import dumps, read_lines, write_json
+from fcsft.records import Verdict
+
+
+@dataclass
+class Outcome:
+    """What processing one input produced: a record (or None) and the verdicts about it."""
+
+    record: dict[str, Any] | None
+    verdicts: list[Verdict] = field(default_factory=list)
+    counts: dict[str, float] = field(default_factory=dict)  # e.g. tokens, cost: summed in stats
+
+    @property
+    def passed(self) -> bool:
+        return self.record is not None and all(v.passed for v in self.verdicts)
+
+
+Process = Callable[[dict[str, Any]], "list[Outcome] | Awaitable[list[Outcome]]"]
+
+
+@dataclass
+class Stage:
+    """A named per-record step. `config` is anything JSON-serialisable that changes its output."""
+
+    name: str
+    process: Process
+    config: Any = None
+    concurrency: int = 1
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    counts: Counter
+
+
+def record_id(obj: dict[str, Any]) -> str | None:
+    """A record's id: top-level for tasks and seeds, under `meta` for trajectories."""
+    ident = obj.get("id")
+    if ident is None and isinstance(obj.get("meta"), dict):
+        ident = obj["meta"].get("id")
+    return ident if isinstance(ident, str) else None
+
+
+def file_hash(paths: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def stage_key(stage: Stage, input_hash: str) -> str:
+    config = json.dumps(_jsonable(stage.config), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{stage.name}\0{config}\0{input_hash}".encode()).hexdigest()
+
+
+def _jsonable(config: Any) -> Any:
+    dump = getattr(config, "model_dump", None)
+    return dump(mode="json") if dump else config
+
+
+def run_stage(
+    stage: Stage,
+    run_dir: Path | str,
+    inputs: list[Path],
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume, or skip) a stage over its input files; returns its stats."""
+    directory = Path(run_dir) / stage.name
+    key = stage_key(stage, file_hash(inputs))
+    done_file = directory / "_done.json"
+    if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
+        return json.loads((directory / "stats.json").read_text())
+    ledger = _recover(directory, key)
+    return asyncio.run(_run(stage, directory, key, inputs, ledger, on_progress))
+
+
+def _recover(directory: Path, key: str) -> list[dict[str, Any]]:
+    """The committed ledger of an earlier attempt with the same key; starts afresh otherwise."""
+    state = directory / "_state.json"
+    if state.exists() and json.loads(state.read_text()).get("key") != key:
+        shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
+    directory.mkdir(parents=True, exist_ok=True)
+    if not state.exists():
+        for name in ("out.jsonl", "rejected.jsonl", "_ledger.jsonl", "_done.json", "stats.json"):
+            (directory / name).unlink(missing_ok=True)
+        write_json(state, {"key": key})
+        return []
+    (directory / "_done.json").unlink(missing_ok=True)
+    ledger = _truncate_to(directory / "_ledger.jsonl", None)
+    _truncate_to(directory / "out.jsonl", sum(entry["out"] for entry in ledger))
+    _truncate_to(directory / "rejected.jsonl", sum(entry["rejected"] for entry in ledger))
+    return ledger
+
+
+def _truncate_to(path: Path, keep: int | None) -> list[dict[str, Any]]:
+    """Cut a JSONL file after `keep` complete lines (all complete ones when None)."""
+    if not path.exists():
+        path.touch()
+        return []
+    kept: list[dict[str, Any]] = []
+    size = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            if (keep is not None and len(kept) >= keep) or not raw.endswith(b"\n"):
+                break
+            try:
+                kept.append(json.loads(raw))
+            except json.JSONDecodeError:
+                break
+            size += len(raw)
+    if keep is not None and len(kept) < keep:
+        raise UserError(
+            f"{path}: holds {len(kept)} lines but its ledger says {keep}; "
+            f"delete {path.parent} to run the stage afresh"
+        )
+    with path.open("r+b") as handle:
+        handle.truncate(size)
+    return kept
+
+
+def _inputs(paths: list[Path], skip: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    seen: set[str] = set()
+    for path in paths:
+        for line in read_lines(path):
+            if line.error:
+                raise UserError(f"{path}:{line.number}: {line.error}")
+            ident = record_id(line.obj)
+            if ident is None:
+                raise UserError(f"{path}:{line.number}: record has no string 'id'")
+            if ident in seen:
+                raise UserError(f"{path}:{line.number}: duplicate id {ident!r}; ids must be unique")
+            seen.add(ident)
+            if ident not in skip:
+                yield ident, line.obj
+
+
+def _count_lines(paths: list[Path]) -> int:
+    return sum(1 for path in paths for line in read_lines(path))
+
+
+async def _call(stage: Stage, obj: dict[str, Any]) -> list[Outcome]:
+    if inspect.iscoroutinefunction(stage.process):
+        return await stage.process(obj)
+    if stage.concurrency > 1:
+        return await asyncio.to_thread(stage.process, obj)
+    return stage.process(obj)  # type: ignore[return-value]
+
+
+async def _run(
+    stage: Stage,
+    directory: Path,
+    key: str,
+    inputs: list[Path],
+    ledger: list[dict[str, Any]],
+    on_progress: Callable[[Progress], None] | None,
+) -> dict[str, Any]:
+    attempt = 1 + max((entry.get("attempt", 0) for entry in ledger), default=0)
+    started = time.monotonic()
+    total = _count_lines(inputs)
+    counts = _fold(ledger)
+    gate = asyncio.Semaphore(max(1, stage.concurrency))
+    window = max(1, stage.concurrency) * 8  # finished work waiting for its turn to be committed
+
+    async def guarded(obj: dict[str, Any]) -> list[Outcome]:
+        async with gate:
+            return await _call(stage, obj)
+
+    with (
+        (directory / "out.jsonl").open("a", encoding="utf-8") as out,
+        (directory / "rejected.jsonl").open("a", encoding="utf-8") as rejected,
+        (directory / "_ledger.jsonl").open("a", encoding="utf-8") as book,
+    ):
+        files = (out, rejected, book)
+        pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
+        done = {entry["id"] for entry in ledger}
+
+        async def commit_head() -> None:
+            ident, task = pending.popleft()
+            entry = _commit(files, ident, await task, attempt, time.monotonic() - started)
+            _add(counts, entry)
+            if on_progress:
+                on_progress(Progress(int(counts["in"]), total, counts))
+
+        for ident, obj in _inputs(inputs, done):
+            pending.append((ident, asyncio.create_task(guarded(obj))))
+            while pending and (len(pending) >= window or pending[0][1].done()):
+                await commit_head()
+        while pending:
+            await commit_head()
+
+    stats = _stats(stage.name, _truncate_to(directory / "_ledger.jsonl", None))
+    write_json(directory / "stats.json", stats)
+    write_json(directory / "_done.json", {"key": key, "stats": "stats.json"})
+    return stats
+
+
+def _commit(
+    files: tuple[TextIO, TextIO, TextIO],
+    ident: str,
+    outcomes: list[Outcome],
+    attempt: int,
+    elapsed: float,
+) -> dict[str, Any]:
+    out, rejected, book = files
+    reasons: Counter = Counter()
+    counters: Counter = Counter()
+    n_out = n_rejected = 0
+    for outcome in outcomes:
+        counters.update(outcome.counts)
+        if outcome.passed:
+            out.write(dumps(outcome.record) + "\n")
+            n_out += 1
+            continue
+        failed = [v for v in outcome.verdicts if not v.passed]
+        reasons.update(v.rule for v in failed)
+        rejected.write(
+            dumps({"id": ident, "reasons": [v.to_json() for v in failed], "record": outcome.record})
+            + "\n"
+        )
+        n_rejected += 1
+    out.flush()
+    rejected.flush()
+    entry = {
+        "id": ident,
+        "out": n_out,
+        "rejected": n_rejected,
+        "reasons": dict(reasons),
+        "counts": dict(counters),
+        "attempt": attempt,
+        "elapsed": round(elapsed, 4),
+    }
+    book.write(dumps(entry) + "\n")
+    book.flush()
+    return entry
+
+
+def _fold(ledger: list[dict[str, Any]]) -> Counter:
+    counts: Counter = Counter()
+    for entry in ledger:
+        _add(counts, entry)
+    return counts
+
+
+def _add(counts: Counter, entry: dict[str, Any]) -> None:
+    counts["in"] += 1
+    counts["out"] += entry["out"]
+    counts["rejected"] += entry["rejected"]
+
+
+def _stats(name: str, ledger: list[dict[str, Any]]) -> dict[str, Any]:
+    reasons: Counter = Counter()
+    counters: Counter = Counter()
+    wall: dict[int, float] = {}
+    for entry in ledger:
+        reasons.update(entry["reasons"])
+        counters.update(entry["counts"])
+        wall[entry["attempt"]] = max(wall.get(entry["attempt"], 0.0), entry["elapsed"])
+    return {
+        "stage": name,
+        "in": len(ledger),
+        "out": sum(entry["out"] for entry in ledger),
+        "rejected": sum(entry["rejected"] for entry in ledger),
+        "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "counts": dict(sorted(counters.items())),
+        "wall_s": round(sum(wall.values()), 3),
+        "attempts": len(wall),
+    }

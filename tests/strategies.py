@@ -1,0 +1,100 @@
+"""Hypothesis strategies that generate any trajectory the grammar allows."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import strategies as st
+
+from fcsft.records import (
+    FinalAnswer,
+    Meta,
+    Observation,
+    Think,
+    Tool,
+    ToolCall,
+    Trajectory,
+    call_id,
+)
+
+_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
+
+text = st.text(max_size=40)
+# The tagged format cannot carry its own tags inside free text; everything else is fair game.
+free_text = text.filter(lambda value: not _TAG.search(value))
+observation_text = text.filter(lambda value: "</observation>" not in value)
+
+json_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | text
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+arguments = st.dictionaries(text, json_value, max_size=4)
+tools = st.lists(
+    st.builds(
+        Tool,
+        name=st.text(min_size=1, max_size=12),
+        description=text,
+        parameters=st.just(
+            {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}
+        ),
+    ),
+    max_size=3,
+)
+
+
+@st.composite
+def trajectories(draw) -> Trajectory:
+    steps: list = []
+    n_turns = draw(st.integers(0, 4))
+    calls_made = 0
+    for number in range(n_turns):
+        last = number == n_turns - 1
+        if draw(st.booleans()):
+            steps.append(Think(text=draw(free_text)))
+        kind = draw(st.sampled_from(["calls", "final"] + (["cut", "think_only"] if last else [])))
+        if kind == "think_only":
+            if not steps or not isinstance(steps[-1], Think):
+                steps.append(Think(text=draw(free_text)))
+            break
+        if kind == "final":
+            steps.append(FinalAnswer(text=draw(free_text)))
+            break
+        batch = []
+        for _ in range(draw(st.integers(1, 3))):
+            canonical = draw(st.booleans())
+            ident = call_id(calls_made) if canonical else f"x{calls_made}-{draw(text)}"
+            batch.append(
+                ToolCall(
+                    name=draw(st.text(min_size=1, max_size=12)), arguments=draw(arguments), id=ident
+                )
+            )
+            calls_made += 1
+        steps.extend(batch)
+        if kind == "calls":
+            steps.extend(
+                Observation(
+                    content=draw(observation_text), call_id=call.id, error=draw(st.booleans())
+                )
+                for call in batch
+            )
+    meta = Meta(
+        task_id=draw(st.none() | text),
+        no_tool=draw(st.booleans()),
+        **draw(st.dictionaries(st.sampled_from(["extra_a", "extra_b"]), json_value, max_size=2)),
+    )
+    return Trajectory(
+        id=draw(st.text(min_size=1, max_size=10)),
+        question=draw(text),
+        system=draw(st.none() | text),
+        tools=draw(tools),
+        steps=steps,
+        meta=meta,
+    )

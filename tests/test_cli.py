@@ -1,0 +1,90 @@
+"""The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "trajectories" / "finance.openai.jsonl"
+
+
+def fcsft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fcsft.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_help_lists_the_commands():
+    result = fcsft("--help")
+    assert result.returncode == 0
+    for command in ("convert", "check", "config"):
+        assert command in result.stdout
+
+
+def test_convert_chain_returns_to_the_same_bytes(tmp_path):
+    steps = [("openai", "sharegpt"), ("sharegpt", "tagged"), ("tagged", "openai")]
+    current = EXAMPLE
+    for index, (source, target) in enumerate(steps):
+        out = tmp_path / f"{index}.{target}.jsonl"
+        result = fcsft("convert", current, out, "--from", source, "--to", target)
+        assert result.returncode == 0, result.stderr
+        assert "3 converted" in result.stdout
+        current = out
+    original = [json.loads(line) for line in EXAMPLE.open()]
+    assert [json.loads(line) for line in current.open()] == original
+
+
+def test_convert_with_bad_lines_exits_1_and_keeps_the_good(tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = EXAMPLE.read_text().splitlines()
+    source.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    result = fcsft("convert", source, tmp_path / "out.jsonl", "--from", "openai", "--to", "tagged")
+    assert result.returncode == 1
+    assert f"{source}:2: not valid JSON at offset 1" in result.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+    assert json.loads((tmp_path / "out.rejected.jsonl").read_text())["line"] == 2
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    result = fcsft("convert", tmp_path / "missing.jsonl", tmp_path / "o.jsonl")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'missing.jsonl'}: no such file"
+    result = fcsft("convert", EXAMPLE, tmp_path / "o.jsonl", "--to", "csv")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown format 'csv'; known: openai, sharegpt, tagged"
+
+
+def test_check_reports_every_error_with_its_path(tmp_path):
+    config = tmp_path / "project.yaml"
+    config.write_text(
+        "name: demo\nmodels:\n  teacher:\n    urll: openai:x@http://h\n"
+        "    concurrency: 0\nrun_dirr: runs\n"
+    )
+    result = fcsft("check", config)
+    assert result.returncode == 2
+    assert "models.teacher.uri: Field required" in result.stderr
+    assert "models.teacher.concurrency: Input should be greater than or equal to 1" in result.stderr
+    assert "models.teacher.urll: unknown field; did you mean 'uri'?" in result.stderr
+    assert "run_dirr: unknown field; did you mean 'run_dir'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_accepts_a_good_config_and_names_yaml_errors(tmp_path):
+    config = tmp_path / "project.yaml"
+    config.write_text("name: demo\nmodels:\n  teacher:\n    uri: local:smollm2\n")
+    result = fcsft("check", config)
+    assert result.returncode == 0 and "ok (demo" in result.stdout
+    config.write_text("name: [demo\n")
+    result = fcsft("check", config)
+    assert result.returncode == 2 and f"{config}:2:1: not valid YAML" in result.stderr
+
+
+def test_config_schema_documents_every_field():
+    result = fcsft("config", "--schema")
+    schema = json.loads(result.stdout)
+    model = schema["$defs"]["ModelConfig"]["properties"]
+    assert all(field.get("description") for field in model.values())

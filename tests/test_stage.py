@@ -1,0 +1,104 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fcsft.errors import UserError
+from fcsft.jsonl import write_jsonl
+from fcsft.stage import run_stage
+from stage_fixture import make_stage
+
+HERE = Path(__file__).parent
+
+
+def make_input(path: Path, n: int) -> Path:
+    write_jsonl(path, ({"id": f"r{i:04d}", "n": i} for i in range(n)))
+    return path
+
+
+def files(stage_dir: Path) -> dict[str, bytes]:
+    return {name: (stage_dir / name).read_bytes() for name in ("out.jsonl", "rejected.jsonl")}
+
+
+def test_outputs_rejects_and_stats(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 20)
+    stats = run_stage(make_stage(1), tmp_path / "run", [source])
+    assert stats["in"] == 20
+    assert stats["rejected"] == 4  # 0, 5, 10, 15
+    assert stats["out"] == sum(1 + n % 3 for n in range(20) if n % 5)
+    assert stats["reasons"] == {"fixture.multiple_of_five": 4}
+    assert stats["counts"]["tokens"] == sum(n * (1 + n % 3) for n in range(20) if n % 5)
+    rejected = [json.loads(line) for line in (tmp_path / "run/fixture/rejected.jsonl").open()]
+    assert rejected[1]["reasons"][0]["reason"] == "5 is a multiple of five"
+    assert (tmp_path / "run/fixture/_done.json").exists()
+
+
+def test_done_stage_is_skipped_and_config_change_reruns(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 10)
+    run_stage(make_stage(1), tmp_path / "run", [source])
+    ledger = tmp_path / "run/fixture/_ledger.jsonl"
+    before = ledger.stat().st_mtime_ns
+    run_stage(make_stage(1), tmp_path / "run", [source])
+    assert ledger.stat().st_mtime_ns == before  # nothing re-done
+    changed = make_stage(1)
+    changed.config = {"copies": "other"}
+    stats = run_stage(changed, tmp_path / "run", [source])
+    assert stats["in"] == 10 and stats["attempts"] == 1
+    assert ledger.stat().st_mtime_ns != before
+
+
+def test_concurrent_run_writes_input_order(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 60)
+    run_stage(make_stage(1), tmp_path / "serial", [source])
+    run_stage(make_stage(16), tmp_path / "parallel", [source])
+    assert files(tmp_path / "serial/fixture") == files(tmp_path / "parallel/fixture")
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, concurrency):
+    source = make_input(tmp_path / "in.jsonl", 400)
+    run_stage(make_stage(concurrency), tmp_path / "clean", [source])
+
+    run_dir = tmp_path / "killed"
+    ledger = run_dir / "fixture/_ledger.jsonl"
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "stage_fixture.py"),
+            str(run_dir),
+            str(source),
+            str(concurrency),
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if ledger.exists() and ledger.read_bytes().count(b"\n") >= 100:
+            break
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    committed = ledger.read_bytes().count(b"\n")
+    assert 100 <= committed < 400, "the kill must land midway"
+    # A torn write as the kill would leave it: half a line at the end of the output.
+    with (run_dir / "fixture/out.jsonl").open("a") as out:
+        out.write('{"id": "torn", "n"')
+
+    stats = run_stage(make_stage(concurrency), run_dir, [source])
+    assert files(run_dir / "fixture") == files(tmp_path / "clean/fixture")
+    assert stats["in"] == 400 and stats["attempts"] == 2
+    ids = [json.loads(line)["id"] for line in (run_dir / "fixture/_ledger.jsonl").open()]
+    assert len(ids) == len(set(ids)) == 400
+
+
+def test_duplicate_input_id_is_a_user_error(tmp_path):
+    source = tmp_path / "in.jsonl"
+    write_jsonl(source, [{"id": "a", "n": 1}, {"id": "a", "n": 2}])
+    with pytest.raises(UserError, match=r"in.jsonl:2: duplicate id 'a'"):
+        run_stage(make_stage(1), tmp_path / "run", [source])

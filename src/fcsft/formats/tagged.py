@@ -119,7 +119,7 @@ def parse_text(text: str, first_call: int = 0) -> list[Any]:
             raise FormatError(f"<{tag}> is never closed", "text", pos)
         body = text[opening.end() : closing]
         body_at = opening.end()
-        if tag != "observation":
+        if tag in ("think", "final_answer"):
             nested = _ANY_OPEN.search(body)
             if nested:
                 raise FormatError(

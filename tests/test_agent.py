@@ -1,0 +1,151 @@
+"""The agent loop with a scripted model and real (in-process) tools."""
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from fcsft.agent import Limits, run_agent
+from fcsft.formats import get_format
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.records import FinalAnswer, Observation, Think, Tool, ToolCall
+
+
+@dataclass
+class Result:
+    content: str
+    error: bool = False
+
+
+class Adder:
+    spec = Tool(
+        name="add",
+        description="Add two numbers.",
+        parameters={
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    )
+
+    async def run(self, arguments):
+        try:
+            return Result(str(arguments["a"] + arguments["b"]))
+        except Exception as exc:  # a failing tool gives an error observation
+            return Result(f"{type(exc).__name__}: {exc}", error=True)
+
+
+class Script:
+    """Replies in order and keeps every request it was sent."""
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.requests: list[ChatRequest] = []
+
+    async def chat(self, request):
+        self.requests.append(request)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        message = {"content": reply} if isinstance(reply, str) else reply
+        return ChatResponse(message=message, prompt_tokens=10, completion_tokens=5)
+
+
+TOOLS = {"add": Adder()}
+
+
+def run(script, **kwargs):
+    return asyncio.run(
+        run_agent(script, "scripted", "What is 2+3, then +4?", TOOLS, ident="t1", **kwargs)
+    )
+
+
+def test_tagged_loop_records_every_step_and_ids():
+    script = Script(
+        '<think>add first</think><tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}'
+        "</tool_call>",
+        '<tool_call>{"name": "add", "arguments": {"a": 5, "b": 4}}</tool_call>',
+        "<final_answer>9</final_answer>",
+    )
+    trajectory = run(script)
+    assert trajectory.steps == [
+        Think(text="add first"),
+        ToolCall(name="add", arguments={"a": 2, "b": 3}, id="call_0"),
+        Observation(content="5", call_id="call_0"),
+        ToolCall(name="add", arguments={"a": 5, "b": 4}, id="call_1"),
+        Observation(content="9", call_id="call_1"),
+        FinalAnswer(text="9"),
+    ]
+    assert trajectory.meta.stop == "final_answer"
+    assert trajectory.meta.usage.prompt_tokens == 30
+    # Tools were described in the system prompt; the second request carried the observation.
+    assert '"name": "add"' in script.requests[0].messages[0]["content"]
+    assert script.requests[1].messages[-1] == {
+        "role": "tool",
+        "content": "<observation>5</observation>",
+    }
+    assert script.requests[0].stop == ["<observation"]
+    # The trajectory is valid in every format.
+    for name in ("tagged", "openai", "sharegpt"):
+        fmt = get_format(name)
+        assert fmt.parse(json.loads(json.dumps(fmt.render(trajectory)))) == trajectory
+
+
+def test_native_loop_parallel_calls_and_tool_errors():
+    def call(ident, args):
+        return {
+            "id": ident,
+            "type": "function",
+            "function": {"name": "add", "arguments": json.dumps(args)},
+        }
+
+    script = Script(
+        {"content": None, "tool_calls": [call("a", {"a": 1, "b": 1}), call("b", {"a": 1})]},
+        {"content": "2, and the second call failed"},
+    )
+    trajectory = run(script, mode="native")
+    observations = [s for s in trajectory.steps if isinstance(s, Observation)]
+    assert [(o.call_id, o.content, o.error) for o in observations] == [
+        ("a", "2", False),
+        ("b", "KeyError: 'b'", True),
+    ]
+    assert script.requests[0].tools[0]["function"]["name"] == "add"
+
+
+def test_unknown_tool_is_an_error_observation_not_a_crash():
+    script = Script(
+        '<tool_call>{"name": "mul", "arguments": {}}</tool_call>', "<final_answer>?</final_answer>"
+    )
+    trajectory = run(script)
+    assert (
+        trajectory.steps[1].error
+        and "unknown tool 'mul'; available: add" in trajectory.steps[1].content
+    )
+
+
+def test_stops_on_repeated_identical_call():
+    same = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 1}}</tool_call>'
+    trajectory = run(Script(same, same, same, "<final_answer>2</final_answer>"))
+    assert trajectory.meta.stop == "repeated_call"
+    assert len(trajectory.calls) == 3 and trajectory.steps[-1] == trajectory.calls[-1]
+
+
+def test_stops_at_step_limit_and_token_limit():
+    calls = [
+        f'<tool_call>{{"name": "add", "arguments": {{"a": {i}, "b": 0}}}}</tool_call>'
+        for i in range(10)
+    ]
+    assert run(Script(*calls), limits=Limits(max_steps=3)).meta.stop == "step_limit"
+    assert run(Script(*calls), limits=Limits(max_tokens=10)).meta.stop == "token_limit"
+
+
+def test_parse_failure_and_model_error_are_recorded():
+    broken = run(Script('<tool_call>{"name": "add", "arguments": {"a": 1</tool_call>'))
+    assert broken.meta.stop == "parse_error"
+    assert "bad JSON" in broken.meta.error and broken.meta.raw.startswith("<tool_call>")
+    failed = run(Script(ModelError("HTTP 500 after 6 retries")))
+    assert failed.meta.stop == "model_error" and failed.steps == []
+
+
+def test_plain_text_reply_is_a_final_answer():
+    trajectory = run(Script("It is 9."))
+    assert trajectory.final_answer == "It is 9." and trajectory.meta.stop == "final_answer"

@@ -71,6 +71,84 @@ def config_schema(
     out.print_json(json.dumps(ProjectConfig.model_json_schema()))
 
 
+seeds_app = typer.Typer(help="Import, mine and inspect seed questions.", no_args_is_help=True)
+app.add_typer(seeds_app, name="seeds")
+
+
+def _report_import(result, out_path: Path, show: int = 10) -> None:
+    from fcsft.jsonl import write_jsonl
+
+    for problem in result.problems[:show]:
+        err.print(problem, markup=False)
+    if len(result.problems) > show:
+        err.print(f"... and {len(result.problems) - show} more problems", markup=False)
+    written = write_jsonl(out_path, (seed.to_json() for seed in result.seeds))
+    scrubbed = ", ".join(f"{n} {kind}" for kind, n in result.scrubbed.most_common()) or "none"
+    out.print(
+        f"{written} seeds written to {out_path}; {len(result.problems)} rows rejected; "
+        f"{result.duplicates} near-duplicates dropped; scrubbed: {scrubbed}",
+        markup=False,
+    )
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@seeds_app.command("import")
+def seeds_import(
+    files: Annotated[list[Path], typer.Argument(help="JSONL, CSV or YAML seed files.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Seeds JSONL to write.")],
+    source: Annotated[
+        str, typer.Option(help="Source for rows that do not say: log, expert, import.")
+    ] = "import",
+    domain: Annotated[str, typer.Option(help="Domain for rows that do not say.")] = "",
+) -> None:
+    """Import seeds; a bad row is reported with file and line, the rest still imports."""
+    from fcsft.seeds.importers import import_seeds
+
+    _report_import(import_seeds(files, source, domain), out_path)
+
+
+@seeds_app.command("mine")
+def seeds_mine(
+    logs: Annotated[list[Path], typer.Argument(help="Chat logs: JSONL of {'messages': [...]}.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Seeds JSONL to write.")],
+    domain: Annotated[str, typer.Option(help="Domain to tag the questions with.")] = "",
+    threshold: Annotated[
+        float, typer.Option(help="Jaccard similarity that counts as duplicate.")
+    ] = 0.8,
+) -> None:
+    """Mine user questions from chat logs: PII scrubbed, near-duplicates dropped, source=log."""
+    from fcsft.seeds.importers import mine_logs
+
+    _report_import(mine_logs(logs, domain, threshold), out_path)
+
+
+@seeds_app.command("stats")
+def seeds_stats(
+    file: Annotated[Path, typer.Argument(help="Seeds JSONL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Counts by source, domain, tool, plan length and the no-tool share, with warnings."""
+    from rich.table import Table
+
+    from fcsft.jsonl import read_jsonl
+    from fcsft.records import Seed
+    from fcsft.seeds.stats import seed_stats
+
+    stats = seed_stats(Seed.from_json(obj) for obj in read_jsonl(file))
+    if as_json:
+        out.print_json(json.dumps(stats))
+        return
+    out.print(f"{stats['seeds']} seeds, {stats['no_tool_share']:.0%} should-not-call")
+    for key in ("by_source", "by_domain", "by_tool", "plan_length"):
+        table = Table(key.replace("_", " "), "count")
+        for name, count in stats[key].items():
+            table.add_row(str(name), str(count))
+        out.print(table)
+    for warning in stats["warnings"]:
+        err.print(f"warning: {warning}", markup=False)
+
+
 def main() -> None:
     try:
         app()

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fcsft.errors import UserError
+from fcsft.errors import UserError, validation_problems
 
 
 class Section(BaseModel):
@@ -87,12 +87,9 @@ def load_config(path: Path | str) -> ProjectConfig:
 def config_errors(exc: ValidationError) -> list[str]:
     """One line per error: the field path, what is wrong, and for unknown keys the likely fix."""
     lines = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown field" + _suggestion(error["loc"])
-        lines.append(f"  {path}: {message}")
+    for error, problem in zip(exc.errors(), validation_problems(exc), strict=True):
+        hint = _suggestion(error["loc"]) if error["type"] == "extra_forbidden" else ""
+        lines.append(f"  {problem}{hint}")
     return lines
 
 

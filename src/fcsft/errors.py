@@ -16,3 +16,13 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise UserError(f"{module} is not installed; run: pip install 'fcsft[{extra}]'") from exc
+
+
+def validation_problems(exc: Exception) -> list[str]:
+    """pydantic's complaints as `field.path: what is wrong`, unknown fields named as such."""
+    problems = []
+    for error in exc.errors():  # type: ignore[attr-defined]
+        path = ".".join(str(part) for part in error["loc"])
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{path}: {message}")
+    return problems

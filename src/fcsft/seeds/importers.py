@@ -1,0 +1,166 @@
+"""Seeds from JSONL, CSV and YAML files, and questions mined from chat logs.
+
+A bad row never stops an import: it is reported with its file and line, and every good row
+still comes through. Readers register by file suffix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from fcsft.errors import UserError, validation_problems
+from fcsft.formats import content_id
+from fcsft.jsonl import read_lines
+from fcsft.records import Seed
+from fcsft.text.minhash import NearDuplicates
+from fcsft.text.pii import scrub
+
+
+@dataclass
+class Imported:
+    seeds: list[Seed] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
+    scrubbed: Counter = field(default_factory=Counter)  # PII placeholders inserted, by kind
+    duplicates: int = 0
+
+
+Row = tuple[int, dict[str, Any]]  # (line number, raw fields)
+_READERS: dict[str, Callable[[Path], Iterator[Row | tuple[int, str]]]] = {}
+
+
+def reader(*suffixes: str):
+    def wrap(function):
+        for suffix in suffixes:
+            _READERS[suffix] = function
+        return function
+
+    return wrap
+
+
+@reader(".jsonl")
+def _jsonl_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
+    for line in read_lines(path):
+        yield (line.number, line.error) if line.error else (line.number, line.obj)
+
+
+@reader(".csv")
+def _csv_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = csv.DictReader(handle)
+        if not rows.fieldnames or "question" not in rows.fieldnames:
+            raise UserError(f"{path}:1: the header needs a 'question' column")
+        for row in rows:
+            number = rows.line_num
+            if None in row:
+                yield (
+                    number,
+                    f"{len(row[None]) + len(rows.fieldnames)} fields, header has {len(rows.fieldnames)}",
+                )
+                continue
+            try:
+                yield number, _from_csv(row)
+            except ValueError as exc:
+                yield number, str(exc)
+
+
+def _from_csv(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in row.items() if v not in (None, "")}
+    if "tags" in out:
+        out["tags"] = [t.strip() for t in out["tags"].replace(";", ",").split(",") if t.strip()]
+    if "plan" in out:
+        try:
+            out["plan"] = json.loads(out["plan"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"plan: not valid JSON at offset {exc.pos}: {exc.msg}") from None
+    if str(out.pop("no_tool", "")).lower() in {"1", "true", "yes"}:
+        out.setdefault("tags", []).append("no_tool")
+    return out
+
+
+@reader(".yaml", ".yml")
+def _yaml_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML") from None
+    if isinstance(root, yaml.MappingNode):
+        root = next((v for k, v in root.value if k.value == "seeds"), None)
+    if not isinstance(root, yaml.SequenceNode):
+        raise UserError(f"{path}: expected a list of seeds (or a 'seeds:' list)")
+    for node in root.value:
+        number = node.start_mark.line + 1
+        value = yaml.safe_load(yaml.serialize(node))
+        yield (number, value) if isinstance(value, dict) else (number, "expected a mapping")
+
+
+def import_seeds(paths: list[Path], source: str = "import", domain: str = "") -> Imported:
+    """Seeds from files; `source` and `domain` fill in rows that do not say."""
+    result = Imported()
+    ids: set[str] = set()
+    for path in paths:
+        read = _READERS.get(path.suffix.lower())
+        if read is None:
+            raise UserError(f"{path}: unknown seed file type; use .jsonl, .csv, .yaml or .yml")
+        if not path.exists():
+            raise UserError(f"{path}: no such file")
+        for number, row in read(path):
+            where = f"{path}:{number}"
+            if isinstance(row, str):
+                result.problems.append(f"{where}: {row}")
+                continue
+            row = {"source": source, "domain": domain, **row}
+            row.setdefault("id", content_id(row.get("question", "")))
+            try:
+                seed = Seed.from_json(row)
+            except ValidationError as exc:
+                result.problems.append(f"{where}: {'; '.join(validation_problems(exc))}")
+                continue
+            if seed.id in ids:
+                result.problems.append(f"{where}: duplicate id {seed.id!r}")
+                continue
+            ids.add(seed.id)
+            result.seeds.append(seed)
+    return result
+
+
+def mine_logs(
+    paths: list[Path], domain: str = "", threshold: float = 0.8, min_words: int = 3
+) -> Imported:
+    """User questions from OpenAI-style chat logs: scrubbed, near-duplicates dropped."""
+    result = Imported()
+    index = NearDuplicates(threshold)
+    for path in paths:
+        for line in read_lines(path):
+            where = f"{path}:{line.number}"
+            if line.error:
+                result.problems.append(f"{where}: {line.error}")
+                continue
+            messages = line.obj.get("messages")
+            if not isinstance(messages, list):
+                result.problems.append(f"{where}: no 'messages' list")
+                continue
+            for message in messages:
+                if not isinstance(message, dict) or message.get("role") != "user":
+                    continue
+                text = message.get("content")
+                if not isinstance(text, str) or len(text.split()) < min_words:
+                    continue
+                clean, found = scrub(text.strip())
+                ident = content_id(clean)
+                match, _ = index.add(ident, clean)
+                if match is not None:
+                    result.duplicates += 1
+                    continue
+                result.scrubbed.update(found)
+                result.seeds.append(Seed(id=ident, question=clean, source="log", domain=domain))
+    return result

@@ -1,0 +1,105 @@
+import json
+
+from fcsft.records import Call, Seed
+from fcsft.seeds.importers import import_seeds, mine_logs
+from fcsft.seeds.stats import seed_stats
+from fcsft.text.minhash import NearDuplicates
+from fcsft.text.pii import scrub
+
+
+def test_csv_bad_rows_are_reported_and_the_rest_imports(tmp_path):
+    path = tmp_path / "seeds.csv"
+    path.write_text(
+        "id,question,source,tags,plan\n"
+        's1,Revenue of ACME in 2025?,expert,multi_hop,"[{""name"": ""search"", ""arguments"": {""query"": ""ACME""}}]"\n'
+        "s2,What is 2+2?,log,no_tool,\n"
+        "s3,Bad source row,robot,,\n"
+        's4,Bad plan,expert,,"[{""name"": 1}"\n'
+        "s5,too,many,fields,here,oops\n"
+        "s6,Price of Orrin?,,,\n"
+    )
+    result = import_seeds([path], source="import", domain="finance")
+    assert [seed.id for seed in result.seeds] == ["s1", "s2", "s6"]
+    assert result.seeds[0].plan == [Call(name="search", arguments={"query": "ACME"})]
+    assert result.seeds[1].no_tool and result.seeds[2].source == "import"
+    assert result.problems[0].startswith(f"{path}:4: source: Input should be 'log', 'expert'")
+    assert result.problems[1].startswith(f"{path}:5: plan: not valid JSON")
+    assert result.problems[2] == f"{path}:6: 6 fields, header has 5"
+
+
+def test_yaml_and_jsonl_report_lines(tmp_path):
+    yml = tmp_path / "seeds.yaml"
+    yml.write_text(
+        "seeds:\n  - id: y1\n    question: Who runs Orrin?\n  - id: y2\n    qestion: typo\n"
+    )
+    result = import_seeds([yml])
+    assert [s.id for s in result.seeds] == ["y1"]
+    assert result.problems == [f"{yml}:4: question: Field required; qestion: unknown field"]
+    jl = tmp_path / "seeds.jsonl"
+    jl.write_text('{"id": "j1", "question": "q1"}\n{broken\n{"id": "j1", "question": "q2"}\n')
+    result = import_seeds([jl])
+    assert [s.id for s in result.seeds] == ["j1"]
+    assert result.problems == [
+        f"{jl}:2: not valid JSON at offset 1: Expecting property name enclosed in double quotes",
+        f"{jl}:3: duplicate id 'j1'",
+    ]
+
+
+def test_pii_is_scrubbed_and_numbers_survive():
+    text, found = scrub(
+        "Email ann@corp.example, call +1 415 555 0134, card 4111-1111-1111-1111, "
+        "SSN 078-05-1120. Revenue $1,482.6 million on 2026-10-31, order 4111111111111112"
+    )
+    assert text == (
+        "Email [EMAIL], call [PHONE], card [CARD], SSN [ID]. Revenue $1,482.6 million "
+        "on 2026-10-31, order 4111111111111112"
+    )  # the last fails Luhn: not a card
+    assert found == {"EMAIL": 1, "PHONE": 1, "CARD": 1, "ID": 1}
+
+
+def test_mining_logs_takes_user_questions_scrubs_and_dedups(tmp_path):
+    logs = tmp_path / "chat.jsonl"
+    conversations = [
+        [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": "What was Orrin Dynamics revenue in 2025?"},
+            {"role": "assistant", "content": "..."},
+            {"role": "user", "content": "thanks"},
+            {"role": "user", "content": "Send the figures to a@b.example please"},
+        ],
+        [{"role": "user", "content": "what was Orrin Dynamics revenue in 2025?"}],
+        [{"role": "user", "content": "Compare Vellum Bank and Orrin closing prices"}],
+    ]
+    logs.write_text("".join(json.dumps({"messages": m}) + "\n" for m in conversations) + "[]\n")
+    result = mine_logs([logs], domain="finance")
+    assert [s.question for s in result.seeds] == [
+        "What was Orrin Dynamics revenue in 2025?",
+        "Send the figures to [EMAIL] please",
+        "Compare Vellum Bank and Orrin closing prices",
+    ]
+    assert all(s.source == "log" for s in result.seeds)
+    assert result.duplicates == 1 and result.scrubbed == {"EMAIL": 1}
+    assert result.problems == [f"{logs}:4: expected a JSON object, got list"]
+
+
+def test_stats_warn_when_one_tool_dominates():
+    search = Call(name="search", arguments={"query": "x"})
+    python = Call(name="python", arguments={"code": "print(1)"})
+    seeds = [
+        Seed(id=f"s{i}", question="q", source="expert", plan=[search, search]) for i in range(4)
+    ]
+    seeds.append(Seed(id="p", question="q", source="log", plan=[python]))
+    stats = seed_stats(seeds)
+    assert stats["by_tool"] == {"search": 8, "python": 1}
+    assert stats["plan_length"] == {1: 1, 2: 4}
+    assert stats["by_source"] == {"expert": 4, "log": 1}
+    assert stats["warnings"][0].startswith("search is 89% of planned calls")
+    assert "should-not-call" in stats["warnings"][1]
+
+
+def test_near_duplicates_find_rewordings_not_strangers():
+    index = NearDuplicates(threshold=0.7)
+    assert index.add("a", "What was Harbor Lane Foods revenue in fiscal 2025?") == (None, 0.0)
+    match, score = index.add("b", "what was harbor lane foods revenue in fiscal 2025")
+    assert match == "a" and score == 1.0
+    assert index.add("c", "Compare the closing prices of Orrin and Vellum")[0] is None

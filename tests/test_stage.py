@@ -10,7 +10,8 @@ import pytest
 
 from fcsft.errors import UserError
 from fcsft.jsonl import write_jsonl
-from fcsft.stage import run_stage
+from fcsft.records import Verdict
+from fcsft.stage import Outcome, Stage, run_stage
 from stage_fixture import make_stage
 
 HERE = Path(__file__).parent
@@ -102,3 +103,35 @@ def test_duplicate_input_id_is_a_user_error(tmp_path):
     write_jsonl(source, [{"id": "a", "n": 1}, {"id": "a", "n": 2}])
     with pytest.raises(UserError, match=r"in.jsonl:2: duplicate id 'a'"):
         run_stage(make_stage(1), tmp_path / "run", [source])
+
+
+def test_whole_stage_sees_every_record_and_resumes(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 30)
+
+    def pairs(records):
+        # Keep the first of each residue class mod 7: a decision that needs all records.
+        seen, result = set(), []
+        for obj in records:
+            key = obj["n"] % 7
+            verdicts = (
+                []
+                if key not in seen
+                else [
+                    Verdict(stage="dedup", rule="dedup.same_class", passed=False, reason=str(key))
+                ]
+            )
+            seen.add(key)
+            result.append((obj["id"], [Outcome(obj, verdicts)]))
+        return result
+
+    stage = Stage("dedup", pairs, whole=True)
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert (stats["in"], stats["out"], stats["rejected"]) == (30, 7, 23)
+    # Simulate a crash after 10 commits: drop the later ledger lines and the marker.
+    directory = tmp_path / "run/dedup"
+    ledger = directory / "_ledger.jsonl"
+    ledger.write_text("".join(ledger.read_text().splitlines(keepends=True)[:10]))
+    (directory / "_done.json").unlink()
+    before = files(directory)
+    assert run_stage(stage, tmp_path / "run", [source])["in"] == 30
+    assert files(directory) == before

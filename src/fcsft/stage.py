@@ -51,12 +51,19 @@ Process = Callable[[dict[str, Any]], "list[Outcome] | Awaitable[list[Outcome]]"]
 
 @dataclass
 class Stage:
-    """A named per-record step. `config` is anything JSON-serialisable that changes its output."""
+    """A named step. `config` is anything JSON-serialisable that changes its output.
+
+    A per-record stage's `process` takes one record and returns its outcomes. A `whole` stage
+    (dedup, balance, combination) needs every record at once: `process` takes the list and
+    returns `(id, outcomes)` pairs; it must be deterministic, because a resumed run computes
+    it again and commits only the ids the interrupted run had not.
+    """
 
     name: str
     process: Process
     config: Any = None
     concurrency: int = 1
+    whole: bool = False
 
 
 @dataclass
@@ -173,7 +180,7 @@ def _count_lines(paths: list[Path]) -> int:
     return sum(1 for path in paths for line in read_lines(path))
 
 
-async def _call(stage: Stage, obj: dict[str, Any]) -> list[Outcome]:
+async def _call(stage: Stage, obj: Any) -> Any:
     if inspect.iscoroutinefunction(stage.process):
         return await stage.process(obj)
     if stage.concurrency > 1:
@@ -209,14 +216,22 @@ async def _run(
         pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
         done = {entry["id"] for entry in ledger}
 
-        async def commit_head() -> None:
-            ident, task = pending.popleft()
-            entry = _commit(files, ident, await task, attempt, time.monotonic() - started)
+        def commit(ident: str, outcomes: list[Outcome]) -> None:
+            entry = _commit(files, ident, outcomes, attempt, time.monotonic() - started)
             _add(counts, entry)
             if on_progress:
                 on_progress(Progress(int(counts["in"]), total, counts))
 
-        for ident, obj in _inputs(inputs, done):
+        async def commit_head() -> None:
+            ident, task = pending.popleft()
+            commit(ident, await task)
+
+        if stage.whole:
+            records = [obj for _, obj in _inputs(inputs, set())]
+            for ident, outcomes in await _call(stage, records):
+                if ident not in done:
+                    commit(ident, outcomes)
+        for ident, obj in () if stage.whole else _inputs(inputs, done):
             pending.append((ident, asyncio.create_task(guarded(obj))))
             while pending and (len(pending) >= window or pending[0][1].done()):
                 await commit_head()

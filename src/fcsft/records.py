@@ -179,6 +179,8 @@ class Task(Record):
     family: str
     how: Literal["seed", "rewrite", "vary", "combine"] = "seed"
     parents: list[str] = Field(default_factory=list)
+    related: list[str] = Field(default_factory=list)
+    """Other families a combined task draws on: a split must keep them on one side with it."""
     source: Literal["log", "expert", "import"] = "import"
     domain: str = ""
     tools: list[str] = Field(default_factory=list)

@@ -64,6 +64,8 @@ class Stage:
     config: Any = None
     concurrency: int = 1
     whole: bool = False
+    report: Callable[[Path], dict[str, Any]] | None = None
+    """Called on the finished stage directory; what it returns goes into stats.json."""
 
 
 @dataclass
@@ -239,6 +241,8 @@ async def _run(
             await commit_head()
 
     stats = _stats(stage.name, _truncate_to(directory / "_ledger.jsonl", None))
+    if stage.report:
+        stats["report"] = stage.report(directory)
     write_json(directory / "stats.json", stats)
     write_json(directory / "_done.json", {"key": key, "stats": "stats.json"})
     return stats

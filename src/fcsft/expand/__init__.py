@@ -1,0 +1,1 @@
+"""Expansion: seeds become rewrites, variations and combinations, each keeping its lineage."""

@@ -149,6 +149,51 @@ def seeds_stats(
         err.print(f"warning: {warning}", markup=False)
 
 
+@app.command()
+def validate(
+    source: Annotated[
+        Path, typer.Option("--in", help="openai JSONL, or a stage dir (its out.jsonl).")
+    ],
+    target: Annotated[Path, typer.Option("--out", help="Directory for out/rejected/stats.")],
+    rules: Annotated[
+        str, typer.Option(help="Comma-separated reason codes to run (default all).")
+    ] = "",
+    max_steps: Annotated[int, typer.Option(help="Most assistant steps allowed.")] = 15,
+    min_steps: Annotated[int, typer.Option(help="Fewest assistant steps for a tool task.")] = 2,
+) -> None:
+    """Format and logic rules over trajectories; every rejection keeps all its reasons."""
+    from fcsft.stage import run_stage
+    from fcsft.validate.stage import ValidateConfig, validate_stage
+
+    if source.is_dir():
+        source = source / "out.jsonl"
+    options = {"max_steps": max_steps, "min_steps": min_steps}
+    if rules:
+        options["rules"] = [code.strip() for code in rules.split(",") if code.strip()]
+    config = _config(ValidateConfig, options, "validate")
+    stats = run_stage(validate_stage(config, target.name), target.parent, [source])
+    share = stats["rejected"] / stats["in"] if stats["in"] else 0.0
+    out.print(
+        f"{stats['in']} checked: {stats['out']} kept, {stats['rejected']} rejected "
+        f"({share:.1%}) in {stats['wall_s']:.1f}s -> {target}",
+        markup=False,
+    )
+    for code, count in stats["reasons"].items():
+        out.print(f"  {code:28} {count}", markup=False)
+
+
+def _config(model, options: dict, where: str):
+    """A config section from CLI options, with the same one-line errors as project.yaml."""
+    from pydantic import ValidationError
+
+    from fcsft.errors import validation_problems
+
+    try:
+        return model(**options)
+    except ValidationError as exc:
+        raise UserError(f"{where}: " + "; ".join(validation_problems(exc))) from None
+
+
 def main() -> None:
     try:
         app()

@@ -93,8 +93,11 @@ def file_hash(paths: Iterable[Path]) -> str:
 
 
 def stage_key(stage: Stage, input_hash: str) -> str:
+    from fcsft import __version__  # a new release may write different output: run again
+
     config = json.dumps(_jsonable(stage.config), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(f"{stage.name}\0{config}\0{input_hash}".encode()).hexdigest()
+    blob = f"{stage.name}\0{__version__}\0{config}\0{input_hash}"
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _jsonable(config: Any) -> Any:
@@ -114,52 +117,54 @@ def run_stage(
     done_file = directory / "_done.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
         return json.loads((directory / "stats.json").read_text())
-    ledger = _recover(directory, key)
-    return asyncio.run(_run(stage, directory, key, inputs, ledger, on_progress))
+    summary = _recover(directory, key)
+    return asyncio.run(_run(stage, directory, key, inputs, summary, on_progress))
 
 
-def _recover(directory: Path, key: str) -> list[dict[str, Any]]:
-    """The committed ledger of an earlier attempt with the same key; starts afresh otherwise."""
+def _recover(directory: Path, key: str) -> Summary:
+    """What an earlier attempt with the same key committed; starts afresh otherwise."""
     state = directory / "_state.json"
     if state.exists() and json.loads(state.read_text()).get("key") != key:
         shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
     directory.mkdir(parents=True, exist_ok=True)
+    summary = Summary()
     if not state.exists():
         for name in ("out.jsonl", "rejected.jsonl", "_ledger.jsonl", "_done.json", "stats.json"):
             (directory / name).unlink(missing_ok=True)
         write_json(state, {"key": key})
-        return []
+        return summary
     (directory / "_done.json").unlink(missing_ok=True)
-    ledger = _truncate_to(directory / "_ledger.jsonl", None)
-    _truncate_to(directory / "out.jsonl", sum(entry["out"] for entry in ledger))
-    _truncate_to(directory / "rejected.jsonl", sum(entry["rejected"] for entry in ledger))
-    return ledger
+    _truncate_to(directory / "_ledger.jsonl", None, summary.add)
+    _truncate_to(directory / "out.jsonl", summary.out)
+    _truncate_to(directory / "rejected.jsonl", summary.rejected)
+    return summary
 
 
-def _truncate_to(path: Path, keep: int | None) -> list[dict[str, Any]]:
+def _truncate_to(
+    path: Path, keep: int | None, each: Callable[[dict[str, Any]], None] | None = None
+) -> None:
     """Cut a JSONL file after `keep` complete lines (all complete ones when None)."""
-    if not path.exists():
-        path.touch()
-        return []
-    kept: list[dict[str, Any]] = []
-    size = 0
+    path.touch()
+    kept = size = 0
     with path.open("rb") as handle:
         for raw in handle:
-            if (keep is not None and len(kept) >= keep) or not raw.endswith(b"\n"):
+            if (keep is not None and kept >= keep) or not raw.endswith(b"\n"):
                 break
             try:
-                kept.append(json.loads(raw))
+                obj = json.loads(raw)
             except json.JSONDecodeError:
                 break
+            if each:
+                each(obj)
+            kept += 1
             size += len(raw)
-    if keep is not None and len(kept) < keep:
+    if keep is not None and kept < keep:
         raise UserError(
-            f"{path}: holds {len(kept)} lines but its ledger says {keep}; "
+            f"{path}: holds {kept} lines but its ledger says {keep}; "
             f"delete {path.parent} to run the stage afresh"
         )
     with path.open("r+b") as handle:
         handle.truncate(size)
-    return kept
 
 
 def _inputs(paths: list[Path], skip: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -195,13 +200,12 @@ async def _run(
     directory: Path,
     key: str,
     inputs: list[Path],
-    ledger: list[dict[str, Any]],
+    summary: Summary,
     on_progress: Callable[[Progress], None] | None,
 ) -> dict[str, Any]:
-    attempt = 1 + max((entry.get("attempt", 0) for entry in ledger), default=0)
+    attempt = 1 + max(summary.wall, default=0)
     started = time.monotonic()
     total = _count_lines(inputs)
-    counts = _fold(ledger)
     gate = asyncio.Semaphore(max(1, stage.concurrency))
     window = max(1, stage.concurrency) * 8  # finished work waiting for its turn to be committed
 
@@ -216,13 +220,12 @@ async def _run(
     ):
         files = (out, rejected, book)
         pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
-        done = {entry["id"] for entry in ledger}
+        done = set(summary.done)
 
         def commit(ident: str, outcomes: list[Outcome]) -> None:
-            entry = _commit(files, ident, outcomes, attempt, time.monotonic() - started)
-            _add(counts, entry)
+            summary.add(_commit(files, ident, outcomes, attempt, time.monotonic() - started))
             if on_progress:
-                on_progress(Progress(int(counts["in"]), total, counts))
+                on_progress(Progress(len(summary.done), total, summary.counts()))
 
         async def commit_head() -> None:
             ident, task = pending.popleft()
@@ -240,7 +243,7 @@ async def _run(
         while pending:
             await commit_head()
 
-    stats = _stats(stage.name, _truncate_to(directory / "_ledger.jsonl", None))
+    stats = summary.stats(stage.name)
     if stage.report:
         stats["report"] = stage.report(directory)
     write_json(directory / "stats.json", stats)
@@ -288,34 +291,39 @@ def _commit(
     return entry
 
 
-def _fold(ledger: list[dict[str, Any]]) -> Counter:
-    counts: Counter = Counter()
-    for entry in ledger:
-        _add(counts, entry)
-    return counts
+@dataclass
+class Summary:
+    """What the ledger says so far, folded line by line so memory stays flat."""
 
+    done: set[str] = field(default_factory=set)
+    out: int = 0
+    rejected: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    counters: Counter = field(default_factory=Counter)
+    wall: dict[int, float] = field(default_factory=dict)
 
-def _add(counts: Counter, entry: dict[str, Any]) -> None:
-    counts["in"] += 1
-    counts["out"] += entry["out"]
-    counts["rejected"] += entry["rejected"]
+    def add(self, entry: dict[str, Any]) -> None:
+        self.done.add(entry["id"])
+        self.out += entry["out"]
+        self.rejected += entry["rejected"]
+        self.reasons.update(entry["reasons"])
+        self.counters.update(entry["counts"])
+        attempt = entry["attempt"]
+        self.wall[attempt] = max(self.wall.get(attempt, 0.0), entry["elapsed"])
 
+    def counts(self) -> Counter:
+        return Counter(
+            {"in": len(self.done), "out": self.out, "rejected": self.rejected, **self.counters}
+        )
 
-def _stats(name: str, ledger: list[dict[str, Any]]) -> dict[str, Any]:
-    reasons: Counter = Counter()
-    counters: Counter = Counter()
-    wall: dict[int, float] = {}
-    for entry in ledger:
-        reasons.update(entry["reasons"])
-        counters.update(entry["counts"])
-        wall[entry["attempt"]] = max(wall.get(entry["attempt"], 0.0), entry["elapsed"])
-    return {
-        "stage": name,
-        "in": len(ledger),
-        "out": sum(entry["out"] for entry in ledger),
-        "rejected": sum(entry["rejected"] for entry in ledger),
-        "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "counts": dict(sorted(counters.items())),
-        "wall_s": round(sum(wall.values()), 3),
-        "attempts": len(wall),
-    }
+    def stats(self, name: str) -> dict[str, Any]:
+        return {
+            "stage": name,
+            "in": len(self.done),
+            "out": self.out,
+            "rejected": self.rejected,
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "counts": dict(sorted(self.counters.items())),
+            "wall_s": round(sum(self.wall.values()), 3),
+            "attempts": len(self.wall),
+        }

@@ -87,7 +87,7 @@ def numbers(text: str) -> set[str]:
     return {normalise_number(match.group(0)) for match in _NUMBER.finditer(text)}
 
 
-def names(text: str) -> set[str]:
+def names(text: str, lower: bool = True) -> set[str]:
     found = set()
     for match in _NAME.finditer(text):
         words = match.group(0).split()
@@ -96,7 +96,8 @@ def names(text: str) -> set[str]:
         while words and words[-1] in {"of", "&"}:
             words = words[:-1]
         if words:
-            found.add(" ".join(words).lower())
+            name = " ".join(words)
+            found.add(name.lower() if lower else name)
     return found
 
 

@@ -1,0 +1,301 @@
+"""Validation rules: small functions that say what is wrong with a trajectory, in words.
+
+A rule takes the trajectory and the validation settings and returns the problems it found
+(empty when it passes). Rules register under a stable reason code (`format.unknown_tool`); the
+stage turns each rule's problems into one failed `Verdict` whose reason lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from fcsft.expand.terms import codes, names, numbers
+from fcsft.records import Observation, ToolCall, Trajectory, Turn, turns
+from fcsft.tools.validation import SchemaChecker
+
+Rule = Callable[[Trajectory, "Settings"], list[str]]
+RULES: dict[str, Rule] = {}
+TIERS = ("format", "logic")
+
+FAILURE_WORDS = (
+    "error",
+    "fail",
+    "unable",
+    "could not",
+    "couldn't",
+    "cannot",
+    "can't",
+    "not found",
+    "unavailable",
+    "not available",
+    "no data",
+    "did not",
+    "didn't",
+    "retry",
+    "instead",
+    "again",
+    "invalid",
+    "missing",
+    "sorry",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Bounds and tolerances; `fcsft.validate.config.ValidateConfig` documents each."""
+
+    min_steps: int = 2
+    max_steps: int = 15
+    small_integers: int = 12
+    scales: tuple[float, ...] = (1e-9, 1e-6, 1e-3, 1.0, 1e3, 1e6, 1e9)
+    failure_words: tuple[str, ...] = FAILURE_WORDS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rule(code: str) -> Callable[[Rule], Rule]:
+    """Register a rule under its reason code."""
+
+    def wrap(function: Rule) -> Rule:
+        RULES[code] = function
+        return function
+
+    return wrap
+
+
+# ------------------------------------------------------------------------- format
+
+
+@lru_cache(maxsize=4096)
+def _checker(schema_json: str) -> SchemaChecker:
+    return SchemaChecker(json.loads(schema_json), "tool")
+
+
+def _schema_problems(trajectory: Trajectory) -> list[tuple[str, str]]:
+    """(kind, message) for every call: kind is the JSON-schema keyword that failed."""
+    tools = {tool.name: tool for tool in trajectory.tools}
+    found = []
+    for call in trajectory.calls:
+        tool = tools.get(call.name)
+        if tool is None:
+            continue
+        schema = json.dumps(tool.parameters, sort_keys=True)
+        for kind, message in _checker(schema).violations(call.arguments):
+            found.append((kind, f"{call.id} {call.name}: {message}"))
+        allowed = tool.parameters.get("properties", {})
+        if not tool.parameters.get("additionalProperties"):
+            for name in call.arguments:
+                if name not in allowed:
+                    found.append(("unknown", f"{call.id} {call.name}: no parameter {name!r}"))
+    return found
+
+
+@rule("format.unknown_tool")
+def unknown_tool(trajectory: Trajectory, settings: Settings) -> list[str]:
+    names_ = {tool.name for tool in trajectory.tools}
+    known = ", ".join(sorted(names_)) or "none"
+    return [
+        f"{c.id} calls {c.name!r}; tools: {known}" for c in trajectory.calls if c.name not in names_
+    ]
+
+
+@rule("format.missing_required")
+def missing_required(trajectory: Trajectory, settings: Settings) -> list[str]:
+    return [m for kind, m in _schema_problems(trajectory) if kind == "required"]
+
+
+@rule("format.unknown_param")
+def unknown_param(trajectory: Trajectory, settings: Settings) -> list[str]:
+    return [
+        m for kind, m in _schema_problems(trajectory) if kind in {"unknown", "additionalProperties"}
+    ]
+
+
+@rule("format.bad_type")
+def bad_type(trajectory: Trajectory, settings: Settings) -> list[str]:
+    return [
+        m
+        for kind, m in _schema_problems(trajectory)
+        if kind not in {"required", "unknown", "additionalProperties"}
+    ]
+
+
+# -------------------------------------------------------------------------- logic
+
+
+def _step_count(trajectory: Trajectory) -> int:
+    return len(turns(trajectory.steps))
+
+
+@rule("logic.too_few_steps")
+def too_few_steps(trajectory: Trajectory, settings: Settings) -> list[str]:
+    if trajectory.meta.no_tool:
+        return []
+    count = _step_count(trajectory)
+    if count < settings.min_steps:
+        return [f"{count} assistant step(s); at least {settings.min_steps} (a call and an answer)"]
+    return []
+
+
+@rule("logic.too_many_steps")
+def too_many_steps(trajectory: Trajectory, settings: Settings) -> list[str]:
+    count = _step_count(trajectory)
+    return (
+        [f"{count} assistant steps; at most {settings.max_steps}"]
+        if count > settings.max_steps
+        else []
+    )
+
+
+@rule("logic.no_final_answer")
+def no_final_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
+    if trajectory.final_answer is None:
+        stop = (trajectory.meta.model_extra or {}).get("stop")
+        return [
+            "the trajectory ends without a final answer" + (f" (stopped: {stop})" if stop else "")
+        ]
+    return []
+
+
+def canonical(value: Any) -> Any:
+    """Arguments compared by meaning: 1 == 1.0, surrounding spaces and letter case ignored."""
+    if isinstance(value, str):
+        return " ".join(value.split()).lower()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in sorted(value.items())}
+    return value
+
+
+@rule("logic.redundant_call")
+def redundant_call(trajectory: Trajectory, settings: Settings) -> list[str]:
+    seen: dict[str, str] = {}
+    problems = []
+    failed: set[str] = set()
+    for step in trajectory.steps:
+        if isinstance(step, Observation) and step.error:
+            failed.add(step.call_id)
+        if not isinstance(step, ToolCall):
+            continue
+        key = json.dumps([step.name, canonical(step.arguments)], sort_keys=True)
+        earlier = seen.get(key)
+        if earlier is not None and earlier not in failed:
+            problems.append(f"{step.id} repeats {earlier} ({step.name} with the same arguments)")
+        seen[key] = step.id
+    return problems
+
+
+def _acknowledges(text: str | None, settings: Settings) -> bool:
+    lowered = (text or "").lower()
+    return any(word in lowered for word in settings.failure_words)
+
+
+@rule("logic.ignored_error")
+def ignored_error(trajectory: Trajectory, settings: Settings) -> list[str]:
+    """After a failed call the next turn must react: retry, change course, or say so."""
+    found = turns(trajectory.steps)
+    problems = []
+    for number, turn in enumerate(found[:-1]):
+        failed = [obs for obs in turn.observations if obs.error]
+        if not failed:
+            continue
+        after: Turn = found[number + 1]
+        reacts = (
+            bool(after.calls)
+            or _acknowledges(after.think, settings)
+            or _acknowledges(after.final, settings)
+        )
+        if not reacts:
+            ids = ", ".join(obs.call_id for obs in failed)
+            problems.append(f"{ids} failed, and the next step answers as if it had not")
+    return problems
+
+
+def _significant(value: float, digits: int) -> float:
+    if value == 0:
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def _digits(text: str) -> int:
+    core = text.lstrip("-").replace(".", "").lstrip("0")
+    return max(1, len(core.rstrip("0")) if "." not in text else len(core))
+
+
+def number_grounded(number: str, known: set[str], settings: Settings) -> bool:
+    """Whether a number of the answer is one of the known numbers, perhaps rounded or rescaled
+    (1.48 billion from 1,482.6 million)."""
+    if number in known:
+        return True
+    try:
+        value = float(number)
+    except ValueError:
+        return False
+    if value.is_integer() and abs(value) <= settings.small_integers:
+        return True  # counts and ordinals: "the 2 companies", "3 steps"
+    digits = _digits(number)
+    for other in known:
+        try:
+            candidate = float(other)
+        except ValueError:
+            continue
+        for scale in settings.scales:
+            if math.isclose(_significant(candidate * scale, digits), value, rel_tol=1e-9):
+                return True
+    return False
+
+
+def _only_opens_sentences(name: str, text: str) -> bool:
+    if " " in name:
+        return False
+    spots = [m.start() for m in re.finditer(rf"\b{re.escape(name)}\b", text)]
+    return all(re.fullmatch(r"(?:.*[.!?:]\s+)?", text[:spot], re.DOTALL) for spot in spots)
+
+
+@rule("logic.ungrounded_answer")
+def ungrounded_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
+    answer = trajectory.final_answer
+    if not answer or not trajectory.calls:
+        return []  # with no tool there is nothing to be grounded in: other rules judge that
+    sources = [trajectory.question] + [
+        s.content for s in trajectory.steps if isinstance(s, Observation)
+    ]
+    source_text = "\n".join(sources)
+    lowered = source_text.lower()
+    known = numbers(source_text)
+    problems = [
+        f"number {n} appears in no observation or the question"
+        for n in sorted(numbers(answer))
+        if not number_grounded(n, known, settings)
+    ]
+    problems += [
+        f"date {d} appears in no observation or the question"
+        for d in sorted(codes(answer))
+        if d not in lowered and any(c.isdigit() for c in d)
+    ]
+    for name in sorted(names(answer, lower=False)):
+        if name.isupper() or _only_opens_sentences(name, answer):
+            continue  # acronyms (CEO, USD) are vocabulary; "About", "It" merely open a sentence
+        words = [re.sub(r"['’]s?$", "", w).lower() for w in name.split()]
+        if not any(len(w) > 2 and w in lowered for w in words):
+            problems.append(f"name {name!r} appears in no observation or the question")
+    return problems
+
+
+@rule("logic.should_not_call")
+def should_not_call(trajectory: Trajectory, settings: Settings) -> list[str]:
+    if trajectory.meta.no_tool and trajectory.calls:
+        return [
+            f"{len(trajectory.calls)} call(s) on a question that must be answered without tools"
+        ]
+    return []

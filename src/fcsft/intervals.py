@@ -38,4 +38,6 @@ def wilson(k: int, n: int, z: float = 1.959964) -> Proportion:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return Proportion(k, n, max(0.0, centre - spread), min(1.0, centre + spread))
+    low = 0.0 if k == 0 else max(0.0, centre - spread)  # exact at the edges, not 1 - 1e-16
+    high = 1.0 if k == n else min(1.0, centre + spread)
+    return Proportion(k, n, low, high)

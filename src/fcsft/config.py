@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from fcsft.errors import UserError, validation_problems
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+from fcsft.expand.pipeline import ExpandConfig
+from fcsft.generate.stage import GenerateConfig
+from fcsft.section import Section
+from fcsft.validate.stage import ValidateConfig
 
 
 class Price(Section):
@@ -52,6 +52,17 @@ class ModelConfig(Section):
         return uri
 
 
+class SeedsConfig(Section):
+    files: list[Path] = Field(default_factory=list)
+    """Seed files (.jsonl, .csv, .yaml); relative paths are relative to project.yaml."""
+    logs: list[Path] = Field(default_factory=list)
+    """Chat logs (JSONL of {"messages": [...]}) to mine user questions from."""
+    source: str = "import"
+    """Source for seed rows that do not say (log, expert or import)."""
+    domain: str = ""
+    """Domain for seed rows that do not say."""
+
+
 class ProjectConfig(Section):
     name: str = "fcsft-project"
     """A name for the project, shown in reports and the dataset card."""
@@ -59,6 +70,16 @@ class ProjectConfig(Section):
     """Where every stage writes its artifacts (relative paths are relative to project.yaml)."""
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     """Models by role, e.g. `teacher`, `student`, `judge`; stages refer to them by role."""
+    seeds: SeedsConfig = Field(default_factory=lambda: SeedsConfig())
+    """Where the seed questions come from."""
+    tools: list[Any] = Field(default_factory=list)
+    """The tools trajectories may call: built-ins, `module:function`, MCP servers, simulated."""
+    expand: ExpandConfig = Field(default_factory=ExpandConfig)
+    """Rewrites, variations and combinations."""
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    """The teacher and how it runs."""
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    """Format and logic rules."""
 
 
 def load_config(path: Path | str) -> ProjectConfig:

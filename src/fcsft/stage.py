@@ -68,6 +68,11 @@ class Stage:
     """Called on the finished stage directory; what it returns goes into stats.json."""
 
 
+class StopStage(Exception):
+    """Raised by `process` to end a run early and cleanly (a spent budget, say): what finished
+    before it is committed, the stage is left unfinished, and the next run resumes it."""
+
+
 @dataclass
 class Progress:
     done: int
@@ -236,12 +241,20 @@ async def _run(
             for ident, outcomes in await _call(stage, records):
                 if ident not in done:
                     commit(ident, outcomes)
-        for ident, obj in () if stage.whole else _inputs(inputs, done):
-            pending.append((ident, asyncio.create_task(guarded(obj))))
-            while pending and (len(pending) >= window or pending[0][1].done()):
+        try:
+            for ident, obj in () if stage.whole else _inputs(inputs, done):
+                pending.append((ident, asyncio.create_task(guarded(obj))))
+                while pending and (len(pending) >= window or pending[0][1].done()):
+                    await commit_head()
+            while pending:
                 await commit_head()
-        while pending:
-            await commit_head()
+        except StopStage as stop:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+            stats = summary.stats(stage.name) | {"stopped": str(stop)}
+            write_json(directory / "stats.json", stats)
+            return stats
 
     stats = summary.stats(stage.name)
     if stage.report:

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from fcsft.config import Section
 from fcsft.formats import FormatError, get_format
 from fcsft.records import Verdict
+from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
 from fcsft.validate.rules import RULES, Settings
 

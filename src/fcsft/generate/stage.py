@@ -1,0 +1,236 @@
+"""The generate stage: a teacher solves every task with real tools.
+
+Per task it writes one trajectory per sample (validation later keeps the best valid one), or
+one rejected record saying why there is none. Tasks whose gold plan came from an expert can
+use the `reference` teacher: the plan's calls run against the real tools and the model only
+writes the final answer, so expert knowledge becomes trajectories without a paid teacher.
+A cost budget ends the run cleanly when spent; the next run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from fcsft.agent import Limits, ToolLike, run_agent
+from fcsft.expand.ask import ask
+from fcsft.formats import get_format
+from fcsft.records import (
+    FinalAnswer,
+    Meta,
+    Observation,
+    Task,
+    Think,
+    ToolCall,
+    Trajectory,
+    Verdict,
+)
+from fcsft.section import Section
+from fcsft.stage import Outcome, Stage, StopStage
+
+SYSTEM = """\
+You are a careful analyst who answers with evidence. Use the tools whenever the answer depends \
+on data you do not have, one step at a time, and think briefly before each call. Base the \
+final answer only on what the tools returned; if a call fails, say so or try another way. \
+If the question needs no tool, answer it directly."""
+
+ANSWER_PROMPT = """\
+Question: {question}
+
+Tool results:
+{results}
+
+Using only these results, answer the question in one or two sentences. Reply with the answer \
+only."""
+
+
+class GenerateConfig(Section):
+    model: str = "teacher"
+    """Role (a key of `models`) of the teacher."""
+    mode: Literal["tagged", "native"] = "tagged"
+    """`tagged`: the teacher writes <think>/<tool_call> text; `native`: API function calling."""
+    system: str = SYSTEM
+    """System prompt; in tagged mode the tool descriptions and the format are appended to it."""
+    samples: int = Field(1, ge=1)
+    """Trajectories per task (validation keeps the best valid one)."""
+    temperature: float = Field(0.7, ge=0)
+    """Sampling temperature of the teacher."""
+    max_steps: int = Field(15, ge=1)
+    """Assistant turns per trajectory before the loop gives up."""
+    max_tokens: int = Field(8192, ge=1)
+    """Completion tokens per trajectory."""
+    reply_tokens: int = Field(1024, ge=1)
+    """Completion tokens per reply."""
+    reference: bool = True
+    """Run the gold plan of expert tasks against the real tools instead of asking the teacher."""
+    budget: float | None = Field(None, ge=0)
+    """Stop cleanly once this much has been spent (in the price table's currency)."""
+    concurrency: int = Field(16, ge=1)
+    """Tasks in flight at once."""
+    lessons: list[str] = Field(default_factory=list)
+    """Lessons from earlier runs, appended to the system prompt (see `fcsft memory`)."""
+
+    def system_prompt(self) -> str:
+        if not self.lessons:
+            return self.system
+        return (
+            self.system
+            + "\n\nLessons from earlier runs:\n"
+            + "\n".join(f"- {lesson}" for lesson in self.lessons)
+        )
+
+
+class Budget:
+    """Money spent across concurrent tasks; raises StopStage once the limit is reached."""
+
+    def __init__(self, limit: float | None):
+        self.limit = limit
+        self.spent = 0.0
+
+    def charge(self, amount: float) -> None:
+        self.spent += amount
+
+    def check(self) -> None:
+        if self.limit is not None and self.spent >= self.limit:
+            raise StopStage(f"budget of {self.limit:g} spent ({self.spent:.4f})")
+
+
+def _meta(task: Task, sample: int, teacher: str) -> Meta:
+    return Meta(
+        task_id=task.id,
+        family=task.family,
+        how=task.how,
+        source=task.source,
+        no_tool=task.no_tool,
+        sample=sample,
+        teacher=teacher,
+        related=task.related,
+    )
+
+
+def _usage_counts(trajectory: Trajectory) -> dict[str, float]:
+    usage = trajectory.meta.usage
+    if usage is None:
+        return {}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost": usage.cost,
+        "steps": len(trajectory.calls),
+    }
+
+
+def _outcome(trajectory: Trajectory) -> Outcome:
+    record = get_format("openai").render(trajectory)
+    extra = trajectory.meta.model_extra or {}
+    if extra.get("stop") == "model_error":
+        verdict = Verdict(
+            stage="generate",
+            rule="generate.model_error",
+            passed=False,
+            reason=str(extra.get("error", "")),
+        )
+        return Outcome(record, [verdict], _usage_counts(trajectory))
+    return Outcome(record, counts=_usage_counts(trajectory) | {"trajectories": 1})
+
+
+def generate_stage(
+    config: GenerateConfig, model: Any, model_name: str, tools: Mapping[str, ToolLike]
+) -> Stage:
+    budget = Budget(config.budget)
+    limits = Limits(
+        max_steps=config.max_steps, max_tokens=config.max_tokens, reply_tokens=config.reply_tokens
+    )
+    available = {name: tool for name, tool in tools.items()}
+
+    async def process(obj: dict[str, Any]) -> list[Outcome]:
+        budget.check()
+        task = Task.from_json(obj)
+        task_tools = {n: t for n, t in available.items() if not task.tools or n in task.tools}
+        if config.reference and task.plan and task.source == "expert":
+            trajectory = await reference_trajectory(
+                task, task_tools, model, model_name, config.system_prompt()
+            )
+            outcomes = [_outcome(trajectory)]
+        else:
+            runs = [
+                run_agent(
+                    model,
+                    model_name,
+                    task.question,
+                    task_tools,
+                    ident=f"{task.id}#{sample}",
+                    system=config.system_prompt(),
+                    mode=config.mode,
+                    limits=limits,
+                    temperature=config.temperature,
+                    sample=sample,
+                    meta=_meta(task, sample, model_name),
+                )
+                for sample in range(config.samples)
+            ]
+            outcomes = [_outcome(t) for t in await asyncio.gather(*runs)]
+        budget.charge(sum(o.counts.get("cost", 0.0) for o in outcomes))
+        return outcomes
+
+    # Budget and concurrency change how far and how fast a run goes, not what it writes.
+    output_settings = config.model_dump(mode="json", exclude={"budget", "concurrency"})
+    config_key = output_settings | {
+        "model_name": model_name,
+        "tools": sorted(available),
+    }
+    return Stage("generate", process, config=config_key, concurrency=config.concurrency)
+
+
+async def reference_trajectory(
+    task: Task, tools: Mapping[str, ToolLike], model: Any, model_name: str, system: str
+) -> Trajectory:
+    """The gold plan run against the real tools; the model writes only the final answer."""
+    steps: list[Any] = []
+    results = []
+    for index, call in enumerate(task.plan or []):
+        ident = f"call_{index}"
+        steps.append(
+            Think(text=f"I need {call.name} with {json.dumps(call.arguments, ensure_ascii=False)}.")
+        )
+        steps.append(ToolCall(name=call.name, arguments=call.arguments, id=ident))
+        tool = tools.get(call.name)
+        if tool is None:
+            result_text, error = f"unknown tool {call.name!r}", True
+        else:
+            result = await tool.run(call.arguments)
+            result_text, error = result.content, result.error
+        steps.append(Observation(content=result_text, call_id=ident, error=error))
+        results.append(f"[{index + 1}] {call.name}: {result_text}")
+    answer = await ask(
+        model,
+        model_name,
+        ANSWER_PROMPT.format(question=task.question, results="\n".join(results)),
+        temperature=0.0,
+    )
+    meta = _meta(task, 0, f"reference+{model_name}")
+    usage = answer.usage or {}
+    fields = meta.model_dump() | {
+        "stop": "final_answer" if answer.text else "model_error",
+        "usage": {
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(usage.get("completion_tokens", 0)),
+            "cost": usage.get("cost", 0.0),
+        },
+    }
+    if answer.error:
+        fields["error"] = answer.error
+    if answer.text:
+        steps.append(FinalAnswer(text=answer.text))
+    return Trajectory(
+        id=f"{task.id}#ref",
+        question=task.question,
+        system=system,
+        tools=[t.spec for t in tools.values()],
+        steps=steps,
+        meta=Meta(**fields),
+    )

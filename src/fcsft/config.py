@@ -17,6 +17,7 @@ from fcsft.errors import UserError, validation_problems
 from fcsft.expand.pipeline import ExpandConfig
 from fcsft.generate.stage import GenerateConfig
 from fcsft.section import Section
+from fcsft.tools.config import ToolEntry
 from fcsft.validate.stage import ValidateConfig
 
 
@@ -72,7 +73,7 @@ class ProjectConfig(Section):
     """Models by role, e.g. `teacher`, `student`, `judge`; stages refer to them by role."""
     seeds: SeedsConfig = Field(default_factory=lambda: SeedsConfig())
     """Where the seed questions come from."""
-    tools: list[Any] = Field(default_factory=list)
+    tools: list[ToolEntry] = Field(default_factory=list)
     """The tools trajectories may call: built-ins, `module:function`, MCP servers, simulated."""
     expand: ExpandConfig = Field(default_factory=ExpandConfig)
     """Rewrites, variations and combinations."""

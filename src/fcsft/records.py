@@ -52,15 +52,20 @@ class Call(Record):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
-class Think(Record):
-    type: Literal["think"] = "think"
+class _Prose(Record):
+    """A step of free text. Surrounding whitespace carries no meaning and no format keeps it
+    the same way, so it is dropped on the way in."""
+
     text: str
 
     @field_validator("text")
     @classmethod
     def _strip(cls, text: str) -> str:
-        # Surrounding whitespace carries no meaning and no format keeps it the same way.
         return text.strip()
+
+
+class Think(_Prose):
+    type: Literal["think"] = "think"
 
 
 class ToolCall(Record):
@@ -77,14 +82,8 @@ class Observation(Record):
     error: bool = False
 
 
-class FinalAnswer(Record):
+class FinalAnswer(_Prose):
     type: Literal["final_answer"] = "final_answer"
-    text: str
-
-    @field_validator("text")
-    @classmethod
-    def _strip(cls, text: str) -> str:
-        return text.strip()
 
 
 Step = Annotated[Think | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]

@@ -119,6 +119,8 @@ class Meta(BaseModel):
     how: str | None = None
     source: str | None = None
     no_tool: bool = False
+    related: list[str] = Field(default_factory=list)
+    split: Literal["train", "test"] | None = None
     model: str | None = None
     usage: Usage | None = None
     verdicts: list[Verdict] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Curation: one trajectory per task, dedup, decontamination, family split, balance, general mix."""

@@ -1,0 +1,242 @@
+"""The curate stage: from validated trajectories to a balanced, clean, leak-free train/test set.
+
+In order: keep one trajectory per task (the one with fewest calls), drop exact and near
+duplicates, drop training candidates that share a long n-gram with an evaluation set, split
+by family, balance the tool distribution of the training side, and mix in general
+instruction data at the configured share. Every dropped record is kept in rejected.jsonl with
+its reason; out.jsonl carries `meta.split` on every record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from fcsft.curate.balance import balance
+from fcsft.curate.decontaminate import Contamination
+from fcsft.curate.split import assign_splits
+from fcsft.formats import FormatError, get_format
+from fcsft.jsonl import read_lines
+from fcsft.records import Trajectory, Verdict
+from fcsft.section import Section
+from fcsft.stage import Outcome, Stage
+from fcsft.text.minhash import NearDuplicates
+from fcsft.validate.rules import canonical
+
+OPENAI = get_format("openai")
+
+
+class CurateConfig(Section):
+    test_share: float = Field(0.1, ge=0, lt=1)
+    """Share of families (joined through combinations) that go to the test split."""
+    held_out_tools: list[str] = Field(default_factory=list)
+    """Tools seen only in test, for an out-of-distribution layer of truly unseen functions."""
+    balance_target: dict[str, float] | None = None
+    """Target share of calls per tool (normalised); uniform over the tools present if unset."""
+    balance_tolerance: float = Field(0.05, ge=0)
+    """How far above its target a tool's share may stay."""
+    max_drop: float = Field(0.3, ge=0, le=1)
+    """Most of the training set balancing may remove."""
+    general: list[Path] = Field(default_factory=list)
+    """General (no-tool) instruction data: openai-format JSONL files or folders of them."""
+    general_ratio: float = Field(0.3, ge=0, lt=1)
+    """Share of the final training set that is general data (0.3 keeps MMLU within 0.3%)."""
+    near_duplicate: float = Field(0.9, gt=0, le=1)
+    """MinHash similarity (question + call sequence) above which records are duplicates."""
+    decontaminate: list[Path] = Field(default_factory=list)
+    """Evaluation sets (JSONL with `question`, or openai format) no training item may overlap."""
+    ngram: int = Field(8, ge=3)
+    """Word n-gram length that counts as overlap with an evaluation set."""
+    seed: int = 0
+    """Seed of the family split."""
+
+
+def _reject(record: dict[str, Any], rule: str, reason: str) -> Outcome:
+    return Outcome(record, [Verdict(stage="curate", rule=rule, passed=False, reason=reason)])
+
+
+def _signature(trajectory: Trajectory) -> str:
+    calls = [[c.name, canonical(c.arguments)] for c in trajectory.calls]
+    question = " ".join(trajectory.question.lower().split())
+    return json.dumps([question, calls], sort_keys=True)
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        out.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
+    return out
+
+
+def _questions(path: Path) -> list[str]:
+    texts = []
+    for line in read_lines(path):
+        if line.error:
+            continue
+        if isinstance(line.obj.get("question"), str):
+            texts.append(line.obj["question"])
+        else:
+            try:
+                texts.append(OPENAI.parse(line.obj).question)
+            except FormatError:
+                continue
+    return texts
+
+
+def load_general(paths: list[Path]) -> tuple[list[Trajectory], list[str]]:
+    """Single-turn general conversations as no-tool trajectories, and what could not be used."""
+    items, problems = [], []
+    for path in _files(paths):
+        for line in read_lines(path):
+            where = f"{path}:{line.number}"
+            if line.error:
+                problems.append(f"{where}: {line.error}")
+                continue
+            try:
+                trajectory = OPENAI.parse(line.obj)
+            except FormatError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if trajectory.calls or trajectory.final_answer is None:
+                problems.append(f"{where}: general data must be a question and an answer")
+                continue
+            meta = trajectory.meta.model_copy(update={"how": "general", "no_tool": True})
+            items.append(
+                trajectory.model_copy(update={"id": f"general:{trajectory.id}", "meta": meta})
+            )
+    return items, problems
+
+
+def curate(
+    records: list[dict[str, Any]], config: CurateConfig
+) -> tuple[list[tuple[str, list[Outcome]]], dict[str, Any]]:
+    trajectories = [OPENAI.parse(obj) for obj in records]
+    outcomes: dict[str, Outcome] = {}
+    alive: list[Trajectory] = []
+
+    # One trajectory per task: the shortest valid one (fewest calls, then id).
+    best: dict[str, Trajectory] = {}
+    for t in trajectories:
+        task = t.meta.task_id or t.id
+        if task not in best or (len(t.calls), t.id) < (len(best[task].calls), best[task].id):
+            best[task] = t
+    index = NearDuplicates(config.near_duplicate)
+    exact: dict[str, str] = {}
+    contamination = Contamination(config.ngram)
+    for path in _files(config.decontaminate):
+        contamination.add(path.stem, _questions(path))
+    hits: Counter = Counter()
+    for t in trajectories:
+        record = OPENAI.render(t)
+        task = t.meta.task_id or t.id
+        if best[task] is not t:
+            outcomes[t.id] = _reject(
+                record, "curate.extra_sample", f"{best[task].id} is the kept sample of task {task}"
+            )
+            continue
+        signature = _signature(t)
+        if signature in exact:
+            outcomes[t.id] = _reject(record, "curate.duplicate", f"same as {exact[signature]}")
+            continue
+        exact[signature] = t.id
+        match, score = index.add(t.id, signature)
+        if match is not None:
+            outcomes[t.id] = _reject(
+                record, "curate.near_duplicate", f"{score:.2f} similar to {match}"
+            )
+            continue
+        sets = contamination.hits(t.question)
+        if sets:
+            hits.update(sets)
+            outcomes[t.id] = _reject(
+                record,
+                "curate.contaminated",
+                f"shares a {config.ngram}-gram with {', '.join(sorted(sets))}",
+            )
+            continue
+        alive.append(t)
+
+    sides = assign_splits(
+        [(_family(t), t.meta.related, {c.name for c in t.calls}) for t in alive],
+        config.test_share,
+        config.seed,
+        config.held_out_tools,
+    )
+    train = [t for t in alive if sides[_family(t)] == "train"]
+    test = [t for t in alive if sides[_family(t)] == "test"]
+    balanced = balance(
+        {t.id: Counter(c.name for c in t.calls) for t in train},
+        config.balance_target,
+        config.balance_tolerance,
+        config.max_drop,
+    )
+    dropped = set(balanced.dropped)
+    for t in train:
+        if t.id in dropped:
+            outcomes[t.id] = _reject(
+                OPENAI.render(t),
+                "curate.balanced_out",
+                "dropped to bring the tool distribution toward its target",
+            )
+    kept_train = [t for t in train if t.id not in dropped]
+    general, problems = load_general(config.general)
+    wanted = round(config.general_ratio / (1 - config.general_ratio) * len(kept_train))
+    mixed = general[:wanted]
+    for t in kept_train + mixed:
+        outcomes[t.id] = Outcome(OPENAI.render(_with_split(t, "train")))
+    for t in test:
+        outcomes[t.id] = Outcome(OPENAI.render(_with_split(t, "test")))
+
+    order = [t.id for t in trajectories] + [t.id for t in mixed]
+    train_total = len(kept_train) + len(mixed)
+    report = {
+        "split": {"train": train_total, "test": len(test)},
+        "tools_before": balanced.before,
+        "tools_after": balanced.after,
+        "tools_target": {k: round(v, 4) for k, v in balanced.target.items()},
+        "under_represented": balanced.under,
+        "general": {
+            "available": len(general),
+            "wanted": wanted,
+            "used": len(mixed),
+            "ratio": round(len(mixed) / train_total, 4) if train_total else 0.0,
+            "problems": problems[:20],
+        },
+        "decontamination": {"ngram": config.ngram, "hits": dict(hits)},
+        "families": {
+            "train": len({t.meta.family for t in kept_train}),
+            "test": len({t.meta.family for t in test}),
+        },
+    }
+    return [(ident, [outcomes[ident]]) for ident in order], report
+
+
+def _family(trajectory: Trajectory) -> str:
+    return trajectory.meta.family or trajectory.id
+
+
+def _with_split(trajectory: Trajectory, split: str) -> Trajectory:
+    return trajectory.model_copy(
+        update={"meta": trajectory.meta.model_copy(update={"split": split})}
+    )
+
+
+def curate_stage(config: CurateConfig) -> Stage:
+    reports: dict[str, Any] = {}
+
+    def process(records: list[dict[str, Any]]) -> list[tuple[str, list[Outcome]]]:
+        pairs, report = curate(records, config)
+        reports.update(report)
+        return pairs
+
+    return Stage(
+        "curate",
+        process,
+        config=config.model_dump(mode="json"),
+        whole=True,
+        report=lambda _: dict(reports),
+    )

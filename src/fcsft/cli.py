@@ -194,6 +194,72 @@ def _config(model, options: dict, where: str):
         raise UserError(f"{where}: " + "; ".join(validation_problems(exc))) from None
 
 
+memory_app = typer.Typer(
+    help="Inspect and edit memories (MEMORY.md and topic files).", no_args_is_help=True
+)
+app.add_typer(memory_app, name="memory")
+MemoryDir = Annotated[Path, typer.Option("--dir", help="Memory folder.")]
+
+
+@memory_app.command("show")
+def memory_show(
+    topic: Annotated[str, typer.Argument(help="Topic (all when omitted).")] = "",
+    root: MemoryDir = Path("memory"),
+) -> None:
+    """Print memories, by topic."""
+    from fcsft.memory import MemoryWriter
+
+    writer = MemoryWriter(root)
+    for name in [topic] if topic else writer.topics():
+        out.print(f"# {name}", markup=False)
+        for memory in writer.read(name):
+            out.print(f"- {memory.text} (why: {memory.why})", markup=False)
+
+
+@memory_app.command("add")
+def memory_add(
+    topic: str,
+    text: str,
+    why: Annotated[str, typer.Option(help="Why it matters.")] = "",
+    root: MemoryDir = Path("memory"),
+) -> None:
+    """Add a memory (a close one in the same topic is replaced)."""
+    from fcsft.memory import Memory, MemoryWriter
+
+    counts = MemoryWriter(root).add([Memory(topic, text, why)])
+    out.print(", ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
+
+
+@memory_app.command("forget")
+def memory_forget(
+    topic: str,
+    text: Annotated[str, typer.Argument(help="Text the memory contains.")],
+    root: MemoryDir = Path("memory"),
+) -> None:
+    """Remove the memory of TOPIC whose text contains TEXT."""
+    from fcsft.memory import MemoryWriter
+
+    if not MemoryWriter(root).forget(topic, text):
+        raise UserError(f"no memory in {topic!r} contains {text!r}")
+    out.print("forgotten", markup=False)
+
+
+@memory_app.command("lessons")
+def memory_lessons(
+    stage: Annotated[Path, typer.Argument(help="A validate stage directory.")],
+    root: MemoryDir = Path("memory"),
+) -> None:
+    """Turn what validation rejected most into teacher lessons (topic `teacher`)."""
+    from fcsft.memory import MemoryWriter
+    from fcsft.memory.extract import lessons_from_validation
+
+    lessons = lessons_from_validation(stage)
+    counts = MemoryWriter(root).add(lessons)
+    for lesson in lessons:
+        out.print(f"- {lesson.text} (why: {lesson.why})", markup=False)
+    out.print(", ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
+
+
 def main() -> None:
     try:
         app()

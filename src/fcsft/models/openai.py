@@ -1,0 +1,308 @@
+"""`openai:MODEL@BASE_URL`: any server that speaks the OpenAI chat-completions API.
+
+DeepSeek, vLLM, Ollama, llama.cpp's server and OpenAI itself all answer
+`POST {BASE_URL}/chat/completions`. The transport is aiohttp, straight: one ClientSession
+per event loop with a connector sized for hundreds of requests in flight. At concurrency 64
+on small machines httpx's pool and the openai SDK reach a fraction of what bare aiohttp does,
+and a teacher run is mostly waiting on the network, so the client must not be the limit.
+
+A failed attempt is retried with exponential backoff and jitter when trying again can help:
+429, 408, 5xx, timeouts, dropped or reset connections, and bodies that are not a completion.
+A server's Retry-After (seconds or an HTTP date) is honoured. Anything else (400, 401, 404)
+fails at once. Either way the caller gets a ModelError that says what went wrong, never an
+aiohttp exception. The API key lives in one request header and nowhere else: it is not in
+`repr`, in error messages, or in anything the cache stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from fcsft.errors import UserError
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.registry import register
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_URI = re.compile(r"^(?P<model>[^@]+?)(?:@(?P<base_url>https?://\S+))?$")
+_RETRY_STATUSES = frozenset({408, 409, 425, 429})  # plus every 5xx
+_LONGEST_WAIT_S = 120.0  # a Retry-After beyond this is clamped: the run should not stall
+_REASON_CHARS = 300
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
+
+
+@register("openai")
+def openai_provider(
+    rest: str,
+    *,
+    api_key_env: str = "OPENAI_API_KEY",
+    timeout_s: float = 120.0,
+    max_retries: int = 6,
+    backoff_s: float = 0.5,
+    connections: int = 1024,
+) -> OpenAIProvider:
+    """`MODEL@BASE_URL` (BASE_URL defaults to OpenAI's); the key is read from `api_key_env`.
+
+    A missing key is fine: local servers (vLLM, Ollama, llama.cpp) need none. A server that
+    does need one answers 401, and the error names the variable to set.
+    """
+    match = _URI.match(rest.strip())
+    if match is None:
+        raise UserError(
+            f"model 'openai:{rest}': expected openai:MODEL@BASE_URL, "
+            "e.g. openai:deepseek-chat@https://api.deepseek.com"
+        )
+    return OpenAIProvider(
+        match["model"],
+        match["base_url"] or DEFAULT_BASE_URL,
+        api_key=os.environ.get(api_key_env) or None,
+        api_key_env=api_key_env,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        backoff_s=backoff_s,
+        connections=connections,
+    )
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way that another attempt may not."""
+
+    def __init__(self, reason: str, wait_s: float | None = None):
+        super().__init__(reason)
+        self.wait_s = wait_s  # what the server asked for, if it did
+
+
+class OpenAIProvider:
+    """Chat completions from one model on one OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout_s: float = 120.0,
+        max_retries: int = 6,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        connections: int = 1024,
+    ):
+        self.name = model
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.connections = connections
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider({self.name!r}, {self.base_url!r})"
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """The assistant's reply, after as many retries as it takes; else a ModelError."""
+        session = self._session_for_this_loop()
+        body = _BODY_JSON.encode(self._body(request)).encode()
+        started = time.monotonic()
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                response = await self._attempt(session, body)
+            except _Retryable as failure:
+                if attempt + 1 == attempts:
+                    raise ModelError(
+                        f"{self.name} at {self.url}: gave up after {attempts} attempts; "
+                        f"last: {self._redact(str(failure))}"
+                    ) from None
+                await asyncio.sleep(self._delay(attempt, failure.wait_s))
+                continue
+            response.latency_s = time.monotonic() - started
+            response.extra["attempts"] = attempt + 1
+            return response
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def _session_for_this_loop(self) -> aiohttp.ClientSession:
+        """One shared session, remade only if the caller moved to another event loop."""
+        session = self._session
+        loop = asyncio.get_running_loop()
+        if session is None or session.closed or self._loop is not loop:
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            connector = aiohttp.TCPConnector(
+                limit=self.connections, limit_per_host=self.connections, ttl_dns_cache=300
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                raise_for_status=False,
+            )
+            self._session, self._loop = session, loop
+        return session
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        # The URI names the model the server runs; `request.model` is the caller's label.
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.tools:
+            body["tools"] = request.tools
+        if request.stop:
+            body["stop"] = request.stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        return body
+
+    async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> ChatResponse:
+        """One POST: a reply, a _Retryable, or a ModelError for failures retrying cannot fix."""
+        wait_s = None
+        try:
+            async with session.post(self.url, data=body) as http:
+                status = http.status
+                raw = await http.read()
+                if status != 200:
+                    wait_s = retry_after_seconds(
+                        http.headers.get("Retry-After"), http.headers.get("retry-after-ms")
+                    )
+        except TimeoutError:
+            raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise _Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientError as exc:  # payload cut short, bad chunking, bad headers
+            raise _Retryable(f"transfer failed: {type(exc).__name__}: {exc}") from None
+        if status == 200:
+            try:
+                return parse_completion(raw)
+            except ValueError as exc:
+                raise _Retryable(f"malformed response body: {exc}") from None
+        reason = f"HTTP {status}: {error_text(raw)}"
+        if status in _RETRY_STATUSES or status >= 500:
+            raise _Retryable(reason, wait_s)
+        raise ModelError(f"{self.name} at {self.url}: {self._redact(reason)}{self._hint(status)}")
+
+    def _delay(self, attempt: int, server_wait_s: float | None) -> float:
+        """Seconds before the next attempt: the server's wish, else capped exponential backoff.
+
+        Both get jitter, so that many requests refused at once do not all return at once.
+        """
+        if server_wait_s is not None:
+            wait = min(server_wait_s, _LONGEST_WAIT_S)
+            return wait + random.uniform(0.0, 0.1 * wait + 0.01)
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return random.uniform(0.5 * ceiling, ceiling)
+
+    def _hint(self, status: int) -> str:
+        if status in (401, 403):
+            if self._api_key is None:
+                return f"; no API key was sent: set ${self._api_key_env}"
+            return f"; check the key in ${self._api_key_env}"
+        if status == 404:
+            return f"; check the model name {self.name!r} and the base URL {self.base_url!r}"
+        return ""
+
+    def _redact(self, text: str) -> str:
+        """Error text with the key blanked, in case a server echoes what it was sent."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def parse_completion(raw: bytes) -> ChatResponse:
+    """A chat-completion body as a ChatResponse; ValueError says what is missing or wrong."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc}): {raw[:80]!r}") from None
+    try:
+        choice = data["choices"][0]
+        sent = choice["message"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"no choices[0].message in {raw[:120]!r}") from None
+    if not isinstance(sent, dict):
+        raise ValueError(f"choices[0].message is {type(sent).__name__}, not an object")
+    message: dict[str, Any] = {"role": "assistant", "content": sent.get("content")}
+    tool_calls = sent.get("tool_calls")
+    if tool_calls:
+        if not isinstance(tool_calls, list):
+            raise ValueError("choices[0].message.tool_calls is not a list")
+        message["tool_calls"] = tool_calls
+    # DeepSeek and vLLM call the thinking `reasoning_content`; some servers say `reasoning`.
+    reasoning = sent.get("reasoning_content") or sent.get("reasoning")
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    usage = data.get("usage") or {}
+    extra: dict[str, Any] = {}
+    if data.get("id"):
+        extra["id"] = data["id"]
+    return ChatResponse(
+        message=message,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=choice.get("finish_reason") or "stop",
+        extra=extra,
+    )
+
+
+def retry_after_seconds(header: str | None, header_ms: str | None = None) -> float | None:
+    """How long a server asked us to wait: `Retry-After` as seconds or an HTTP date.
+
+    OpenAI also sends `retry-after-ms`; it is finer-grained, so it wins when present.
+    """
+    if header_ms:
+        try:
+            return max(0.0, float(header_ms) / 1000)
+        except ValueError:
+            pass
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_text(raw: bytes) -> str:
+    """The readable part of an error body: OpenAI's `error.message` if there is one."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            text = str(error["message"])
+        elif isinstance(error, str):
+            text = error
+    text = " ".join(text.split())
+    if not text:
+        return "(empty body)"
+    return text[:_REASON_CHARS] + ("…" if len(text) > _REASON_CHARS else "")

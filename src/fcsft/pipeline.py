@@ -1,0 +1,218 @@
+"""`fcsft run`: seeds -> expand -> generate -> validate -> curate -> export -> train, resumable.
+
+Each stage reads what the one before wrote in the run directory; a stage whose marker matches
+its config and input is skipped, and one cut off midway resumes (see `fcsft.stage`). Models
+are opened by role from `models:` with one response cache per run, so a re-run costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fcsft.config import ModelConfig, ProjectConfig
+from fcsft.errors import UserError
+from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.stage import Progress, Stage, file_hash, run_stage
+
+STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train")
+
+
+@dataclass
+class Run:
+    config: ProjectConfig
+    base_dir: Path
+    on_stage: Callable[[str, dict[str, Any]], None] = lambda name, stats: None
+    on_progress: Callable[[str], Callable[[Progress], None] | None] = lambda name: None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.run_dir
+
+    def model(self, role: str):
+        """(client, model name) for a role of `models:`."""
+        from fcsft.models.cache import ResponseCache
+        from fcsft.models.client import Client
+        from fcsft.models.registry import load_model
+
+        settings: ModelConfig | None = self.config.models.get(role)
+        if settings is None:
+            raise UserError(
+                f"models.{role} is not configured; add e.g. "
+                f"`models: {{{role}: {{uri: local:smollm2}}}}` to project.yaml"
+            )
+        uri = settings.uri
+        if uri.startswith("mock:") and not Path(uri[5:]).is_absolute():
+            uri = f"mock:{self.base_dir / uri[5:]}"
+        provider = load_model(
+            uri,
+            api_key_env=settings.api_key_env,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+        )
+        price = {provider.name: settings.price.model_dump()}
+        client = Client(
+            provider,
+            concurrency=settings.concurrency,
+            cache=ResponseCache(self.run_dir / "cache.sqlite"),
+            prices=price,
+        )
+        return client, provider.name
+
+    def stage(self, stage: Stage, inputs: list[Path]) -> dict[str, Any]:
+        stats = run_stage(stage, self.run_dir, inputs, self.on_progress(stage.name))
+        self.results[stage.name] = stats
+        self.on_stage(stage.name, stats)
+        if "stopped" in stats:
+            raise UserError(f"stage {stage.name} stopped: {stats['stopped']}; run again to resume")
+        return stats
+
+
+def _seeds(run: Run) -> None:
+    from fcsft.seeds.importers import import_seeds, mine_logs
+
+    seeds = run.config.seeds
+    files = [run.base_dir / p for p in seeds.files]
+    logs = [run.base_dir / p for p in seeds.logs]
+    if not files and not logs:
+        raise UserError("seeds.files and seeds.logs are both empty: nothing to start from")
+    imported = import_seeds(files, seeds.source, seeds.domain)
+    mined = mine_logs(logs, seeds.domain) if logs else None
+    chosen = imported.seeds + (mined.seeds if mined else [])
+    if seeds.limit is not None:
+        chosen = chosen[: seeds.limit]
+    directory = run.run_dir / "seeds"
+    write_jsonl(directory / "out.jsonl", (s.to_json() for s in chosen))
+    problems = imported.problems + (mined.problems if mined else [])
+    stats = {
+        "stage": "seeds",
+        "in": len(imported.seeds) + len(imported.problems),
+        "out": len(chosen),
+        "rejected": len(problems),
+        "problems": problems[:50],
+        "scrubbed": dict(mined.scrubbed) if mined else {},
+        "input_hash": file_hash(files + logs),
+    }
+    write_json(directory / "stats.json", stats)
+    run.results["seeds"] = stats
+    run.on_stage("seeds", stats)
+
+
+def _expand(run: Run) -> None:
+    from fcsft.expand.pipeline import combine_stage, expand_stage, tasks_stage
+
+    config = run.config.expand
+    client, name = run.model(config.model)
+    seeds = run.run_dir / "seeds" / "out.jsonl"
+    # Tasks name no tools of their own: every configured tool is available to every task.
+    run.stage(expand_stage(config, client, name, []), [seeds])
+    n_seeds = sum(1 for _ in read_jsonl(seeds))
+    run.stage(combine_stage(config, client, name, n_seeds), [run.run_dir / "expand" / "out.jsonl"])
+    run.stage(
+        tasks_stage(config, seeds),
+        [run.run_dir / "expand" / "out.jsonl", run.run_dir / "combine" / "out.jsonl"],
+    )
+
+
+def _generate(run: Run) -> None:
+    from fcsft.generate.stage import generate_stage
+    from fcsft.memory import MemoryWriter
+    from fcsft.tools import Toolbox
+
+    config = run.config.generate
+    client, name = run.model(config.model)
+    lessons = (
+        [m.text for m in MemoryWriter(run.base_dir / "memory").read("teacher")]
+        if (run.base_dir / "memory" / "teacher.md").exists()
+        else []
+    )
+    if lessons:
+        config = config.model_copy(update={"lessons": config.lessons + lessons})
+
+    async def open_tools():
+        return await Toolbox.open(
+            run.config.tools,
+            base_dir=run.base_dir,
+            models={config.model: client},
+            cache_dir=run.run_dir / "tool-cache",
+        )
+
+    tools = asyncio.run(open_tools())
+    try:
+        run.stage(
+            generate_stage(config, client, name, tools), [run.run_dir / "tasks" / "out.jsonl"]
+        )
+    finally:
+        asyncio.run(tools.aclose())
+
+
+def _validate(run: Run) -> None:
+    from fcsft.validate.stage import validate_stage
+
+    run.stage(validate_stage(run.config.validate_), [run.run_dir / "generate" / "out.jsonl"])
+
+
+def _curate(run: Run) -> None:
+    from fcsft.curate.stage import curate_stage
+
+    config = run.config.curate.model_copy(
+        update={
+            "general": [run.base_dir / p for p in run.config.curate.general],
+            "decontaminate": [run.base_dir / p for p in run.config.curate.decontaminate],
+        }
+    )
+    reviewed = run.run_dir / "review" / "out.jsonl"
+    source = reviewed if reviewed.exists() else run.run_dir / "validate" / "out.jsonl"
+    run.stage(curate_stage(config), [source])
+
+
+def _export(run: Run) -> None:
+    from fcsft.card import write_card
+    from fcsft.export import export_dataset
+
+    out = run.run_dir / "export"
+    result = export_dataset(run.run_dir / "curate" / "out.jsonl", out, run.config.export.formats)
+    card = write_card(
+        run.run_dir, out, run.config.model_dump(mode="json", by_alias=True), run.config.name
+    )
+    result["card"] = str(card)
+    write_json(out / "stats.json", result)
+    run.results["export"] = result
+    run.on_stage("export", result)
+
+
+def _train(run: Run) -> None:
+    from fcsft.train.run import train
+
+    data = run.run_dir / "export" / "train.openai.jsonl"
+    summary = train(run.config.train, data, run.run_dir / "train")
+    result = {k: v for k, v in summary.items() if k not in {"losses", "config"}}
+    run.results["train"] = result
+    run.on_stage("train", result)
+
+
+STEPS: dict[str, Callable[[Run], None]] = {
+    "seeds": _seeds,
+    "expand": _expand,
+    "generate": _generate,
+    "validate": _validate,
+    "curate": _curate,
+    "export": _export,
+    "train": _train,
+}
+
+
+def run_pipeline(run: Run, start: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """Run the stages from `start` to `until` (inclusive), in order."""
+    for name in (start, until):
+        if name is not None and name not in STAGES:
+            raise UserError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    first = STAGES.index(start) if start else 0
+    last = STAGES.index(until) if until else len(STAGES) - 1
+    for name in STAGES[first : last + 1]:
+        STEPS[name](run)
+    return run.results

@@ -1,0 +1,434 @@
+"""The model client against a real OpenAI-compatible server on 127.0.0.1, faults and all."""
+
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from fcsft.agent import run_agent
+from fcsft.errors import UserError
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.cache import ResponseCache
+from fcsft.models.client import Client, Counters, cache_key
+from fcsft.models.openai import OpenAIProvider, retry_after_seconds
+from fcsft.models.registry import load_model
+from fcsft.records import Tool
+from fcsft.testing.fake_openai import FakeOpenAI, Faults, tool_call
+
+PRICES = {"m": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}
+
+
+def ask(text: str, **fields) -> ChatRequest:
+    return ChatRequest(model="m", messages=[{"role": "user", "content": text}], **fields)
+
+
+def provider(server: FakeOpenAI, **options) -> OpenAIProvider:
+    options = {"backoff_s": 0.001, "max_retries": 3} | options
+    return OpenAIProvider("m", server.base_url, **options)
+
+
+def billed_cost(prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens * 1.0 + completion_tokens * 2.0) / 1e6
+
+
+# ---------------------------------------------------------------- the openai provider
+
+
+def test_a_reply_carries_tool_calls_reasoning_and_usage():
+    def reply(body):
+        assert body["tools"][0]["function"]["name"] == "add"
+        return {
+            "content": None,
+            "reasoning_content": "I should add.",
+            "tool_calls": [tool_call("add", {"a": 1, "b": 2})],
+        }
+
+    async def go():
+        async with FakeOpenAI(reply=reply) as server:
+            model = provider(server)
+            tools = [{"type": "function", "function": {"name": "add", "parameters": {}}}]
+            response = await model.chat(ask("1+2?", tools=tools))
+            await model.close()
+            return response, server.stats()
+
+    response, stats = asyncio.run(go())
+    assert response.message["tool_calls"][0]["function"] == {
+        "name": "add",
+        "arguments": '{"a": 1, "b": 2}',
+    }
+    assert response.message["reasoning_content"] == "I should add."
+    assert response.finish_reason == "tool_calls"
+    assert (response.prompt_tokens, response.completion_tokens) == (
+        stats["prompt_tokens"],
+        stats["completion_tokens"],
+    )
+    assert response.extra == {"id": "chatcmpl-1", "attempts": 1}
+
+
+def test_latency_is_waited_for_concurrently():
+    async def go():
+        async with FakeOpenAI(Faults(latency_s=0.05)) as server:
+            client = Client(provider(server), concurrency=8)
+            started = time.monotonic()
+            await asyncio.gather(*(client.chat(ask(f"q{i}")) for i in range(8)))
+            wall = time.monotonic() - started
+            await client.close()
+            return wall
+
+    wall = asyncio.run(go())
+    assert 0.05 <= wall < 0.3  # eight 50 ms answers at once, not one after another (0.4 s)
+
+
+def test_429_waits_as_long_as_retry_after_says():
+    async def go():
+        async with FakeOpenAI(Faults(first_attempts=["429"], retry_after="1")) as server:
+            model = provider(server)
+            started = time.monotonic()
+            response = await model.chat(ask("hello"))
+            await model.close()
+            return time.monotonic() - started, response, server.stats()
+
+    wall, response, stats = asyncio.run(go())
+    assert wall >= 1.0  # the backoff alone would have waited 1 ms
+    assert wall < 2.0
+    assert response.extra["attempts"] == 2
+    assert stats["received"] == 2 and stats["answered"] == 1
+
+
+def test_retry_after_accepts_seconds_dates_and_milliseconds():
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds("7") == 7.0
+    assert 28 <= retry_after_seconds(soon) <= 30
+    assert retry_after_seconds(past) == 0.0
+    assert retry_after_seconds("1", "250") == 0.25
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "drop", "malformed"])
+def test_a_failed_attempt_is_retried_and_billed_once(fault):
+    async def go():
+        faults = Faults(first_attempts=[fault, fault], retry_after="0")
+        async with FakeOpenAI(faults) as server:
+            client = Client(provider(server), prices=PRICES)
+            response = await client.chat(ask("hello"))
+            await client.close()
+            return response, client.totals(), server.stats()
+
+    response, totals, stats = asyncio.run(go())
+    assert response.message["content"] == "echo: hello"
+    assert response.extra["attempts"] == 3
+    assert stats["received"] == 3 and stats["failed"] == {fault: 2} and stats["answered"] == 1
+    assert totals.prompt_tokens == stats["prompt_tokens"]
+    assert totals.completion_tokens == stats["completion_tokens"]
+    assert totals.cost == pytest.approx(
+        billed_cost(stats["prompt_tokens"], stats["completion_tokens"])
+    )
+    assert response.extra["cost"] == totals.cost
+
+
+def test_giving_up_is_a_readable_counted_error():
+    async def go():
+        async with FakeOpenAI(Faults(first_attempts=["500"] * 3)) as server:
+            client = Client(provider(server, max_retries=2), prices=PRICES)
+            outcome = await client.try_chat(ask("hello"))
+            with pytest.raises(ModelError, match="gave up after 3 attempts"):
+                await client.for_stage("other").chat(ask("hello again"))
+            await client.close()
+            return outcome, client, server.stats()
+
+    outcome, client, stats = asyncio.run(go())
+    assert isinstance(outcome, ModelError)
+    assert "gave up after 3 attempts; last: HTTP 500: The server had an error" in str(outcome)
+    assert client.counters().errors == 1 and client.counters().cost == 0.0
+    assert client.counters("other").errors == 1
+    assert stats["received"] == 6 and stats["answered"] == 0
+
+
+def test_a_timeout_is_retried_then_reported():
+    async def go():
+        async with FakeOpenAI(Faults(latency_s=0.4)) as server:
+            model = provider(server, timeout_s=0.1, max_retries=1)
+            started = time.monotonic()
+            with pytest.raises(ModelError) as caught:
+                await model.chat(ask("slow"))
+            await model.close()
+            return time.monotonic() - started, str(caught.value)
+
+    wall, message = asyncio.run(go())
+    assert "gave up after 2 attempts; last: no complete answer within 0.1s" in message
+    assert wall < 0.35  # two attempts of 0.1 s and a short backoff, not the 0.4 s answer
+
+
+def test_a_wrong_key_fails_at_once_and_names_the_variable(monkeypatch):
+    monkeypatch.setenv("FCSFT_TEST_KEY", "sk-wrong-0123456789")
+
+    async def go():
+        async with FakeOpenAI(api_key="sk-right") as server:
+            model = load_model(f"openai:m@{server.base_url}", api_key_env="FCSFT_TEST_KEY")
+            keyless = load_model(f"openai:m@{server.base_url}", api_key_env="FCSFT_NO_SUCH_KEY")
+            errors = []
+            for candidate in (model, keyless):
+                with pytest.raises(ModelError) as caught:
+                    await candidate.chat(ask("hello"))
+                errors.append(str(caught.value))
+                await candidate.close()
+            return errors, server.stats()
+
+    (wrong, missing), stats = asyncio.run(go())
+    assert stats["received"] == 2  # a 401 is not retried
+    assert "HTTP 401: Incorrect API key provided.; check the key in $FCSFT_TEST_KEY" in wrong
+    assert "no API key was sent: set $FCSFT_NO_SUCH_KEY" in missing
+    assert "sk-wrong" not in wrong
+
+
+def test_model_uris():
+    model = load_model("openai:deepseek-chat@https://api.deepseek.com/")
+    assert (model.name, model.url) == ("deepseek-chat", "https://api.deepseek.com/chat/completions")
+    local = load_model("openai:qwen3:8b@http://localhost:11434/v1")
+    assert (local.name, local.url) == ("qwen3:8b", "http://localhost:11434/v1/chat/completions")
+    assert load_model("openai:gpt-4o-mini").url == "https://api.openai.com/v1/chat/completions"
+    with pytest.raises(UserError, match="expected openai:MODEL@BASE_URL"):
+        load_model("openai:m@ftp://example.com")
+
+
+# ---------------------------------------------------------------- the client
+
+
+def test_faults_everywhere_every_request_ends_once_and_nothing_is_billed_twice():
+    faults = Faults(rate_429=0.1, rate_500=0.1, rate_drop=0.1, rate_malformed=0.1, retry_after="0")
+
+    async def go():
+        async with FakeOpenAI(faults) as server:
+            client = Client(provider(server, max_retries=2), concurrency=16, prices=PRICES)
+            outcomes = await asyncio.gather(*(client.try_chat(ask(f"q{i}")) for i in range(120)))
+            await client.close()
+            return outcomes, client.totals(), server
+
+    outcomes, totals, server = asyncio.run(go())
+    replies = [o for o in outcomes if isinstance(o, ChatResponse)]
+    errors = [o for o in outcomes if isinstance(o, ModelError)]
+    assert len(replies) + len(errors) == 120 == totals.requests
+    assert len(errors) == totals.errors > 0  # 40% faults, 3 attempts: some give up
+    assert all("gave up after 3 attempts" in str(e) for e in errors)
+    assert sorted(r.extra["id"] for r in replies) == sorted(server.answer_ids)
+    assert server.stats()["answered_twice"] == 0
+    assert server.received > server.answered == len(replies)
+    assert totals.prompt_tokens == server.tokens["prompt_tokens"]
+    assert totals.completion_tokens == server.tokens["completion_tokens"]
+    assert totals.cost == pytest.approx(sum(r.extra["cost"] for r in replies))
+
+
+def test_a_rerun_is_served_from_the_cache_for_free(tmp_path):
+    requests = [ask(f"q{i}") for i in range(20)]
+
+    async def run_once(server):
+        client = Client(provider(server), cache=ResponseCache(tmp_path / "cache.sqlite"))
+        client.prices = PRICES
+        replies = await asyncio.gather(*(client.chat(r) for r in requests))
+        await client.close()
+        client.cache.close()
+        return replies, client.totals()
+
+    async def go():
+        async with FakeOpenAI() as server:
+            first = await run_once(server)
+            received = server.received
+            second = await run_once(server)
+            return first, second, received, server.received
+
+    (first, paid), (again, free), received_first, received_total = asyncio.run(go())
+    assert received_first == 20 and received_total == 20  # the re-run sent nothing
+    assert paid.cost > 0 and paid.cached == 0
+    assert free == Counters(requests=20, cached=20)
+    assert [r.message for r in again] == [r.message for r in first]
+    assert all(r.cached and r.extra["cost"] == 0.0 for r in again)
+    assert [r.prompt_tokens for r in again] == [r.prompt_tokens for r in first]
+
+
+def test_identical_requests_in_flight_are_sent_once():
+    async def go():
+        async with FakeOpenAI(Faults(latency_s=0.05)) as server:
+            client = Client(provider(server), prices=PRICES)
+            replies = await asyncio.gather(*(client.chat(ask("same")) for _ in range(5)))
+            replies.append(await client.chat(ask("same", sample=1)))  # another sample: sent
+            await client.close()
+            return replies, client.totals(), server.received
+
+    replies, totals, received = asyncio.run(go())
+    assert received == 2
+    assert totals.requests == 6 and totals.cached == 4
+    assert sum(not r.cached for r in replies) == 2
+    assert totals.cost == pytest.approx(sum(r.extra["cost"] for r in replies))
+    replies[0].message["content"] = "changed"  # each caller owns its copy
+    assert replies[1].message["content"] == "echo: same"
+
+
+def test_the_concurrency_limit_holds_at_the_server():
+    async def go():
+        async with FakeOpenAI(Faults(latency_s=0.02)) as server:
+            client = Client(provider(server), concurrency=5)
+            await asyncio.gather(*(client.chat(ask(f"q{i}")) for i in range(40)))
+            await client.close()
+            return server.max_in_flight, server.received
+
+    max_in_flight, received = asyncio.run(go())
+    assert received == 40
+    assert max_in_flight == 5
+
+
+def test_stages_are_billed_separately():
+    async def go():
+        async with FakeOpenAI() as server:
+            client = Client(provider(server), prices=PRICES)
+            expand, generate = client.for_stage("expand"), client.for_stage("generate")
+            await expand.chat(ask("a"))
+            await generate.chat(ask("b"))
+            await generate.chat(ask("c"))
+            await client.close()
+            return client, server.tokens
+
+    client, tokens = asyncio.run(go())
+    expand, generate = client.stages["expand"], client.stages["generate"]
+    assert (expand.requests, generate.requests) == (1, 2)
+    total = client.totals()
+    assert total.prompt_tokens == tokens["prompt_tokens"]
+    assert total.cost == pytest.approx(expand.cost + generate.cost)
+    assert set(generate.to_json()) == {
+        "requests",
+        "cached",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+    }
+
+
+def test_a_client_survives_a_new_event_loop():
+    with FakeOpenAI() as server:  # a thread of its own: it outlives each asyncio.run below
+        client = Client(provider(server), concurrency=2)
+        for round_ in range(2):
+            asyncio.run(client.chat(ask(f"round {round_}")))
+        asyncio.run(client.close())
+        assert server.answered == 2
+
+
+def test_the_agent_loop_runs_on_the_real_client():
+    def reply(body):
+        if body["messages"][-1]["role"] == "tool":
+            return f"The sum is {body['messages'][-1]['content']}."
+        return {"content": None, "tool_calls": [tool_call("add", {"a": 2, "b": 3})]}
+
+    class Adder:
+        spec = Tool(name="add", description="Add.", parameters={"type": "object"})
+
+        async def run(self, arguments):
+            class Result:
+                content = str(arguments["a"] + arguments["b"])
+                error = False
+
+            return Result()
+
+    async def go():
+        async with FakeOpenAI(reply=reply) as server:
+            client = Client(provider(server), prices=PRICES)
+            trajectory = await run_agent(
+                client.for_stage("generate"),
+                "m",
+                "2+3?",
+                {"add": Adder()},
+                ident="t1",
+                mode="native",
+            )
+            await client.close()
+            return trajectory, client.counters("generate")
+
+    trajectory, counters = asyncio.run(go())
+    assert trajectory.meta.model_extra["stop"] == "final_answer"
+    assert trajectory.calls[0].arguments == {"a": 2, "b": 3}
+    assert counters.requests == 2
+    assert trajectory.meta.usage.cost == pytest.approx(counters.cost)
+
+
+# ---------------------------------------------------------------- the cache
+
+
+def test_cache_keys_hash_the_whole_request_and_the_provider():
+    request = ask("hi", tools=[{"type": "function", "function": {"name": "f"}}], seed=3)
+    same_json = json.dumps(asdict(request), sort_keys=True, ensure_ascii=False)
+    assert cache_key("m", request) == hashlib.sha256(f"m\n{same_json}".encode()).hexdigest()
+    assert cache_key("m", request) != cache_key("other-model", request)
+    assert cache_key("m", request) != cache_key("m", ask("hi", sample=1))
+
+
+def test_the_cache_reads_its_own_writes_and_keeps_them(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    reply = ChatResponse(message={"role": "assistant", "content": "x"}, prompt_tokens=3)
+    with ResponseCache(path) as cache:
+        cache.put("k", reply)
+        assert cache.get("k") == reply  # before any commit
+        assert cache.get("missing") is None
+    with ResponseCache(path) as cache:
+        assert cache.get("k") == reply and len(cache) == 1
+
+
+def _write_entries(path, prefix, count, start=None):
+    if start is not None:
+        start.wait(timeout=30)  # all writers begin at once, so their transactions interleave
+    with ResponseCache(path) as cache:
+        for i in range(count):
+            cache.put(f"{prefix}{i}", ChatResponse(message={"content": f"{prefix}{i}"}))
+            if i % 10 == 0:
+                cache.flush()  # many small transactions: many chances to collide
+
+
+def test_two_processes_writing_one_cache_lose_nothing(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(3)
+    writers = [
+        spawn.Process(target=_write_entries, args=(path, prefix, 400, start))
+        for prefix in ("a", "b")
+    ]
+    for writer in writers:
+        writer.start()
+    _write_entries(path, "shared", 200, start)  # and this process at the same time
+    _write_entries(path, "a", 10)  # keys another writer also wrote: kept once
+    for writer in writers:
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+    with ResponseCache(path) as cache:
+        assert len(cache) == 1000
+        assert cache.get("a399").message == {"content": "a399"}
+        assert cache.get("b0").message == {"content": "b0"}
+        assert cache.get("shared199").message == {"content": "shared199"}
+
+
+def test_the_api_key_never_reaches_the_cache_file(tmp_path, monkeypatch):
+    secret = "sk-fcsft-test-" + "7" * 32
+    monkeypatch.setenv("FCSFT_TEST_KEY", secret)
+
+    async def go():
+        async with FakeOpenAI(api_key=secret) as server:
+            model = load_model(f"openai:m@{server.base_url}", api_key_env="FCSFT_TEST_KEY")
+            cache = ResponseCache(tmp_path / "cache.sqlite")
+            client = Client(model, cache=cache)
+            await asyncio.gather(*(client.chat(ask(f"q{i}")) for i in range(10)))
+            await client.close()
+            cache.close()
+            return model, server.answered
+
+    model, answered = asyncio.run(go())
+    assert answered == 10  # the key was sent, and accepted
+    files = list(tmp_path.iterdir())
+    assert files
+    for file in files:
+        assert secret.encode() not in file.read_bytes(), file
+    assert secret not in repr(model)

@@ -1,0 +1,162 @@
+"""The three test layers, built from a run's held-out split.
+
+    standard       held-out families: the same kind of task, never trained on
+    ood            out of distribution: combinations, long chains, failing tools, held-out tools
+    adversarial    should-not-call: arithmetic, chit-chat, questions the tools cannot answer,
+                   requests that lack a required value (ask, do not guess)
+
+An item is one JSON object a line:
+`{"id", "layer", "question", "system"?, "tools": [OpenAI tools], "gold": [[{"name",
+"arguments"}...] per turn], "kind"}`; `gold: []` means the right move is to call nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from fcsft.formats import get_format
+from fcsft.formats.openai import tool_json
+from fcsft.jsonl import read_jsonl
+from fcsft.records import Tool, Trajectory, turns
+
+OPENAI = get_format("openai")
+
+CHIT_CHAT = [
+    "2 + 2 = ?",
+    "What is 7 times 8?",
+    "Hi! How are you today?",
+    "Thanks, that was helpful.",
+    "Can you tell me a short joke?",
+    "What does the word 'ledger' mean?",
+    "Translate 'good morning' into French.",
+    "Who wrote Romeo and Juliet?",
+    "What is the capital of Italy?",
+    "Write a haiku about autumn.",
+    "What's 15% of 200?",
+    "Is a tomato a fruit or a vegetable?",
+]
+UNANSWERABLE = [
+    "What will the stock market do next year?",
+    "What am I thinking about right now?",
+    "What is the meaning of life?",
+    "Which lottery numbers will win on Saturday?",
+]
+
+
+def gold_of(trajectory: Trajectory) -> list[list[dict[str, Any]]]:
+    return [
+        [{"name": c.name, "arguments": c.arguments} for c in turn.calls]
+        for turn in turns(trajectory.steps)
+        if turn.calls
+    ]
+
+
+def _item(trajectory: Trajectory, layer: str, kind: str) -> dict[str, Any]:
+    item = {
+        "id": trajectory.id,
+        "layer": layer,
+        "kind": kind,
+        "question": trajectory.question,
+        "tools": [tool_json(t) for t in trajectory.tools],
+        "gold": gold_of(trajectory),
+    }
+    if trajectory.system is not None:
+        item["system"] = trajectory.system
+    return item
+
+
+def ood_kind(trajectory: Trajectory, held_out: set[str]) -> str | None:
+    """Why a held-out trajectory is out of distribution, or None when it is standard."""
+    if {c.name for c in trajectory.calls} & held_out:
+        return "unseen_tool"
+    if trajectory.meta.how == "combine":
+        return "combination"
+    if any(s.type == "observation" and s.error for s in trajectory.steps):
+        return "failing_tool"
+    if len(trajectory.calls) >= 3:
+        return "long_chain"
+    return None
+
+
+def missing_value_items(tools: list[Tool], rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """Requests that name a tool's purpose but not its required value: ask, do not guess."""
+    items = []
+    candidates = [t for t in tools if t.required]
+    for number in range(count if candidates else 0):
+        tool = candidates[number % len(candidates)]
+        param = rng.choice(tool.required)
+        question = f"Please use {tool.name} for me, I have not decided the {param} yet."
+        items.append(
+            {
+                "id": f"adv-missing-{number}",
+                "layer": "adversarial",
+                "kind": "missing_value",
+                "question": question,
+                "tools": [tool_json(t) for t in tools],
+                "gold": [],
+            }
+        )
+    return items
+
+
+def build_testset(
+    curated: Path,
+    standard: int = 100,
+    ood: int = 50,
+    adversarial: int = 30,
+    held_out_tools: Iterable[str] = (),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Items for the three layers from the curate stage's test split."""
+    rng = random.Random(seed)
+    held = set(held_out_tools)
+    test = [
+        OPENAI.parse(obj)
+        for obj in read_jsonl(curated)
+        if obj.get("meta", {}).get("split") == "test"
+    ]
+    layers: dict[str, list[dict[str, Any]]] = {"standard": [], "ood": [], "adversarial": []}
+    tools: dict[str, Tool] = {}
+    for trajectory in test:
+        tools.update({t.name: t for t in trajectory.tools})
+        if trajectory.meta.no_tool:
+            layers["adversarial"].append(_item(trajectory, "adversarial", "no_tool"))
+            continue
+        kind = ood_kind(trajectory, held)
+        layer = "ood" if kind else "standard"
+        layers[layer].append(_item(trajectory, layer, kind or "held_out_family"))
+    catalogue = list(tools.values())
+    wire = [tool_json(t) for t in catalogue]
+    generated = [
+        {
+            "id": f"adv-chat-{k}",
+            "layer": "adversarial",
+            "kind": "chit_chat",
+            "question": q,
+            "tools": wire,
+            "gold": [],
+        }
+        for k, q in enumerate(CHIT_CHAT)
+    ]
+    generated += [
+        {
+            "id": f"adv-unanswerable-{k}",
+            "layer": "adversarial",
+            "kind": "unanswerable",
+            "question": q,
+            "tools": wire,
+            "gold": [],
+        }
+        for k, q in enumerate(UNANSWERABLE)
+    ]
+    generated += missing_value_items(catalogue, rng, 6)
+    layers["adversarial"] += generated
+    limits = {"standard": standard, "ood": ood, "adversarial": adversarial}
+    items = []
+    for layer, found in layers.items():
+        rng.shuffle(found)
+        items += found[: limits[layer]]
+    return items

@@ -240,3 +240,10 @@ def test_missing_files_and_other_schemes_are_error_results(tree):
         read(tree, "ftp://example.com/x").content
         == "unsupported URL scheme 'ftp'; use http or https"
     )
+
+
+def test_file_urls_are_relative_to_the_root(tree):
+    assert read(tree, "file:///sub/doc.md").content == "inside the root"
+    assert read(tree, "file:///etc/passwd").content.startswith("cannot read")  # ROOT/etc/passwd
+    refused = read(tree, "file:///sub/../../secret.txt")
+    assert refused.error and "outside the fetch root" in refused.content

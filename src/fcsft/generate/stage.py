@@ -65,8 +65,10 @@ class GenerateConfig(Section):
     """Completion tokens per trajectory."""
     reply_tokens: int = Field(1024, ge=1)
     """Completion tokens per reply."""
-    reference: bool = True
-    """Run the gold plan of expert tasks against the real tools instead of asking the teacher."""
+    reference: Literal["expert", "plan", "off"] = "expert"
+    """Which tasks the reference teacher takes (runs the gold plan against the real tools and
+    asks the model only for the answer): those from expert seeds, every task with a plan, or
+    none."""
     budget: float | None = Field(None, ge=0)
     """Stop cleanly once this much has been spent (in the price table's currency)."""
     concurrency: int = Field(16, ge=1)
@@ -151,7 +153,9 @@ def generate_stage(
         budget.check()
         task = Task.from_json(obj)
         task_tools = {n: t for n, t in available.items() if not task.tools or n in task.tools}
-        if config.reference and task.plan and task.source == "expert":
+        by_reference = config.reference == "plan" or (
+            config.reference == "expert" and task.source == "expert")
+        if by_reference and task.plan:
             trajectory = await reference_trajectory(
                 task, task_tools, model, model_name, config.system_prompt()
             )

@@ -1,4 +1,4 @@
-"""`file://` URLs for `fetch`, confined to one folder.
+"""`file://` URLs for `fetch`, confined to one folder, which is their `/`.
 
 The path is resolved the way the kernel would (`..` collapsed, every symlink followed) and
 must land inside the resolved root; the file opened is that resolved path, opened without
@@ -27,7 +27,12 @@ def read_file_url(url: str, root: Path | None, max_bytes: int) -> tuple[bytes, b
             f"file URL names another host ({parts.netloc}); only local files can be read"
         )
     real_root = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(unquote(parts.path)))
+    path = unquote(parts.path)
+    if not any(path.startswith(f"{prefix}/") for prefix in (str(root), str(real_root))):
+        # The root is the top of the file system a model sees: file:///prices/a.csv is
+        # ROOT/prices/a.csv, so datasets name files the same way on every machine.
+        path = os.path.join(real_root, path.lstrip("/"))
+    target = Path(os.path.realpath(path))
     if not target.is_relative_to(real_root):
         raise FileRefused(f"{unquote(parts.path)} is outside the fetch root {root}")
     if target.is_dir():

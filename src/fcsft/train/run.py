@@ -9,8 +9,10 @@ a merged transformers model with its tokenizer and chat template, usable as `loc
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +23,10 @@ from fcsft.errors import UserError, require
 from fcsft.jsonl import read_jsonl
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
+from fcsft.stage import Stage, file_hash, stage_key
 from fcsft.train.render import render_example
+
+log = logging.getLogger(__name__)
 
 
 class TrainConfig(Section):
@@ -75,10 +80,21 @@ class TrainConfig(Section):
 
 def _datasets(config: TrainConfig, tokenizer: Any, data: Path):
     datasets = require("datasets", "train")
-    examples = [render_example(tokenizer, record, config.max_length) for record in read_jsonl(data)]
-    examples = [e for e in examples if any(e.assistant_masks)]
+    rendered = [render_example(tokenizer, record, config.max_length) for record in read_jsonl(data)]
+    examples = [e for e in rendered if any(e.assistant_masks)]
     if not examples:
-        raise UserError(f"{data}: no conversation with an assistant turn to learn from")
+        raise UserError(
+            f"{data}: no conversation keeps an assistant token within "
+            f"train.max_length={config.max_length}; raise it"
+        )
+    if len(examples) < len(rendered):
+        log.warning(
+            "%d of %d conversations have no assistant token within max_length=%d and "
+            "are left out; raise train.max_length",
+            len(rendered) - len(examples),
+            len(rendered),
+            config.max_length,
+        )
     rng = random.Random(config.seed)
     order = list(range(len(examples)))
     rng.shuffle(order)
@@ -163,7 +179,22 @@ def build_trainer(config: TrainConfig, data: Path, out: Path) -> tuple[Any, dict
 
 
 def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
-    """Fine-tune on an exported `openai` JSONL; write the merged model to OUT/model."""
+    """Fine-tune on an exported `openai` JSONL; write the merged model to OUT/model.
+
+    A finished run with the same config and data is not repeated; checkpoints of a run with
+    another config or other data are discarded rather than resumed.
+    """
+    key = stage_key(
+        Stage("train", lambda obj: [], config.model_dump(mode="json")), file_hash([data])
+    )
+    marker = out / "model" / "fcsft.json"
+    if marker.exists() and json.loads(marker.read_text()).get("key") == key:
+        return json.loads(marker.read_text())
+    state = out / "_key"
+    if not state.exists() or state.read_text() != key:  # checkpoints of some other run
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    state.write_text(key)
     trainer, info = build_trainer(config, data, out)
     tokenizer, tokens, checkpoints = info["tokenizer"], info["train_tokens"], info["checkpoints"]
     resume = any(checkpoints.glob("checkpoint-*")) if checkpoints.exists() else False
@@ -187,6 +218,7 @@ def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
         "losses": losses,
         "config": config.model_dump(mode="json"),
         "template": "fcsft tagged protocol: fcsft.formats.chat.text_messages + chat template",
+        "key": key,
     }
     (target / "fcsft.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -250,7 +250,9 @@ def number_grounded(number: str, known: set[str], settings: Settings) -> bool:
         except ValueError:
             continue
         for scale in settings.scales:
-            if math.isclose(_significant(candidate * scale, digits), value, rel_tol=1e-9):
+            # Signs are words as often as symbols: "fell 10.96%" grounds in "-10.96".
+            if math.isclose(abs(_significant(candidate * scale, digits)), abs(value),
+                            rel_tol=1e-9):
                 return True
     return False
 

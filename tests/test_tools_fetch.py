@@ -244,6 +244,6 @@ def test_missing_files_and_other_schemes_are_error_results(tree):
 
 def test_file_urls_are_relative_to_the_root(tree):
     assert read(tree, "file:///sub/doc.md").content == "inside the root"
-    assert read(tree, "file:///etc/passwd").content.startswith("cannot read")  # ROOT/etc/passwd
+    assert "outside the fetch root" in read(tree, "file:///etc/passwd").content
     refused = read(tree, "file:///sub/../../secret.txt")
     assert refused.error and "outside the fetch root" in refused.content

@@ -297,8 +297,6 @@ def run_command(
         MofNCompleteColumn,
         Progress,
         TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
     )
     from rich.table import Table
 
@@ -307,32 +305,27 @@ def run_command(
 
     project = load_config(config)
     bars = Progress(
-        TextColumn("{task.description:10}"),
-        BarColumn(),
+        TextColumn("{task.description:9}"),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
         TextColumn("{task.fields[extra]}"),
         console=err,
-        transient=False,
     )
     tasks: dict[str, int] = {}
 
     def on_progress(name: str):
         def update(progress) -> None:
             if name not in tasks:
-                tasks[name] = bars.add_task(name, total=progress.total, rate="", extra="")
-            task = bars.tasks[tasks[name]]
-            speed = f"{task.speed:.2f}/s" if task.speed else ""
+                tasks[name] = bars.add_task(name, total=progress.total, extra="")
             counts = progress.counts
+            tokens = int(counts.get("prompt_tokens", 0) + counts.get("completion_tokens", 0))
+            eta = f"{progress.eta:.0f}s" if progress.eta is not None else "?"
             extra = (
-                f"out {counts.get('out', 0)} rej {counts.get('rejected', 0)} "
-                f"tok {int(counts.get('prompt_tokens', 0) + counts.get('completion_tokens', 0))}"
-                f" cost {counts.get('cost', 0.0):.4f}"
+                f"{progress.rate:.2f}/s ETA {eta} out {counts.get('out', 0)} "
+                f"rej {counts.get('rejected', 0)} tok {tokens} "
+                f"cost {counts.get('cost', 0.0):.4f}"
             )
-            bars.update(tasks[name], completed=progress.done, rate=speed, extra=extra)
+            bars.update(tasks[name], completed=progress.done, extra=extra)
 
         return update
 
@@ -367,6 +360,30 @@ def run_command(
         out.print(f"dataset: {project.run_dir / 'export'}  card: {export['card']}", markup=False)
     if "train" in results:
         out.print(f"model: {project.run_dir / 'train' / 'model'}", markup=False)
+
+
+def _stage_command(first: str, last: str, summary: str):
+    def command(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
+        run_command(config, start=first, until=last)
+
+    command.__doc__ = summary
+    return command
+
+
+app.command("expand")(
+    _stage_command(
+        "seeds",
+        "expand",
+        "Seeds, then rewrites, variations and combinations (fcsft run --until expand).",
+    )
+)
+app.command("generate")(
+    _stage_command(
+        "generate",
+        "generate",
+        "Teacher trajectories for the expanded tasks (fcsft run --from generate --until generate).",
+    )
+)
 
 
 def main() -> None:

@@ -78,6 +78,16 @@ class Progress:
     done: int
     total: int
     counts: Counter
+    done_now: int = 0  # committed by this attempt (a resumed run starts with some done)
+    elapsed: float = 0.0  # seconds since this attempt started
+
+    @property
+    def rate(self) -> float:
+        return self.done_now / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
 
 
 def record_id(obj: dict[str, Any]) -> str | None:
@@ -226,11 +236,20 @@ async def _run(
         files = (out, rejected, book)
         pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
         done = set(summary.done)
+        resumed = len(done)
 
         def commit(ident: str, outcomes: list[Outcome]) -> None:
             summary.add(_commit(files, ident, outcomes, attempt, time.monotonic() - started))
             if on_progress:
-                on_progress(Progress(len(summary.done), total, summary.counts()))
+                on_progress(
+                    Progress(
+                        len(summary.done),
+                        total,
+                        summary.counts(),
+                        len(summary.done) - resumed,
+                        time.monotonic() - started,
+                    )
+                )
 
         async def commit_head() -> None:
             ident, task = pending.popleft()

@@ -126,10 +126,11 @@ def scripted_reply(reply: str | dict[str, Any], index: int) -> ScriptedReply:
             _openai_call(call, f"{where}.tool_calls[{i}]", f"call_{index}_{i}")
             for i, call in enumerate(calls)
         ]
-    match = reply.get("match")
-    error = reply.get("error")
+    match, error = reply.get("match"), reply.get("error")
     return ScriptedReply(
-        message, match=None if match is None else str(match), error=error and str(error)
+        message,
+        match=None if match is None else str(match),
+        error=None if error is None else str(error),
     )
 
 

@@ -27,11 +27,14 @@ def read_file_url(url: str, root: Path | None, max_bytes: int) -> tuple[bytes, b
             f"file URL names another host ({parts.netloc}); only local files can be read"
         )
     real_root = Path(os.path.realpath(root))
-    path = unquote(parts.path)
-    if not any(path.startswith(f"{prefix}/") for prefix in (str(root), str(real_root))):
+    given = unquote(parts.path)
+    path = given
+    if not any(given.startswith(f"{prefix}/") for prefix in (str(root), str(real_root))):
         # The root is the top of the file system a model sees: file:///prices/a.csv is
         # ROOT/prices/a.csv, so datasets name files the same way on every machine.
-        path = os.path.join(real_root, path.lstrip("/"))
+        path = os.path.join(real_root, given.lstrip("/"))
+        if not os.path.exists(path) and os.path.isabs(given):
+            path = given  # meant as a host path: refused below, the same way wherever it is
     target = Path(os.path.realpath(path))
     if not target.is_relative_to(real_root):
         raise FileRefused(f"{unquote(parts.path)} is outside the fetch root {root}")

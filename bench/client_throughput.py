@@ -4,17 +4,20 @@
     python bench/client_throughput.py --base-url URL   # an OpenAI-compatible server you run
 
 Method: the fake server (fcsft.testing.fake_openai) runs in its own process, so that it does
-not share an event loop or a core with the clients; it answers every request after 50 ms. At
-each concurrency level the same driver (N workers pulling from one list of requests) runs a
-bare aiohttp client (one session, JSON encode and decode: the practical ceiling) and fcsft's
-Client over the openai provider with a SQLite response cache, alternately, `--repeats` times
-each with fresh requests, and keeps the median requests/s. Both warm their connections first.
-Then the requests of one fcsft run per level are sent again through a new Client on the same
-cache file: all are answered from the cache (checked against the server's request count).
+not share an event loop with the clients; it answers every request after 50 ms. At each
+concurrency level the same driver (N workers pulling from one list of requests) runs a bare
+aiohttp client (one session, JSON encode and decode: the practical ceiling) and fcsft's Client
+over the openai provider with a SQLite response cache, `--repeats` times each, in pairs (one
+client, then the other, the order alternating), each run with fresh requests and warm
+connections. A level's ratio is the median of its pairs' ratios, so load from elsewhere on the
+machine falls on both clients alike. Then the requests of the last fcsft run at each level are
+sent again through a new Client on the same cache file: all are answered from the cache, which
+is checked against the fake server's count of requests received.
 
 Figures: vs_raw_cN = fcsft req/s / bare req/s at concurrency N; ratio_c64 = fcsft req/s at 64 /
-(64 / latency); cache_speedup = wall time of the uncached fcsft runs / the same requests from
-the cache, all levels together (per level it is printed too). The last line is JSON.
+(64 / latency); cache_speedup = wall time of those uncached fcsft runs / wall time of the same
+requests from the cache, all levels together (each level's is printed too). The last line is
+JSON.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ def main() -> None:
     parser.add_argument("--base-url", help="an OpenAI-compatible server (default: start one)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake server's latency")
     parser.add_argument("--rounds", type=int, default=40, help="requests per worker per run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per client and level")
+    parser.add_argument("--repeats", type=int, default=7, help="runs per client and level")
     args = parser.parse_args()
     server = None if args.base_url else start_fake_server(args.latency_ms)
     base_url = args.base_url or read_base_url(server)
     try:
-        figures = asyncio.run(measure(base_url, args, own_server=server is not None))
+        with tempfile.TemporaryDirectory(prefix="fcsft-bench-") as folder:
+            cache_path = Path(folder) / "cache.sqlite"
+            figures = asyncio.run(measure(base_url, cache_path, args, own=server is not None))
     finally:
         if server is not None:
             server.terminate()
@@ -84,8 +89,10 @@ def server_received(base_url: str) -> int | None:
         return None
 
 
-async def measure(base_url: str, args: argparse.Namespace, *, own_server: bool) -> dict[str, float]:
-    cache_path = Path(tempfile.mkdtemp(prefix="fcsft-bench-")) / "cache.sqlite"
+async def measure(
+    base_url: str, cache_path: Path, args: argparse.Namespace, *, own: bool
+) -> dict[str, float]:
+    """Run every level; `own` says the server is ours, so its request count can be checked."""
     print(f"server {base_url}; cache {cache_path}")
     print(f"{'conc':>5} {'requests':>8} {'bare req/s':>11} {'fcsft req/s':>12} {'ratio':>6}")
     figures: dict[str, float] = {}
@@ -110,7 +117,10 @@ async def measure(base_url: str, args: argparse.Namespace, *, own_server: bool) 
             replay, replay_wall = requests, wall
         bare_rate, fcsft_rate = statistics.median(bare_rates), statistics.median(fcsft_rates)
         ratio = statistics.median(ratios)
-        print(f"{concurrency:>5} {count:>8} {bare_rate:>11.0f} {fcsft_rate:>12.0f} {ratio:>6.3f}")
+        print(
+            f"{concurrency:>5} {count:>8} {bare_rate:>11.0f} {fcsft_rate:>12.0f} {ratio:>6.3f}"
+            f"   (pairs {min(ratios):.3f} to {max(ratios):.3f})"
+        )
         if concurrency > 1:
             figures[f"vs_raw_c{concurrency}"] = round(ratio, 3)
         if concurrency == 64:
@@ -119,7 +129,7 @@ async def measure(base_url: str, args: argparse.Namespace, *, own_server: bool) 
         before = server_received(base_url)
         cached = await fcsft_run(base_url, replay, concurrency, cache_path, expect_cached=True)
         after = server_received(base_url)
-        if own_server and before != after:
+        if own and before != after:
             raise SystemExit(f"the cached run sent {after - before} requests to the server")
         uncached_wall += replay_wall
         cached_wall += cached

@@ -4,6 +4,8 @@ import asyncio
 import hashlib
 import json
 import multiprocessing
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -409,6 +411,21 @@ def test_two_processes_writing_one_cache_lose_nothing(tmp_path):
         assert cache.get("a399").message == {"content": "a399"}
         assert cache.get("b0").message == {"content": "b0"}
         assert cache.get("shared199").message == {"content": "shared199"}
+
+
+def test_replies_put_without_close_are_committed_at_exit(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    script = (
+        "import sys\n"
+        "from fcsft.models.base import ChatResponse\n"
+        "from fcsft.models.cache import ResponseCache\n"
+        "cache = ResponseCache(sys.argv[1])\n"
+        "for i in range(100):\n"
+        "    cache.put(f'k{i}', ChatResponse(message={'content': str(i)}))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=60)
+    with ResponseCache(path) as cache:
+        assert len(cache) == 100
 
 
 def test_the_api_key_never_reaches_the_cache_file(tmp_path, monkeypatch):

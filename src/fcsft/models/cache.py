@@ -3,8 +3,9 @@
 Why this shape:
 
 - One row per request hash, in a plain rowid table (WITHOUT ROWID wrote half as fast with
-  replies of a few hundred bytes and more). `INSERT OR IGNORE` makes a second writer of the same key harmless,
-  so several processes (a Ray shard each, or a stage re-run beside another) share one file.
+  replies of a few hundred bytes and more). `INSERT OR IGNORE` makes a second writer of the
+  same key harmless, so several processes (a Ray shard each, or a stage re-run beside
+  another) share one file.
 - WAL journal: readers never wait for writers and writers commit without blocking readers.
   `busy_timeout` makes a writer wait for another process's transaction instead of failing.
 - Lookups run on the caller's thread (a primary-key read takes microseconds), but writes go to
@@ -20,6 +21,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import atexit
 import json
 import queue
 import sqlite3
@@ -39,13 +41,14 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 _BATCH = 1024  # rows per transaction at most
 _LINGER_S = 0.25  # how long the writer lets replies gather before it commits them
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 _Row = tuple[str, str, float]  # key, encoded reply, when it was stored
-_BUSY_TIMEOUT_MS = 60_000  # another process may hold the write lock for a batch; wait for it
+_BUSY_TIMEOUT_S = 60.0  # another process may hold the write lock for a batch; wait for it
 
 
 def encode_response(response: ChatResponse) -> str:
     """The stored form of a reply: everything but `cached`, which is about the lookup."""
-    return json.dumps(
+    return _JSON.encode(
         {
             "message": response.message,
             "prompt_tokens": response.prompt_tokens,
@@ -53,8 +56,7 @@ def encode_response(response: ChatResponse) -> str:
             "finish_reason": response.finish_reason,
             "latency_s": response.latency_s,
             "extra": response.extra,
-        },
-        ensure_ascii=False,
+        }
     )
 
 
@@ -64,16 +66,31 @@ def decode_response(blob: str) -> ChatResponse:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
+    connection = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    # Turning WAL on can fail at once with "database is locked" while another process opens
+    # the same new file (busy_timeout does not cover it), so that one statement is retried.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     # With WAL, NORMAL stays consistent after a crash and skips a disk sync per commit.
     connection.execute("PRAGMA synchronous = NORMAL")
     return connection
 
 
 class ResponseCache:
-    """Replies by request hash, in one SQLite file shared by every process that opens it."""
+    """Replies by request hash, in one SQLite file shared by every process that opens it.
+
+    Open one per file per process and share it: once written to, each holds a writer thread
+    until `close()` (or the end of the process, which closes it).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -119,6 +136,8 @@ class ResponseCache:
                 target=self._write_batches, name="fcsft-cache-writer", daemon=True
             )
             self._writer.start()
+            # A daemon thread dies with the interpreter; whoever forgot close() keeps the replies.
+            atexit.register(self.close)
         self._queue.put((key, blob, time.time()))
 
     def flush(self) -> None:
@@ -143,6 +162,7 @@ class ResponseCache:
             self._queue.put(None)
             self._urgent.set()
             self._writer.join()
+            atexit.unregister(self.close)
         with self._read_lock:
             self._reader.close()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import re
@@ -31,6 +32,8 @@ import aiohttp
 from fcsft.errors import UserError
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.registry import register
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _URI = re.compile(r"^(?P<model>[^@]+?)(?:@(?P<base_url>https?://\S+))?$")
@@ -128,7 +131,15 @@ class OpenAIProvider:
                         f"{self.name} at {self.url}: gave up after {attempts} attempts; "
                         f"last: {self._redact(str(failure))}"
                     ) from None
-                await asyncio.sleep(self._delay(attempt, failure.wait_s))
+                delay = self._delay(attempt, failure.wait_s)
+                log.debug(
+                    "%s: attempt %d failed (%s); next in %.2fs",
+                    self.name,
+                    attempt + 1,
+                    self._redact(str(failure)),
+                    delay,
+                )
+                await asyncio.sleep(delay)
                 continue
             response.latency_s = time.monotonic() - started
             response.extra["attempts"] = attempt + 1

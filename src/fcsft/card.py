@@ -57,13 +57,17 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         if record["meta"].get("split") == "train":
             steps[str(sum(m["role"] == "assistant" for m in record["messages"]))] += 1
     plots = {
-        "tools.png": ("Calls per tool, before and after balancing",
-                      {"before": report.get("tools_before", {}),
-                       "after": report.get("tools_after", {})}, False),
+        "tools.png": (
+            "Calls per tool, before and after balancing",
+            {"before": report.get("tools_before", {}), "after": report.get("tools_after", {})},
+            False,
+        ),
         "steps.png": ("Assistant steps per training trajectory", {"train": dict(steps)}, False),
-        "rejections.png": ("Why trajectories were rejected (validation and curation)",
-                           {"count": {**validate.get("reasons", {}), **curate.get("reasons", {})}},
-                           True),
+        "rejections.png": (
+            "Rejections by reason",
+            {"count": {**validate.get("reasons", {}), **curate.get("reasons", {})}},
+            True,
+        ),
     }
     out.mkdir(parents=True, exist_ok=True)
     for file, (title, series, horizontal) in plots.items():
@@ -93,12 +97,15 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         "",
         "| tool | before | after | target share |",
         "|---|---|---|---|",
-        *[f"| {tool} | {report.get('tools_before', {}).get(tool, 0)} | "
-          f"{report.get('tools_after', {}).get(tool, 0)} | {share:.2f} |"
-          for tool, share in report.get("tools_target", {}).items()],
+        *[
+            f"| {tool} | {report.get('tools_before', {}).get(tool, 0)} | "
+            f"{report.get('tools_after', {}).get(tool, 0)} | {share:.2f} |"
+            for tool, share in report.get("tools_target", {}).items()
+        ],
         "",
         "Under-represented (need more seeds): "
-        + (", ".join(report.get("under_represented", [])) or "none") + ".",
+        + (", ".join(report.get("under_represented", [])) or "none")
+        + ".",
         "",
         "## Steps per trajectory",
         "",
@@ -110,8 +117,10 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         "",
         "| reason | count |",
         "|---|---|",
-        *[f"| {code} | {count} |" for code, count in
-          {**validate.get("reasons", {}), **curate.get("reasons", {})}.items()],
+        *[
+            f"| {code} | {count} |"
+            for code, count in {**validate.get("reasons", {}), **curate.get("reasons", {})}.items()
+        ],
         "",
         "## General instruction mix",
         "",
@@ -123,7 +132,8 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         "",
         f"Training candidates sharing a {decon.get('ngram', '?')}-word n-gram with an evaluation "
         "set were dropped: "
-        + (", ".join(f"{k}: {v}" for k, v in decon.get("hits", {}).items()) or "none") + ".",
+        + (", ".join(f"{k}: {v}" for k, v in decon.get("hits", {}).items()) or "none")
+        + ".",
         "",
         "## Config",
         "",

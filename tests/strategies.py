@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from hypothesis import strategies as st
 
+from fcsft.formats.tagged import _ANY_TAG as TAG  # the tags the format cannot carry in text
 from fcsft.records import (
     FinalAnswer,
     Meta,
@@ -17,11 +16,9 @@ from fcsft.records import (
     call_id,
 )
 
-_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
-
 text = st.text(max_size=40)
 # The tagged format cannot carry its own tags inside free text; everything else is fair game.
-free_text = text.filter(lambda value: not _TAG.search(value))
+free_text = text.filter(lambda value: not TAG.search(value))
 observation_text = text.filter(lambda value: "</observation>" not in value)
 
 json_scalar = (

@@ -1,21 +1,11 @@
 """The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from clirun import fcsft
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "trajectories" / "finance.openai.jsonl"
-
-
-def fcsft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "fcsft.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_help_lists_the_commands():

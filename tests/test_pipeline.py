@@ -1,12 +1,11 @@
 """`fcsft run` end to end on a mock teacher: every stage's artifacts, then a resumed no-op."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from clirun import fcsft
 from fcsft.jsonl import read_jsonl
 
 HERE = Path(__file__).parent
@@ -47,21 +46,9 @@ def write_project(root: Path) -> Path:
     return path
 
 
-def fcsft(*args, cwd):
-    env_path = f"{HERE}"
-    return subprocess.run(
-        [sys.executable, "-m", "fcsft.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": env_path},
-    )
-
-
 def test_run_until_export_then_resume_is_a_no_op(tmp_path):
     project = write_project(tmp_path)
-    result = fcsft("run", project, "--until", "export", cwd=tmp_path)
+    result = fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "run"
     for stage in ("expand", "tasks", "generate", "validate", "curate"):
@@ -82,7 +69,7 @@ def test_run_until_export_then_resume_is_a_no_op(tmp_path):
     assert (export / "DATASET.md").exists() and (export / "dataset_info.json").exists()
     # A second run finds every stage done and asks the teacher nothing.
     before = (run / "generate/_ledger.jsonl").read_bytes()
-    again = fcsft("run", project, "--until", "export", cwd=tmp_path)
+    again = fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (run / "generate/_ledger.jsonl").read_bytes() == before
 

@@ -180,11 +180,18 @@ def test_exports_load_back_and_card_matches_stats(tmp_path):
 def test_testset_layers_from_the_held_out_split(tmp_path):
     from fcsft.evaluate.testset import build_testset
 
-    trajectories = [make(f"t{i}", f"f{i}", ["search", "python", "fetch"][: 1 + i % 3])
-                    for i in range(40)]
-    trajectories.append(Trajectory(id="n1", question="What is 2+2?", tools=TOOLS,
-                                   steps=[FinalAnswer(text="4")],
-                                   meta=Meta(family="n1", no_tool=True)))
+    trajectories = [
+        make(f"t{i}", f"f{i}", ["search", "python", "fetch"][: 1 + i % 3]) for i in range(40)
+    ]
+    trajectories.append(
+        Trajectory(
+            id="n1",
+            question="What is 2+2?",
+            tools=TOOLS,
+            steps=[FinalAnswer(text="4")],
+            meta=Meta(family="n1", no_tool=True),
+        )
+    )
     source = tmp_path / "validated.jsonl"
     write_jsonl(source, (OPENAI.render(t) for t in trajectories))
     run = tmp_path / "run"
@@ -192,8 +199,11 @@ def test_testset_layers_from_the_held_out_split(tmp_path):
     items = build_testset(run / "curate/out.jsonl", held_out_tools=["fetch"])
     layers = Counter(i["layer"] for i in items)
     assert layers["standard"] > 0 and layers["ood"] > 0 and layers["adversarial"] >= 16
-    test_ids = {json.loads(line)["meta"]["id"] for line in (run / "curate/out.jsonl").open()
-                if json.loads(line)["meta"]["split"] == "test"}
+    test_ids = {
+        json.loads(line)["meta"]["id"]
+        for line in (run / "curate/out.jsonl").open()
+        if json.loads(line)["meta"]["split"] == "test"
+    }
     assert {i["id"] for i in items if not i["id"].startswith("adv-")} <= test_ids  # never train
     for item in items:
         if item["layer"] == "ood":

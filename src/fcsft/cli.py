@@ -386,6 +386,63 @@ app.command("generate")(
 )
 
 
+@app.command("review")
+def review_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory holding validate/.")],
+    apply_decisions: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Write review/out.jsonl and report.json from the decisions so far."
+        ),
+    ] = False,
+    fraction: Annotated[
+        float | None, typer.Option(help="Share of each stratum to sample (default 0.1).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the draw (default 0).")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+) -> None:
+    """Spot-check a stratified sample of validate's decisions in a local page, then --apply.
+
+    Strata: first tool, how, source, automatic verdict. Kept in RUN_DIR/review/review.sqlite.
+    """
+    from fcsft.review import apply_review, begin_review, serve, summary_line
+
+    if apply_decisions:
+        report = apply_review(run_dir, command=f"fcsft review {run_dir} --apply")
+        out.print(f"{summary_line(report)} -> {run_dir / 'review'}", markup=False)
+        return
+    review = begin_review(run_dir, fraction, seed)
+    strata = review.store.strata()
+    population = {
+        auto: sum(s.population for s in strata if s.stratum.auto == auto)
+        for auto in ("accepted", "rejected")
+    }
+    reviewed, total = review.store.progress()
+    out.print(
+        f"{'drew' if review.drawn_now else 'reopened'} a sample of {total} from "
+        f"{sum(population.values())} validated ({population['accepted']} accepted, "
+        f"{population['rejected']} rejected) in {len(strata)} strata "
+        f"(fraction {review.info.fraction:g}, seed {review.info.seed}); "
+        f"{reviewed} / {total} reviewed",
+        markup=False,
+    )
+    if review.inputs_changed:
+        err.print(
+            "warning: validate output changed since this sample was drawn; new records are not "
+            f"in it (delete {review.store.path} to draw anew, losing decisions)",
+            markup=False,
+        )
+
+    def ready(url: str) -> None:
+        out.print(f"review at {url}  (Ctrl-C to stop)", markup=False)
+
+    serve(review.store, port, on_ready=ready)
+    reviewed, total = review.store.progress()
+    out.print(
+        f"{reviewed} / {total} reviewed; apply with: fcsft review {run_dir} --apply", markup=False
+    )
+
+
 def main() -> None:
     try:
         app()

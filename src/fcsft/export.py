@@ -26,8 +26,10 @@ def _by_split(curated: Path) -> dict[str, list[dict[str, Any]]]:
     for obj in read_jsonl(curated):
         split = obj.get("meta", {}).get("split")
         if split not in parts:
-            raise UserError(f"{curated}: record {obj.get('meta', {}).get('id')!r} has no split; "
-                            "export reads the curate stage's output")
+            raise UserError(
+                f"{curated}: record {obj.get('meta', {}).get('id')!r} has no split; "
+                "export reads the curate stage's output"
+            )
         parts[split].append(obj)
     return parts
 
@@ -50,12 +52,25 @@ def _jsonl(fmt: str) -> Callable[[dict[str, list[dict[str, Any]]], Path], list[s
 
 def dataset_info() -> dict[str, Any]:
     """The entries LLaMA-Factory needs to read the ShareGPT files with tools."""
-    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
-            "assistant_tag": "gpt", "observation_tag": "observation",
-            "function_tag": "function_call", "system_tag": "system"}
+    tags = {
+        "role_tag": "from",
+        "content_tag": "value",
+        "user_tag": "human",
+        "assistant_tag": "gpt",
+        "observation_tag": "observation",
+        "function_tag": "function_call",
+        "system_tag": "system",
+    }
     columns = {"messages": "conversations", "system": "system", "tools": "tools"}
-    return {f"fcsft_{split}": {"file_name": f"{split}.sharegpt.jsonl", "formatting": "sharegpt",
-                               "columns": columns, "tags": tags} for split in SPLITS}
+    return {
+        f"fcsft_{split}": {
+            "file_name": f"{split}.sharegpt.jsonl",
+            "formatting": "sharegpt",
+            "columns": columns,
+            "tags": tags,
+        }
+        for split in SPLITS
+    }
 
 
 def _parquet(parts: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
@@ -63,20 +78,44 @@ def _parquet(parts: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     because every tool's parameter schema has a different shape."""
     pa = require("pyarrow", "train")
     pq = require("pyarrow.parquet", "train")
-    call = pa.struct([("id", pa.string()), ("type", pa.string()),
-                      ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
-    message = pa.struct([("role", pa.string()), ("content", pa.string()),
-                         ("reasoning_content", pa.string()), ("tool_calls", pa.list_(call)),
-                         ("tool_call_id", pa.string()), ("name", pa.string()),
-                         ("is_error", pa.bool_())])
-    schema = pa.schema([("id", pa.string()), ("messages", pa.list_(message)),
-                        ("tools", pa.string()), ("meta", pa.string())])
+    call = pa.struct(
+        [
+            ("id", pa.string()),
+            ("type", pa.string()),
+            ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+        ]
+    )
+    message = pa.struct(
+        [
+            ("role", pa.string()),
+            ("content", pa.string()),
+            ("reasoning_content", pa.string()),
+            ("tool_calls", pa.list_(call)),
+            ("tool_call_id", pa.string()),
+            ("name", pa.string()),
+            ("is_error", pa.bool_()),
+        ]
+    )
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("messages", pa.list_(message)),
+            ("tools", pa.string()),
+            ("meta", pa.string()),
+        ]
+    )
     (out / "hf").mkdir(parents=True, exist_ok=True)
     names = []
     for split, records in parts.items():
-        rows = [{"id": r["meta"]["id"], "messages": r["messages"],
-                 "tools": json.dumps(r["tools"], ensure_ascii=False),
-                 "meta": json.dumps(r["meta"], ensure_ascii=False)} for r in records]
+        rows = [
+            {
+                "id": r["meta"]["id"],
+                "messages": r["messages"],
+                "tools": json.dumps(r["tools"], ensure_ascii=False),
+                "meta": json.dumps(r["meta"], ensure_ascii=False),
+            }
+            for r in records
+        ]
         table = pa.Table.from_pylist(rows, schema=schema)
         target = out / "hf" / f"{split}.parquet"
         tmp = target.with_name(f".{target.name}.tmp")

@@ -154,7 +154,8 @@ def generate_stage(
         task = Task.from_json(obj)
         task_tools = {n: t for n, t in available.items() if not task.tools or n in task.tools}
         by_reference = config.reference == "plan" or (
-            config.reference == "expert" and task.source == "expert")
+            config.reference == "expert" and task.source == "expert"
+        )
         if by_reference and task.plan:
             trajectory = await reference_trajectory(
                 task, task_tools, model, model_name, config.system_prompt()

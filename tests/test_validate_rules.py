@@ -234,3 +234,31 @@ def test_rules_are_chosen_by_name():
     assert check(obj, config, config.settings()) == []
     with pytest.raises(ValueError, match="unknown rules"):
         ValidateConfig(rules=["logic.vibes"])
+
+
+def test_llm_judge_is_off_by_default_and_explains_failures(tmp_path):
+    from fcsft.jsonl import write_jsonl
+    from fcsft.models.base import ChatResponse
+    from fcsft.stage import run_stage
+    from fcsft.validate.stage import JudgeConfig, validate_stage
+
+    class Judge:
+        async def chat(self, request):
+            prompt = request.messages[-1]["content"]
+            verdict = (
+                '{"pass": false, "reason": "the answer ignores fiscal 2024"}'
+                if "2024 vs" in prompt
+                else 'Sure. {"pass": true}'
+            )
+            return ChatResponse(message={"content": verdict})
+
+    good = GOOD.model_copy(update={"id": "t1"})
+    other = GOOD.model_copy(update={"id": "t2", "question": "Revenue in 2024 vs fiscal 2025?"})
+    source = tmp_path / "in.jsonl"
+    write_jsonl(source, (get_format("openai").render(t) for t in (good, other)))
+    assert run_stage(validate_stage(ValidateConfig()), tmp_path / "a", [source])["rejected"] == 0
+    config = ValidateConfig(judge=JudgeConfig(rubric="Answer every year asked about."))
+    stats = run_stage(
+        validate_stage(config, judge=Judge(), judge_name="judge"), tmp_path / "b", [source]
+    )
+    assert stats["reasons"] == {"judge.rubric": 1}

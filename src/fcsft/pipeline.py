@@ -153,7 +153,12 @@ def _generate(run: Run) -> None:
 def _validate(run: Run) -> None:
     from fcsft.validate.stage import validate_stage
 
-    run.stage(validate_stage(run.config.validate_), [run.run_dir / "generate" / "out.jsonl"])
+    config = run.config.validate_
+    judge, judge_name = run.model(config.judge.model) if config.judge else (None, "")
+    run.stage(
+        validate_stage(config, judge=judge, judge_name=judge_name),
+        [run.run_dir / "generate" / "out.jsonl"],
+    )
 
 
 def _curate(run: Run) -> None:

@@ -12,6 +12,27 @@ from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
 from fcsft.validate.rules import RULES, Settings
 
+JUDGE_PROMPT = """\
+You check one tool-using conversation against a rubric.
+
+Rubric:
+{rubric}
+
+Conversation:
+{conversation}
+
+Reply with JSON only: {{"pass": true or false, "reason": "one sentence"}}"""
+
+
+class JudgeConfig(Section):
+    model: str = "judge"
+    """Role (a key of `models`) of the judging model."""
+    rubric: str = (
+        "The final answer answers the question, follows from the tool results, and "
+        "no call was unnecessary."
+    )
+    """What a trajectory must satisfy; the judge says pass or fail with a reason."""
+
 
 class ValidateConfig(Section):
     rules: list[str] = Field(default_factory=lambda: sorted(RULES))
@@ -20,6 +41,8 @@ class ValidateConfig(Section):
     """Fewest assistant steps (turns) a tool-using trajectory may have: a call and an answer."""
     max_steps: int = Field(15, ge=1)
     """Most assistant steps before a trajectory counts as a detour."""
+    judge: JudgeConfig | None = None
+    """An LLM judge after the rules (off unless set); failures get the code `judge.rubric`."""
     small_integers: int = Field(12, ge=0)
     """Whole numbers up to this size in an answer need no source (counts, ordinals)."""
 
@@ -53,10 +76,71 @@ def check(obj: dict[str, Any], config: ValidateConfig, settings: Settings) -> li
     return failed
 
 
-def validate_stage(config: ValidateConfig, name: str = "validate") -> Stage:
+def validate_stage(
+    config: ValidateConfig, name: str = "validate", judge: Any = None, judge_name: str = ""
+) -> Stage:
+    """The stage; with `config.judge` set, `judge` is the client that answers for that role."""
     settings = config.settings()
 
-    def process(obj: dict[str, Any]) -> list[Outcome]:
-        return [Outcome(obj, check(obj, config, settings))]
+    async def process(obj: dict[str, Any]) -> list[Outcome]:
+        failed = check(obj, config, settings)
+        if config.judge is not None and judge is not None and not failed:
+            failed += await judge_verdicts(obj, config.judge, judge, judge_name)
+        return [Outcome(obj, failed)]
 
-    return Stage(name, process, config=config.model_dump(mode="json"))
+    return Stage(
+        name,
+        process,
+        config=config.model_dump(mode="json") | {"judge": judge_name},
+        concurrency=16 if config.judge else 1,
+    )
+
+
+async def judge_verdicts(
+    obj: dict[str, Any], judge: JudgeConfig, model: Any, model_name: str
+) -> list[Verdict]:
+    """The judge's failure as a verdict; an unreadable verdict is a failure of its own."""
+    from fcsft.expand.ask import ask
+    from fcsft.formats._json import JsonProblem, loads_lenient
+
+    conversation = "\n".join(
+        f"{m['role']}: {m.get('content') or ''}"
+        + "".join(
+            f" [call {c['function']['name']}({c['function']['arguments']})]"
+            for c in m.get("tool_calls") or []
+        )
+        for m in obj["messages"]
+    )
+    answer = await ask(
+        model,
+        model_name,
+        JUDGE_PROMPT.format(rubric=judge.rubric, conversation=conversation),
+        temperature=0.0,
+        max_tokens=200,
+    )
+    if answer.error:
+        return [Verdict(stage="validate", rule="judge.error", passed=False, reason=answer.error)]
+    start, end = answer.text.find("{"), answer.text.rfind("}")
+    try:
+        verdict = loads_lenient(answer.text[start : end + 1]) if start >= 0 else None
+    except JsonProblem:
+        verdict = None
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("pass"), bool):
+        return [
+            Verdict(
+                stage="validate",
+                rule="judge.unreadable",
+                passed=False,
+                reason=f"judge reply is not a verdict: {answer.text[:100]!r}",
+            )
+        ]
+    if verdict["pass"]:
+        return []
+    return [
+        Verdict(
+            stage="validate",
+            rule="judge.rubric",
+            passed=False,
+            reason=str(verdict.get("reason", "")),
+        )
+    ]

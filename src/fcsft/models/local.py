@@ -1,214 +1,623 @@
-"""`local:smollm2` (the embedded default) and `local:PATH` (any transformers folder).
+"""`local:smollm2` (the embedded default) and `local:PATH` (any transformers model folder).
 
-Concurrent requests are queued and answered in batches by one worker thread: on two CPU
-cores greedy decoding of SmolLM2-135M runs ~11 tokens/s at batch 1 and ~108 at batch 32, so
-a teacher run of many tasks is only practical batched. Requests join a batch when they share
-sampling settings; each row stops as soon as it writes a stop string.
+Why batching: on two CPU cores greedy decoding of SmolLM2-135M makes ~11 tokens/s for one
+sequence and ~108 tokens/s for 32 side by side, so a teacher or evaluation run of many tasks
+is only practical if concurrent requests share forward passes. `chat()` is async and cheap:
+it renders the prompt and queues a job; one worker thread per model cuts the queue into
+batches of requests with the same sampling settings and runs `generate` on each. Rows of a
+batch may ask for different stops and token limits: a stopping criterion tracks every row
+and the batch ends when all rows are done. Padding is on the left, so a row's output does not
+depend on its neighbours and greedy text is the same batched or alone.
 
-Messages arrive in one of two shapes. With `request.tools` (native function calling) they are
-OpenAI messages, rendered here by `fcsft.formats.chat.text_messages` and the reply parsed back
-into `tool_calls` by the tagged parser. Without tools they are plain role/content messages
-(the agent loop's tagged mode renders them itself) and go to the chat template as they are.
-Either way the raw completion is kept in `extra["raw"]`, so evaluation can count replies
-that did not parse.
+Why two prompt paths: a request that uses OpenAI function calling (`tools`, assistant
+`tool_calls`, `role: tool` answers) is rendered by `fcsft.formats.chat.text_messages`, the
+same function training renders with, and the reply is parsed back by the tagged parser.
+Plain role/content messages without tools are already text (the agent's tagged mode renders
+them itself) and are passed to the chat template untouched; rendering them twice would wrap
+tagged turns in more tags. Either way the completion as generated is kept in
+`extra["raw"]`, and a reply that does not parse keeps its text as content with the error in
+`extra["parse_error"]`, so evaluation counts parse failures apart from answers.
+
+The weights are loaded on the first request, once per process and model folder, whatever
+number of providers name it; `fcsft.models.weights` turns the shipped GGUF into a cached
+transformers folder the first time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
+import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from fcsft.errors import require
+from fcsft.errors import UserError, require
 from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.registry import register
-from fcsft.models.weights import model_folder
+from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
 
-# A final answer ends a reply and its closing tag belongs to it. `</tool_call>` is no stop:
-# parallel calls follow one another before the model stops or an `<observation` stop hits.
-KEEP_STOPS = ("</final_answer>",)
+# Stops every request gets. A model that writes `<observation` is inventing a tool result,
+# and a tagged reply is over at `</final_answer>` (text after it would not parse). Plain
+# chat never writes either, so adding them costs nothing there.
+PROTOCOL_STOPS = ("<observation", "</final_answer>")
+_CLOSING_TAG = re.compile(r"</[^<>\s]+>")
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """What the worker needs for one request: rendered messages and per-row limits."""
+
+    messages: list[dict[str, str]]
+    max_new_tokens: int
+    stops: tuple[str, ...] = ()
+    temperature: float = 0.0
+    seed: int | None = None
+    keep_closing_tags: bool = True
+
+    @property
+    def settings(self) -> tuple[Any, ...]:
+        """Jobs with equal settings can share one `generate` call.
+
+        Greedy decoding ignores the seed, so every greedy job fits every greedy batch; sampled
+        jobs must agree on temperature and seed, since both apply to the whole batch.
+        """
+        if self.temperature <= 0:
+            return ("greedy",)
+        return ("sample", self.temperature, self.seed)
 
 
 @dataclass
-class _Job:
-    request: ChatRequest
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
-    prompt: str = ""
+class Completion:
+    """One row's result: its text cut at its stop, and what it cost in tokens."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"  # "stop" (a stop string or end of turn) or "length"
 
 
-@dataclass
-class _Engine:
-    """One loaded model per folder and process, shared by every provider that names it."""
+GenerateFn = Callable[[list[GenerationJob]], list[Completion | Exception]]
 
-    folder: str
-    model: Any = None
-    tokenizer: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+
+# ---------------------------------------------------------------- stops
+
+
+def keeps_stop(stop: str, keep_closing_tags: bool) -> bool:
+    """A closing tag belongs to the text it closes (`</tool_call>` ends a call that must parse)."""
+    return keep_closing_tags and _CLOSING_TAG.fullmatch(stop) is not None
+
+
+def cut_at_stop(
+    text: str, stops: Sequence[str], keep_closing_tags: bool = True
+) -> tuple[str, str | None]:
+    """The text up to its first stop string, and which stop that was (None if there was none).
+
+    Of two stops found at the same place the longer wins, so `</final_answer>` is not cut to a
+    shorter stop that is its prefix.
+    """
+    best: tuple[int, int, str] | None = None
+    for stop in stops:
+        if not stop:
+            continue
+        at = text.find(stop)
+        if at >= 0 and (best is None or (at, -len(stop)) < best[:2]):
+            best = (at, -len(stop), stop)
+    if best is None:
+        return text, None
+    at, _, stop = best
+    return text[: at + len(stop) if keeps_stop(stop, keep_closing_tags) else at], stop
+
+
+class StopTracker:
+    """Which rows of a batch are finished, and after how many generated tokens.
+
+    A row ends at the first of: an end-of-sequence token, one of its stop strings, its own
+    token limit. Once ended it stays ended (generate pads it from then on), so the step at
+    which it ended is its exact completion length. Stop strings are looked for in the decoded
+    tail of the row only: a stop that appears now must end in the newest token, and a tail
+    of twice the longest stop's length (plus slack for tokens that decode to partial
+    characters) is enough to contain it.
+    """
+
+    def __init__(
+        self,
+        limits: Sequence[int],
+        stops: Sequence[Sequence[str]],
+        eos_ids: set[int],
+        decode: Callable[[list[int]], str],
+    ):
+        self.limits = list(limits)
+        self.stops = [tuple(s for s in row if s) for row in stops]
+        self.eos_ids = eos_ids
+        self.decode = decode
+        self.lengths: list[int | None] = [None] * len(self.limits)
+        self.reasons = ["length"] * len(self.limits)
+        longest = max((len(s) for row in self.stops for s in row), default=0)
+        self.window = 2 * longest + 8
+
+    def step(self, tails: Sequence[Sequence[int]], generated: int) -> list[bool]:
+        """Update from each row's newest tokens (`generated` so far); True where a row is done."""
+        for row, tail in enumerate(tails):
+            if self.lengths[row] is not None or not tail:
+                continue
+            if tail[-1] in self.eos_ids or self._wrote_stop(row, tail):
+                self._finish(row, generated, "stop")
+            elif generated >= self.limits[row]:
+                self._finish(row, generated, "length")
+        return [length is not None for length in self.lengths]
+
+    def _wrote_stop(self, row: int, tail: Sequence[int]) -> bool:
+        if not self.stops[row]:
+            return False
+        text = self.decode(list(tail))
+        return any(stop in text for stop in self.stops[row])
+
+    def _finish(self, row: int, generated: int, reason: str) -> None:
+        self.lengths[row] = generated
+        self.reasons[row] = reason
+
+
+@functools.cache
+def _row_stops_class() -> type:
+    """A transformers StoppingCriteria around StopTracker, built on first use: transformers is
+    an optional dependency and must not be imported with this module."""
+    torch = require("torch", "local")
+    transformers = require("transformers", "local")
+
+    class RowStops(transformers.StoppingCriteria):
+        def __init__(self, tracker: StopTracker, prompt_width: int):
+            self.tracker = tracker
+            self.prompt_width = prompt_width
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            width = input_ids.shape[1]
+            start = max(self.prompt_width, width - self.tracker.window)
+            tails = input_ids[:, start:].tolist()
+            done = self.tracker.step(tails, width - self.prompt_width)
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return RowStops
+
+
+# ---------------------------------------------------------------- the model
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class LocalModel:
+    """One set of weights in memory, shared by every provider that names the same folder."""
+
+    def __init__(self, name: str, threads: int | None = None):
+        self.name = name  # as in `local:NAME`
+        self.threads = threads
+        self.folder: str | None = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.eos_ids: set[int] = set()
+        self.context: int | None = None
+        self.load_s: float | None = None
+        self._lock = threading.Lock()
 
     def load(self) -> None:
-        with self.lock:
+        """Load once; the embedded model's cached folder is made here if it is missing."""
+        with self._lock:
             if self.model is not None:
                 return
+            started = time.monotonic()
             torch = require("torch", "local")
             transformers = require("transformers", "local")
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.folder)
-            self.tokenizer.padding_side = "left"
-            if self.tokenizer.pad_token is None:
-                self.tokenizer.pad_token = self.tokenizer.eos_token
-            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-            model = transformers.AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype)
-            self.model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+            folder = model_folder(self.name)
+            torch.set_num_threads(self.threads or _cores())
+            tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+            if not tokenizer.chat_template:
+                raise UserError(
+                    f"local:{self.name}: the tokenizer in {folder} has no chat template; "
+                    "use a chat (instruct) model or a folder written by `fcsft train`"
+                )
+            tokenizer.padding_side = "left"  # new tokens must follow every row's last token
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            cuda = torch.cuda.is_available()
+            dtype = torch.bfloat16 if cuda else torch.float32
+            model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+            model = model.to("cuda" if cuda else "cpu").eval()
+            self.eos_ids = _eos_ids(model, tokenizer)
+            self.context = getattr(model.config, "max_position_embeddings", None)
+            self.folder, self.tokenizer = str(folder), tokenizer
+            self.model = model
+            self.load_s = time.monotonic() - started
 
-
-_ENGINES: dict[str, _Engine] = {}
-
-
-class LocalProvider:
-    def __init__(self, name: str, max_batch: int = 32, wait_s: float = 0.02):
-        self.name = f"local:{name}"
-        folder = str(model_folder(name))
-        self.engine = _ENGINES.setdefault(folder, _Engine(folder))
-        self.max_batch = max_batch
-        self.wait_s = wait_s
-        self._queue: list[_Job] = []
-        self._wake = threading.Condition()
-        self._worker: threading.Thread | None = None
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        loop = asyncio.get_running_loop()
-        job = _Job(request, loop.create_future(), loop)
-        with self._wake:
-            self._queue.append(job)
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._serve, daemon=True)
-                self._worker.start()
-            self._wake.notify()
-        return await job.future
-
-    async def close(self) -> None:
-        pass
-
-    def _serve(self) -> None:
-        self.engine.load()
-        while True:
-            with self._wake:
-                while not self._queue:
-                    if not self._wake.wait(timeout=5.0) and not self._queue:
-                        self._worker = None  # idle: a later request starts a new worker
-                        return
-            time.sleep(self.wait_s)  # let concurrent callers join before the batch is cut
-            with self._wake:
-                key = _settings(self._queue[0].request)
-                batch = [job for job in self._queue if _settings(job.request) == key]
-                batch = batch[: self.max_batch]
-                for job in batch:
-                    self._queue.remove(job)
-            try:
-                results: list[ChatResponse | ModelError] = list(self._generate(batch))
-            except Exception as exc:
-                results = [ModelError(f"{self.name}: generation failed: {exc}")] * len(batch)
-            for job, result in zip(batch, results, strict=True):
-                job.loop.call_soon_threadsafe(_settle, job.future, result)
-
-    def _generate(self, batch: list[_Job]) -> list[ChatResponse]:
-        torch = require("torch", "local")
-        tokenizer, model = self.engine.tokenizer, self.engine.model
-        for job in batch:
-            messages = job.request.messages
-            if job.request.tools:
-                messages = text_messages(messages, job.request.tools)
-            job.prompt = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        encoded = tokenizer(
-            [job.prompt for job in batch],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        ).to(model.device)
-        request = batch[0].request
-        stops = sorted({s for job in batch for s in (job.request.stop or [])} | set(KEEP_STOPS))
-        started = time.monotonic()
-        sampling = (
-            {"do_sample": True, "temperature": request.temperature, "top_p": 0.95}
-            if request.temperature > 0
-            else {"do_sample": False}
+    def prompt(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
         )
+
+    def generate(self, jobs: list[GenerationJob]) -> list[Completion | Exception]:
+        """One batch of jobs with equal settings; a job that cannot run fails alone."""
+        self.load()
+        results: list[Completion | Exception | None] = [None] * len(jobs)
+        runnable: list[int] = []
+        prompts: list[str] = []
+        for index, job in enumerate(jobs):
+            try:
+                prompts.append(self.prompt(job.messages))
+            except Exception as exc:  # a template that refuses these messages fails this job
+                results[index] = ModelError(f"local:{self.name}: chat template failed: {exc}")
+                continue
+            runnable.append(index)
+        if runnable:
+            done = self._generate([jobs[i] for i in runnable], prompts)
+            for index, result in zip(runnable, done, strict=True):
+                results[index] = result
+        return [r if r is not None else ModelError("no result") for r in results]
+
+    def _generate(
+        self, jobs: list[GenerationJob], prompts: list[str]
+    ) -> list[Completion | Exception]:
+        torch = require("torch", "local")
+        # the chat template already wrote every special token the prompt needs
+        token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        results: list[Completion | Exception | None] = [None] * len(jobs)
+        limits: list[int] = []
+        for index, (job, ids) in enumerate(zip(jobs, token_ids, strict=True)):
+            room = job.max_new_tokens if self.context is None else self.context - len(ids)
+            if room <= 0:
+                results[index] = ModelError(
+                    f"local:{self.name}: the prompt has {len(ids)} tokens, the model's context "
+                    f"is {self.context}"
+                )
+            limits.append(max(1, min(job.max_new_tokens, room)))
+        keep = [i for i, r in enumerate(results) if r is None]
+        if not keep:
+            return [r for r in results if r is not None]
+        batch = [jobs[i] for i in keep]
+        encoded = self.tokenizer.pad(
+            {"input_ids": [token_ids[i] for i in keep]}, padding=True, return_tensors="pt"
+        ).to(self.model.device)
+        width = encoded["input_ids"].shape[1]
+        tracker = StopTracker(
+            [limits[i] for i in keep],
+            [job.stops for job in batch],
+            self.eos_ids,
+            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+        )
+        criteria = self._criteria(tracker, width)
+        first = batch[0]
+        if first.temperature > 0:
+            # The request's temperature alone, as an OpenAI server does with no top_p given;
+            # the folder's own sampling defaults (top_k, top_p) would silently change it.
+            sampling = {
+                "do_sample": True,
+                "temperature": first.temperature,
+                "top_k": 0,
+                "top_p": 1.0,
+            }
+            if first.seed is not None:
+                torch.manual_seed(first.seed)
+        else:
+            sampling = {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
         with torch.inference_mode():
-            output = model.generate(
+            output = self.model.generate(
                 **encoded,
-                max_new_tokens=max(job.request.max_tokens for job in batch),
-                stop_strings=stops,
-                tokenizer=tokenizer,
-                pad_token_id=tokenizer.pad_token_id,
+                max_new_tokens=max(tracker.limits),
+                stopping_criteria=criteria,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=sorted(self.eos_ids) or None,
                 **sampling,
             )
-        latency = time.monotonic() - started
-        width = encoded["input_ids"].shape[1]
-        responses = []
-        for row, job in enumerate(batch):
-            ids = output[row, width:].tolist()
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            text, generated = _cut(text, job.request.stop or [], ids, tokenizer)
-            responses.append(
-                self._response(
-                    job, text, int(encoded["attention_mask"][row].sum()), generated, latency
-                )
-            )
-        return responses
+        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+        for row, index in enumerate(keep):
+            n = tracker.lengths[row]
+            if n is None:  # generate stopped the row itself (its own max length)
+                n = output.shape[1] - width
+            ids = output[row, width : width + n].tolist()
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text, _ = cut_at_stop(text, jobs[index].stops, jobs[index].keep_closing_tags)
+            results[index] = Completion(text, int(prompt_tokens[row]), n, tracker.reasons[row])
+        return [r if r is not None else ModelError("no result") for r in results]
 
-    def _response(
-        self, job: _Job, text: str, prompt_tokens: int, completion_tokens: int, latency: float
-    ) -> ChatResponse:
-        extra: dict[str, Any] = {"raw": text}
-        message: dict[str, Any] = {"role": "assistant", "content": text}
-        if job.request.tools:
-            try:
-                message = parse_reply(text)
-            except FormatError as exc:
-                extra["parse_error"] = str(exc)
-        return ChatResponse(
-            message=message,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_s=latency,
-            extra=extra,
-        )
+    def _criteria(self, tracker: StopTracker, width: int) -> Any:
+        transformers = require("transformers", "local")
+        return transformers.StoppingCriteriaList([_row_stops_class()(tracker, width)])
 
 
-def _settings(request: ChatRequest) -> tuple[float, bool]:
-    return (request.temperature, bool(request.tools))
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Every token that ends a turn: the generation config may list several (ChatML models
+    often end turns with `<|im_end|>` while the tokenizer's eos is another token)."""
+    found: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            found.add(value)
+        elif isinstance(value, list | tuple):
+            found.update(int(v) for v in value)
+    return found
 
 
-def _cut(text: str, stops: list[str], ids: list[int], tokenizer: Any) -> tuple[str, int]:
-    """The reply up to its first stop (closing tags kept, other stops dropped), and its tokens."""
-    end = len(text)
-    for stop in set(stops) | set(KEEP_STOPS):
-        at = text.find(stop)
-        if at >= 0:
-            end = min(end, at + (len(stop) if stop in KEEP_STOPS else 0))
-    text = text[:end]
-    pad = tokenizer.pad_token_id
-    generated = len([i for i in ids if i != pad])
-    return text.strip(), generated
+# ---------------------------------------------------------------- batching
 
 
-def _settle(future: asyncio.Future, result: ChatResponse | ModelError) -> None:
-    if future.done():
+@dataclass
+class _Pending:
+    job: GenerationJob
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+    def settle(self, result: Completion | Exception) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody waits
+            self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+
+def _settle(future: asyncio.Future, result: Completion | Exception) -> None:
+    if future.done():  # cancelled while it waited
         return
-    if isinstance(result, ModelError):
+    if isinstance(result, Exception):
         future.set_exception(result)
     else:
         future.set_result(result)
 
 
+class Batcher:
+    """Queues jobs from any event loop and answers them in batches from one worker thread.
+
+    The worker starts with the first job and ends after `idle_s` without work, so an idle
+    process holds no thread. When a job arrives the worker waits `collect_s` for company
+    (or until the batch is full), then takes the oldest job and every queued job with the same
+    settings, oldest first, up to `max_batch`; the rest wait for the next round.
+    """
+
+    def __init__(
+        self,
+        generate: GenerateFn,
+        *,
+        max_batch: int = 32,
+        collect_s: float = 0.005,
+        idle_s: float = 30.0,
+        name: str = "local",
+    ):
+        if max_batch < 1:
+            raise UserError(f"{name}: max_batch must be at least 1, got {max_batch}")
+        self.generate = generate
+        self.max_batch = max_batch
+        self.collect_s = collect_s
+        self.idle_s = idle_s
+        self.name = name
+        self.batch_sizes: list[int] = []  # for benchmarks and tests: what was run together
+        self._pending: list[_Pending] = []
+        self._wake = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    async def submit(self, job: GenerationJob) -> Completion:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(job, loop.create_future(), loop)
+        with self._wake:
+            self._pending.append(pending)
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._serve, name=f"fcsft-{self.name}", daemon=True
+                )
+                self._worker.start()
+            self._wake.notify()
+        return await pending.future
+
+    def _serve(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self.batch_sizes.append(len(batch))
+            try:
+                results = self.generate([p.job for p in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} results for {len(batch)} jobs")
+            except UserError as exc:  # e.g. missing weights: the user must see it as such
+                results = [exc] * len(batch)
+            except Exception as exc:  # a failed batch fails its requests, never the worker
+                error = ModelError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}")
+                results = [error] * len(batch)
+            for pending, result in zip(batch, results, strict=True):
+                pending.settle(result)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """The next batch, or None (and the worker slot freed) after `idle_s` with no work."""
+        with self._wake:
+            while True:
+                idle_until = time.monotonic() + self.idle_s
+                while not self._pending:
+                    left = idle_until - time.monotonic()
+                    if left <= 0:
+                        self._worker = None  # under the lock: a new job starts a new worker
+                        return None
+                    self._wake.wait(left)
+                collect_until = time.monotonic() + self.collect_s
+                while len(self._pending) < self.max_batch:
+                    left = collect_until - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.wait(left)
+                self._pending = [p for p in self._pending if not p.future.done()]
+                if not self._pending:
+                    continue
+                settings = self._pending[0].job.settings
+                batch = [p for p in self._pending if p.job.settings == settings]
+                batch = batch[: self.max_batch]
+                taken = {id(p) for p in batch}
+                self._pending = [p for p in self._pending if id(p) not in taken]
+                return batch
+
+
+# ---------------------------------------------------------------- the provider
+
+
+_LOCK = threading.Lock()
+_MODELS: dict[Any, LocalModel] = {}
+_BATCHERS: dict[Any, Batcher] = {}
+
+
+def _model_key(name: str) -> Any:
+    """What identifies one set of weights, checked cheaply so that a provider fails at once.
+
+    The embedded model is keyed by the cache it lives in (a test may point `FCSFT_CACHE`
+    elsewhere); a folder by its resolved path. If the embedded model is neither cached nor
+    installed, that is said now rather than on the first request.
+    """
+    if name in EMBEDDED:
+        cache = cache_dir()
+        if not (cache / "models" / name / "config.json").exists():
+            gguf_folder()
+        return ("embedded", name, str(cache))
+    return ("folder", str(model_folder(name).resolve()))
+
+
+def shared_model(name: str, threads: int | None = None) -> LocalModel:
+    """The process-wide LocalModel for `local:NAME` (not loaded until it is first used)."""
+    key = _model_key(name)
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = LocalModel(name, threads)
+        return _MODELS[key]
+
+
+class LocalProvider:
+    """A Provider over a local model; providers for one model share its batches."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_batch: int = 32,
+        collect_ms: float = 5.0,
+        keep_closing_tags: bool = True,
+        threads: int | None = None,
+        generate: GenerateFn | None = None,
+    ):
+        """`generate` replaces the model (tests inject a fake); by default `local:NAME` is used."""
+        self.name = f"local:{name}"
+        self.keep_closing_tags = keep_closing_tags
+        if generate is not None:
+            self.model = None
+            self.batcher = Batcher(
+                generate, max_batch=max_batch, collect_s=collect_ms / 1000, name=self.name
+            )
+            return
+        self.model = shared_model(name, threads)
+        key = (id(self.model), max_batch, collect_ms)
+        with _LOCK:
+            if key not in _BATCHERS:
+                _BATCHERS[key] = Batcher(
+                    self.model.generate,
+                    max_batch=max_batch,
+                    collect_s=collect_ms / 1000,
+                    name=self.name,
+                )
+            self.batcher = _BATCHERS[key]
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        native = uses_function_calling(request)
+        try:
+            messages = (
+                text_messages(request.messages, request.tools)
+                if native
+                else [_plain(message) for message in request.messages]
+            )
+        except (FormatError, KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.name}: cannot render the messages: {exc}") from exc
+        job = GenerationJob(
+            messages=messages,
+            max_new_tokens=max(1, request.max_tokens),
+            stops=tuple(dict.fromkeys([*(request.stop or []), *PROTOCOL_STOPS])),
+            temperature=request.temperature,
+            seed=request.seed,
+            keep_closing_tags=self.keep_closing_tags,
+        )
+        started = time.monotonic()
+        completion = await self.batcher.submit(job)
+        return chat_response(
+            completion, native, time.monotonic() - started, first_call=_calls_made(request)
+        )
+
+    async def close(self) -> None:
+        """Nothing to release: the weights are shared and the idle worker ends by itself."""
+
+
+def uses_function_calling(request: ChatRequest) -> bool:
+    """Whether the request is in OpenAI function-calling shape, to be rendered as tagged text."""
+    if request.tools:
+        return True
+    for message in request.messages:
+        if message.get("tool_calls") or message.get("reasoning_content") is not None:
+            return True
+        if message.get("role") == "tool" and "tool_call_id" in message:
+            return True
+    return False
+
+
+def _plain(message: dict[str, Any]) -> dict[str, str]:
+    content = message.get("content")
+    if isinstance(content, list):  # OpenAI content parts: only text reaches a text model
+        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return {"role": str(message["role"]), "content": content or ""}
+
+
+def _calls_made(request: ChatRequest) -> int:
+    return sum(
+        len(m.get("tool_calls") or []) for m in request.messages if m.get("role") == "assistant"
+    )
+
+
+def chat_response(
+    completion: Completion, native: bool, latency_s: float = 0.0, first_call: int = 0
+) -> ChatResponse:
+    """The ChatResponse for a completion: parsed into tool calls in native mode, raw otherwise."""
+    extra: dict[str, Any] = {"raw": completion.text}
+    message: dict[str, Any] = {"role": "assistant", "content": completion.text.strip()}
+    finish = completion.finish_reason
+    if native:
+        try:
+            message = parse_reply(completion.text, first_call)
+        except FormatError as exc:
+            extra["parse_error"] = str(exc)
+        else:
+            if message.get("tool_calls"):
+                finish = "tool_calls"
+    return ChatResponse(
+        message=message,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        finish_reason=finish,
+        latency_s=latency_s,
+        extra=extra,
+    )
+
+
 @register("local")
-def local_provider(rest: str, **options: Any) -> LocalProvider:
-    """`local:smollm2` or `local:PATH`; network options (keys, timeouts) do not apply."""
-    return LocalProvider(rest, max_batch=int(options.get("max_batch", 32)))
+def local_provider(
+    rest: str,
+    *,
+    max_batch: int = 32,
+    collect_ms: float = 5.0,
+    keep_closing_tags: bool = True,
+    threads: int | None = None,
+    **_transport_options: Any,
+) -> LocalProvider:
+    """`local:smollm2` or `local:PATH`. Options meant for network models (keys, timeouts,
+    retries) are ignored, so a config can swap an API model for a local one by its URI alone."""
+    return LocalProvider(
+        rest,
+        max_batch=int(max_batch),
+        collect_ms=float(collect_ms),
+        keep_closing_tags=bool(keep_closing_tags),
+        threads=None if threads is None else int(threads),
+    )

@@ -101,6 +101,7 @@ class FakeOpenAI:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self.in_flight = 0  # a gauge, not a counter: reset() leaves it alone
         self.reset()
 
     # ------------------------------------------------------------ counters
@@ -110,8 +111,7 @@ class FakeOpenAI:
         self.received = 0
         self.answered = 0
         self.failed: Counter[str] = Counter()  # injected fault -> how many times
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.max_in_flight = self.in_flight
         self.attempts: Counter[str] = Counter()  # request digest -> requests received
         self.answers: Counter[str] = Counter()  # request digest -> successful answers
         self.answer_ids: list[str] = []

@@ -8,6 +8,7 @@ are opened by role from `models:` with one response cache per run, so a re-run c
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +29,26 @@ class Run:
     on_stage: Callable[[str, dict[str, Any]], None] = lambda name, stats: None
     on_progress: Callable[[str], Callable[[Progress], None] | None] = lambda name: None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clients: dict[str, tuple[Any, str]] = field(default_factory=dict)  # by role, opened once
 
     @property
     def run_dir(self) -> Path:
         return self.config.run_dir
 
     def model(self, role: str):
-        """(client, model name) for a role of `models:`."""
+        """(client, model name) for a role of `models:`, opened once per run."""
+        if role not in self.clients:
+            self.clients[role] = self._open(role)
+        return self.clients[role]
+
+    @functools.cached_property
+    def cache(self):
+        """One response cache per run: every role's client shares it (and its writer thread)."""
         from fcsft.models.cache import ResponseCache
+
+        return ResponseCache(self.run_dir / "cache.sqlite")
+
+    def _open(self, role: str):
         from fcsft.models.client import Client
         from fcsft.models.registry import load_model
 
@@ -58,7 +71,7 @@ class Run:
         client = Client(
             provider,
             concurrency=settings.concurrency,
-            cache=ResponseCache(self.run_dir / "cache.sqlite"),
+            cache=self.cache,
             prices=price,
         )
         return client, provider.name

@@ -147,12 +147,11 @@ def generate_stage(
     limits = Limits(
         max_steps=config.max_steps, max_tokens=config.max_tokens, reply_tokens=config.reply_tokens
     )
-    available = {name: tool for name, tool in tools.items()}
 
     async def process(obj: dict[str, Any]) -> list[Outcome]:
         budget.check()
         task = Task.from_json(obj)
-        task_tools = {n: t for n, t in available.items() if not task.tools or n in task.tools}
+        task_tools = {n: t for n, t in tools.items() if not task.tools or n in task.tools}
         by_reference = config.reference == "plan" or (
             config.reference == "expert" and task.source == "expert"
         )
@@ -186,7 +185,7 @@ def generate_stage(
     output_settings = config.model_dump(mode="json", exclude={"budget", "concurrency"})
     config_key = output_settings | {
         "model_name": model_name,
-        "tools": sorted(available),
+        "tools": sorted(tools),
     }
     return Stage("generate", process, config=config_key, concurrency=config.concurrency)
 

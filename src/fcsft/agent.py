@@ -19,7 +19,7 @@ from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.openai import conversation, parse_messages, tool_json
 from fcsft.formats.tagged import decode_arguments, parse_reply
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.base import ChatLike, ChatRequest, ChatResponse, ModelError
 from fcsft.records import Meta, Tool, Trajectory, Usage, call_id, steps_of
 
 Mode = Literal["tagged", "native"]
@@ -30,10 +30,6 @@ class ToolLike(Protocol):
     spec: Tool
 
     async def run(self, arguments: dict[str, Any]) -> Any: ...  # .content: str, .error: bool
-
-
-class ChatLike(Protocol):
-    async def chat(self, request: ChatRequest) -> ChatResponse: ...
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ class ModelError(Exception):
     """A request that failed for good (after retries); the loop records it and moves on."""
 
 
+class ChatLike(Protocol):
+    """Anything a stage can ask: a provider, a Client, or a scripted stand-in in tests."""
+
+    async def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+
 class Provider(Protocol):
     """Anything that answers chat requests."""
 

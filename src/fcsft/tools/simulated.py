@@ -12,10 +12,10 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fcsft.formats._json import JsonProblem, loads_lenient
-from fcsft.models.base import ChatRequest, ChatResponse
+from fcsft.models.base import ChatLike, ChatRequest
 from fcsft.records import Tool
 from fcsft.tools._observation_cache import ObservationCache, canonical
 from fcsft.tools.base import BaseTool
@@ -29,10 +29,6 @@ return schema. Make the data realistic and consistent with the arguments: specif
 names, numbers and dates, never placeholders like "string" or "example". When the arguments \
 ask for something that does not exist, return what the API would return for nothing found, \
 if the schema allows it."""
-
-
-class ChatLike(Protocol):
-    async def chat(self, request: ChatRequest) -> ChatResponse: ...
 
 
 class SimulatedTool(BaseTool):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fcsft.export import SPLITS
 from fcsft.jsonl import read_jsonl
+
+# The stages that write stats.json, in the order they run.
+STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "review", "curate")
 
 
 def _stats(run_dir: Path, stage: str) -> dict[str, Any]:
@@ -22,8 +27,9 @@ def _plot_bars(path: Path, title: str, series: dict[str, dict[str, float]], hori
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    labels = sorted({key for values in series.values() for key in values})
+    labels = list(dict.fromkeys(key for values in series.values() for key in values))
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.35 * len(labels) + 1.2)))
     width = 0.8 / max(1, len(series))
     for k, (name, values) in enumerate(series.items()):
@@ -37,8 +43,10 @@ def _plot_bars(path: Path, title: str, series: dict[str, dict[str, float]], hori
     if horizontal:
         ax.set_yticks(ticks, labels)
         ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts
     else:
         ax.set_xticks(ticks, labels)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if len(series) > 1:
         ax.legend()
     ax.set_title(title)
@@ -47,93 +55,143 @@ def _plot_bars(path: Path, title: str, series: dict[str, dict[str, float]], hori
     plt.close(fig)
 
 
+def _stages(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Stats of every stage that ran, in pipeline order."""
+    found = {stage: _stats(run_dir, stage) for stage in STAGES}
+    return {stage: stats for stage, stats in found.items() if stats}
+
+
+def _steps(run_dir: Path) -> dict[int, dict[str, int]]:
+    """Assistant turns per tool trajectory -> count per split (general conversations left out)."""
+    steps: dict[str, Counter] = {split: Counter() for split in SPLITS}
+    for record in read_jsonl(run_dir / "curate" / "out.jsonl"):
+        meta = record["meta"]
+        if meta.get("how") != "general":
+            steps[meta["split"]][sum(m["role"] == "assistant" for m in record["messages"])] += 1
+    return {
+        n: {split: steps[split][n] for split in SPLITS}
+        for n in sorted(set().union(*steps.values()))
+    }
+
+
+def _table(header: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> list[str]:
+    lines = [f"| {' | '.join(str(cell) for cell in row)} |" for row in rows]
+    if not lines:
+        return ["None."]
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *lines]
+
+
 def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> Path:
     """Write DATASET.md and its PNG plots into `out`; returns the card's path."""
-    validate, curate = _stats(run_dir, "validate"), _stats(run_dir, "curate")
+    stages = _stages(run_dir)
+    validate, curate = stages.get("validate", {}), stages.get("curate", {})
+    curate_reasons = curate.get("reasons", {})
     report = curate.get("report", {})
-    records = list(read_jsonl(run_dir / "curate" / "out.jsonl"))
-    steps = Counter()
-    for record in records:
-        if record["meta"].get("split") == "train":
-            steps[str(sum(m["role"] == "assistant" for m in record["messages"]))] += 1
+    split, families = report.get("split", {}), report.get("families", {})
+    general, decon = report.get("general", {}), report.get("decontamination", {})
+    sizes, hits = decon.get("sets", {}), decon.get("hits", {})
+    target = report.get("tools_target", {})
+    before = {tool: report.get("tools_before", {}).get(tool, 0) for tool in target}
+    after = {tool: report.get("tools_after", {}).get(tool, 0) for tool in target}
+    reasons = [
+        (stage, code, count)
+        for stage, stats in stages.items()
+        for code, count in stats.get("reasons", {}).items()
+    ]
+    steps = _steps(run_dir)
     plots = {
         "tools.png": (
             "Calls per tool, before and after balancing",
-            {"before": report.get("tools_before", {}), "after": report.get("tools_after", {})},
+            {"before": before, "after": after},
             False,
         ),
-        "steps.png": ("Assistant steps per training trajectory", {"train": dict(steps)}, False),
-        "rejections.png": (
-            "Rejections by reason",
-            {"count": {**validate.get("reasons", {}), **curate.get("reasons", {})}},
-            True,
+        "steps.png": (
+            "Assistant steps per tool trajectory",
+            {side: {str(n): counts[side] for n, counts in steps.items()} for side in SPLITS},
+            False,
         ),
+        "rejections.png": ("Rejections by reason", {"count": {c: n for _, c, n in reasons}}, True),
     }
     out.mkdir(parents=True, exist_ok=True)
     for file, (title, series, horizontal) in plots.items():
         _plot_bars(out / file, title, series, horizontal)
-    split = report.get("split", {})
-    general = report.get("general", {})
-    decon = report.get("decontamination", {})
     lines = [
         f"# {name}: function-calling SFT dataset",
         "",
-        "Made by fcsft; every number below is read from the stages' `stats.json`.",
+        "Made by fcsft. Every number below is read from the stages' `stats.json`, except the",
+        "steps per trajectory, which are counted in `curate/out.jsonl`.",
         "",
         "## Size",
         "",
-        "| split | records | families |",
-        "|---|---|---|",
-        f"| train | {split.get('train', 0)} | {report.get('families', {}).get('train', 0)} |",
-        f"| test | {split.get('test', 0)} | {report.get('families', {}).get('test', 0)} |",
+        *_table(
+            ("split", "records", "tool families"),
+            ((side, split.get(side, 0), families.get(side, 0)) for side in SPLITS),
+        ),
         "",
-        f"Validation checked {validate.get('in', 0)} trajectories: {validate.get('out', 0)} kept, "
-        f"{validate.get('rejected', 0)} rejected. Curation took {curate.get('in', 0)} in and kept "
-        f"{curate.get('out', 0)} (general data included), rejecting {curate.get('rejected', 0)}.",
+        f"The training split includes {general.get('used', 0)} general conversations, which "
+        "curate counts among its inputs and outputs.",
+        "",
+        *_table(
+            ("stage", "in", "out", "rejected"),
+            (
+                (stage, stats.get("in", 0), stats.get("out", 0), stats.get("rejected", 0))
+                for stage, stats in stages.items()
+            ),
+        ),
         "",
         "## Tool distribution",
         "",
+        "Calls per tool in the training split, before and after balancing "
+        f"({curate_reasons.get('curate.balanced_out', 0)} trajectories dropped).",
+        "",
         "![calls per tool](tools.png)",
         "",
-        "| tool | before | after | target share |",
-        "|---|---|---|---|",
-        *[
-            f"| {tool} | {report.get('tools_before', {}).get(tool, 0)} | "
-            f"{report.get('tools_after', {}).get(tool, 0)} | {share:.2f} |"
-            for tool, share in report.get("tools_target", {}).items()
-        ],
+        *_table(
+            ("tool", "before", "after", "target share"),
+            ((tool, before[tool], after[tool], share) for tool, share in target.items()),
+        ),
         "",
-        "Under-represented (need more seeds): "
+        "Under-represented (under half their target share; need more seeds): "
         + (", ".join(report.get("under_represented", [])) or "none")
         + ".",
         "",
         "## Steps per trajectory",
         "",
+        "Assistant turns per tool trajectory (general conversations left out).",
+        "",
         "![steps](steps.png)",
+        "",
+        *_table(
+            ("assistant steps", *SPLITS),
+            ((n, *(counts[side] for side in SPLITS)) for n, counts in steps.items()),
+        ),
         "",
         "## Rejections",
         "",
+        f"Validation checked {validate.get('in', 0)} trajectories: {validate.get('out', 0)} "
+        f"kept, {validate.get('rejected', 0)} rejected. A record rejected for several reasons "
+        "counts under each.",
+        "",
         "![rejections](rejections.png)",
         "",
-        "| reason | count |",
-        "|---|---|",
-        *[
-            f"| {code} | {count} |"
-            for code, count in {**validate.get("reasons", {}), **curate.get("reasons", {})}.items()
-        ],
+        *_table(("stage", "reason", "count"), reasons),
         "",
         "## General instruction mix",
         "",
         f"{general.get('used', 0)} general conversations of {general.get('available', 0)} "
-        f"available ({general.get('wanted', 0)} wanted): {general.get('ratio', 0.0):.1%} of the "
-        "training split.",
+        f"available ({general.get('wanted', 0)} wanted) make up "
+        f"{100 * general.get('ratio', 0.0):.2f}% of the training split; "
+        f"{len(general.get('problems', []))} lines could not be used.",
         "",
         "## Decontamination",
         "",
-        f"Training candidates sharing a {decon.get('ngram', '?')}-word n-gram with an evaluation "
-        "set were dropped: "
-        + (", ".join(f"{k}: {v}" for k, v in decon.get("hits", {}).items()) or "none")
-        + ".",
+        f"Candidates sharing a {decon.get('ngram', '?')}-word n-gram with an evaluation set "
+        f"are dropped: {curate_reasons.get('curate.contaminated', 0)} in all.",
+        "",
+        *_table(
+            ("evaluation set", "questions", "overlapping candidates"),
+            ((source, sizes.get(source, "?"), hits.get(source, 0)) for source in {**sizes, **hits}),
+        ),
         "",
         "## Config",
         "",

@@ -384,6 +384,22 @@ app.command("generate")(
         "Teacher trajectories for the expanded tasks (fcsft run --from generate --until generate).",
     )
 )
+app.command("curate")(
+    _stage_command(
+        "curate",
+        "curate",
+        "Dedup, decontaminate, split by family, balance tools, mix general data "
+        "(fcsft run --from curate --until curate).",
+    )
+)
+app.command("export")(
+    _stage_command(
+        "export",
+        "export",
+        "The dataset files in export.formats and the card DATASET.md "
+        "(fcsft run --from export --until export).",
+    )
+)
 
 
 @app.command("review")

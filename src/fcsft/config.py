@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from fcsft.curate.stage import CurateConfig
 from fcsft.errors import UserError, validation_problems
 from fcsft.expand.pipeline import ExpandConfig
+from fcsft.export import ExportConfig
 from fcsft.generate.stage import GenerateConfig
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
@@ -66,13 +67,6 @@ class SeedsConfig(Section):
     """Domain for seed rows that do not say."""
     limit: int | None = Field(None, ge=1)
     """Use only the first N seeds (a quick sample run)."""
-
-
-class ExportConfig(Section):
-    formats: list[Literal["openai", "sharegpt", "parquet"]] = Field(
-        default_factory=lambda: ["openai", "sharegpt", "parquet"]
-    )
-    """Formats to write: openai JSONL, LLaMA-Factory ShareGPT, HuggingFace parquet."""
 
 
 class ProjectConfig(Section):

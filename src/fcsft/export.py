@@ -3,6 +3,11 @@
     openai    train.openai.jsonl / test.openai.jsonl      (TRL, OpenAI, vLLM, most trainers)
     sharegpt  train.sharegpt.jsonl / test.sharegpt.jsonl + dataset_info.json (LLaMA-Factory)
     parquet   hf/train.parquet / hf/test.parquet          (`datasets.load_dataset("parquet")`)
+    chat      train.chat.jsonl / test.chat.jsonl          (your own trainer, loss masked)
+
+`chat` is the text the model is trained and served on, rendered through a tokenizer's chat
+template by `fcsft.train.render` (the same code `fcsft train` and evaluation use), with the
+assistant spans as character offsets and the token ids with their assistant mask.
 
 Each file is written whole and atomically; the renderers are the ones in `fcsft.formats`.
 """
@@ -12,13 +17,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from fcsft.errors import UserError, require
 from fcsft.formats import get_format
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.section import Section
 
 SPLITS = ("train", "test")
+
+
+class ExportConfig(Section):
+    formats: list[Literal["openai", "sharegpt", "parquet", "chat"]] = Field(
+        default_factory=lambda: ["openai", "sharegpt", "parquet"]
+    )
+    """Formats to write: openai JSONL, LLaMA-Factory ShareGPT, HuggingFace parquet, and `chat`
+    (text through `tokenizer`'s chat template with the assistant spans marked for the loss)."""
+    tokenizer: str = "local:smollm2"
+    """Tokenizer whose chat template renders the `chat` format: `local:smollm2` (the embedded
+    model) or `local:PATH` (a transformers folder); use the model you will train."""
+
+
+Writer = Callable[[dict[str, list[dict[str, Any]]], Path, ExportConfig], list[str]]
 
 
 def _by_split(curated: Path) -> dict[str, list[dict[str, Any]]]:
@@ -34,8 +56,8 @@ def _by_split(curated: Path) -> dict[str, list[dict[str, Any]]]:
     return parts
 
 
-def _jsonl(fmt: str) -> Callable[[dict[str, list[dict[str, Any]]], Path], list[str]]:
-    def write(parts: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+def _jsonl(fmt: str) -> Writer:
+    def write(parts: dict[str, list[dict[str, Any]]], out: Path, _: ExportConfig) -> list[str]:
         source, target = get_format("openai"), get_format(fmt)
         names = []
         for split, records in parts.items():
@@ -73,7 +95,7 @@ def dataset_info() -> dict[str, Any]:
     }
 
 
-def _parquet(parts: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
+def _parquet(parts: dict[str, list[dict[str, Any]]], out: Path, _: ExportConfig) -> list[str]:
     """Messages as nested columns (TRL reads them as they are); tools and meta as JSON text,
     because every tool's parameter schema has a different shape."""
     pa = require("pyarrow", "train")
@@ -125,19 +147,72 @@ def _parquet(parts: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
     return names
 
 
-WRITERS: dict[str, Callable[[dict[str, list[dict[str, Any]]], Path], list[str]]] = {
+def load_tokenizer(spec: str) -> Any:
+    """The tokenizer of `local:smollm2` or of the transformers folder `local:PATH`."""
+    from fcsft.models.weights import EMBEDDED, model_folder
+
+    scheme, _, name = spec.partition(":")
+    if scheme != "local" or not name:
+        raise UserError(f"export.tokenizer {spec!r}: expected local:smollm2 or local:PATH")
+    transformers = require("transformers", "local")
+    folder = model_folder(name) if name in EMBEDDED else Path(name).expanduser()
+    if not (folder / "tokenizer_config.json").exists():
+        raise UserError(
+            f"export.tokenizer {spec!r}: {folder} holds no tokenizer (no tokenizer_config.json)"
+        )
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    if not tokenizer.chat_template:
+        raise UserError(f"export.tokenizer {spec!r}: the tokenizer has no chat template")
+    return tokenizer
+
+
+def chat_row(tokenizer: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """One curated record as its rendered text, assistant character spans, ids and mask.
+
+    `text[start:end]` for each span is what the model learns to write (Python string offsets,
+    i.e. code points); `input_ids` are the pieces tokenized one by one, as `fcsft train` does,
+    so `assistant_masks` is exactly its loss mask.
+    """
+    from fcsft.train.render import segments, tokenize_segments
+
+    pieces = segments(tokenizer, record)
+    spans, position = [], 0
+    for text, is_assistant in pieces:
+        if is_assistant:
+            spans.append([position, position + len(text)])
+        position += len(text)
+    example = tokenize_segments(tokenizer, pieces)
+    return {
+        "id": record["meta"]["id"],
+        "text": "".join(text for text, _ in pieces),
+        "assistant_spans": spans,
+        "input_ids": example.input_ids,
+        "assistant_masks": example.assistant_masks,
+        "meta": record["meta"],
+    }
+
+
+def _chat(parts: dict[str, list[dict[str, Any]]], out: Path, config: ExportConfig) -> list[str]:
+    tokenizer = load_tokenizer(config.tokenizer)
+    names = []
+    for split, records in parts.items():
+        name = f"{split}.chat.jsonl"
+        write_jsonl(out / name, (chat_row(tokenizer, r) for r in records))
+        names.append(name)
+    return names
+
+
+WRITERS: dict[str, Writer] = {
     "openai": _jsonl("openai"),
     "sharegpt": _jsonl("sharegpt"),
     "parquet": _parquet,
+    "chat": _chat,
 }
 
 
-def export_dataset(curated: Path, out: Path, formats: list[str]) -> dict[str, Any]:
-    """Write every requested format; returns the files written and the split sizes."""
-    unknown = sorted(set(formats) - set(WRITERS))
-    if unknown:
-        raise UserError(f"unknown export formats {unknown}; known: {', '.join(sorted(WRITERS))}")
+def export_dataset(curated: Path, out: Path, config: ExportConfig) -> dict[str, Any]:
+    """Write every configured format; returns the files written and the split sizes."""
     parts = _by_split(curated)
     out.mkdir(parents=True, exist_ok=True)
-    files = [name for fmt in formats for name in WRITERS[fmt](parts, out)]
+    files = [name for fmt in config.formats for name in WRITERS[fmt](parts, out, config)]
     return {"files": files, "sizes": {split: len(records) for split, records in parts.items()}}

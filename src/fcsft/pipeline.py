@@ -193,7 +193,7 @@ def _export(run: Run) -> None:
     from fcsft.export import export_dataset
 
     out = run.run_dir / "export"
-    result = export_dataset(run.run_dir / "curate" / "out.jsonl", out, run.config.export.formats)
+    result = export_dataset(run.run_dir / "curate" / "out.jsonl", out, run.config.export)
     card = write_card(
         run.run_dir, out, run.config.model_dump(mode="json", by_alias=True), run.config.name
     )

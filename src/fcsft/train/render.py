@@ -56,9 +56,16 @@ def segments(tokenizer: Any, record: dict[str, Any]) -> list[tuple[str, bool]]:
 def render_example(
     tokenizer: Any, record: dict[str, Any], max_length: int | None = None
 ) -> Example:
+    return tokenize_segments(tokenizer, segments(tokenizer, record), max_length)
+
+
+def tokenize_segments(
+    tokenizer: Any, pieces: list[tuple[str, bool]], max_length: int | None = None
+) -> Example:
+    """`segments`' pieces as ids, each piece on its own so no token straddles a span edge."""
     ids: list[int] = []
     mask: list[int] = []
-    for text, is_assistant in segments(tokenizer, record):
+    for text, is_assistant in pieces:
         piece = tokenizer(text, add_special_tokens=False)["input_ids"]
         ids.extend(piece)
         mask.extend([int(is_assistant)] * len(piece))

@@ -12,6 +12,7 @@ import yaml
 
 from fcsft.export import SPLITS
 from fcsft.jsonl import read_jsonl
+from fcsft.plots import bars
 
 # The stages that write stats.json, in the order they run.
 STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "review", "curate")
@@ -20,39 +21,6 @@ STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "review
 def _stats(run_dir: Path, stage: str) -> dict[str, Any]:
     path = run_dir / stage / "stats.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _plot_bars(path: Path, title: str, series: dict[str, dict[str, float]], horizontal=False):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    labels = list(dict.fromkeys(key for values in series.values() for key in values))
-    fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.35 * len(labels) + 1.2)))
-    width = 0.8 / max(1, len(series))
-    for k, (name, values) in enumerate(series.items()):
-        positions = [i + k * width for i in range(len(labels))]
-        heights = [values.get(label, 0) for label in labels]
-        if horizontal:
-            ax.barh(positions, heights, height=width, label=name)
-        else:
-            ax.bar(positions, heights, width=width, label=name)
-    ticks = [i + width * (len(series) - 1) / 2 for i in range(len(labels))]
-    if horizontal:
-        ax.set_yticks(ticks, labels)
-        ax.invert_yaxis()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts
-    else:
-        ax.set_xticks(ticks, labels)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(series) > 1:
-        ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _stages(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -114,7 +82,7 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
     }
     out.mkdir(parents=True, exist_ok=True)
     for file, (title, series, horizontal) in plots.items():
-        _plot_bars(out / file, title, series, horizontal)
+        bars(out / file, title, series, horizontal=horizontal, counts=True)
     lines = [
         f"# {name}: function-calling SFT dataset",
         "",

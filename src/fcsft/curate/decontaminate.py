@@ -19,9 +19,13 @@ class Contamination:
     def __init__(self, n: int = 8):
         self.n = n
         self.owner: dict[tuple[str, ...], str] = {}
+        self.sizes: dict[str, int] = {}
+        """How many texts each evaluation set brought, by name, in the order they were added."""
 
     def add(self, name: str, texts: Iterable[str]) -> None:
+        self.sizes.setdefault(name, 0)
         for text in texts:
+            self.sizes[name] += 1
             for gram in ngrams(text, self.n):
                 self.owner.setdefault(gram, name)
 

@@ -14,11 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from fcsft.curate.balance import balance
 from fcsft.curate.decontaminate import Contamination
 from fcsft.curate.split import assign_splits
+from fcsft.errors import UserError
+from fcsft.evaluate import bfcl
 from fcsft.formats import FormatError, get_format
 from fcsft.jsonl import read_lines
 from fcsft.records import Trajectory, Verdict
@@ -49,10 +51,28 @@ class CurateConfig(Section):
     """MinHash similarity (question + call sequence) above which records are duplicates."""
     decontaminate: list[Path] = Field(default_factory=list)
     """Evaluation sets (JSONL with `question`, or openai format) no training item may overlap."""
+    decontaminate_bfcl: list[str] = Field(default_factory=list)
+    """BFCL categories (simple_python, irrelevance, live_multiple, ...) no training item may
+    overlap; their questions are read from the installed bfcl-eval package."""
     ngram: int = Field(8, ge=3)
     """Word n-gram length that counts as overlap with an evaluation set."""
     seed: int = 0
     """Seed of the family split."""
+
+    @field_validator("decontaminate_bfcl")
+    @classmethod
+    def _bfcl_is_there(cls, categories: list[str]) -> list[str]:
+        unknown = [c for c in categories if c not in bfcl.QUESTIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown BFCL categories {unknown}; known: {', '.join(bfcl.QUESTIONS)}"
+            )
+        if categories:
+            try:
+                bfcl.data_dir()
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
+        return categories
 
 
 def _reject(record: dict[str, Any], rule: str, reason: str) -> Outcome:
@@ -129,7 +149,9 @@ def curate(
     contamination = Contamination(config.ngram)
     for path in _files(config.decontaminate):
         contamination.add(path.stem, _questions(path))
-    hits: Counter = Counter()
+    for category in config.decontaminate_bfcl:
+        contamination.add(f"bfcl:{category}", bfcl.bfcl_questions([category]))
+    hits: Counter = Counter(dict.fromkeys(contamination.sizes, 0))
     for t in trajectories:
         record = OPENAI.render(t)
         task = t.meta.task_id or t.id
@@ -206,7 +228,11 @@ def curate(
             "ratio": round(len(mixed) / train_total, 4) if train_total else 0.0,
             "problems": problems[:20],
         },
-        "decontamination": {"ngram": config.ngram, "hits": dict(hits)},
+        "decontamination": {
+            "ngram": config.ngram,
+            "hits": dict(hits),
+            "sets": dict(contamination.sizes),
+        },
         "families": {
             "train": len({t.meta.family for t in kept_train}),
             "test": len({t.meta.family for t in test}),

@@ -285,25 +285,10 @@ def train_command(
     )
 
 
-@app.command("run")
-def run_command(
-    config: Annotated[Path, typer.Argument(help="project.yaml")],
-    start: Annotated[str | None, typer.Option("--from", help="First stage to run.")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
-) -> None:
-    """Run the pipeline (seeds, expand, generate, validate, curate, export, train); resumable."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-    )
-    from rich.table import Table
+def _live_progress():
+    """A rich progress display and a factory of per-stage callbacks that feed it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from fcsft.config import load_config
-    from fcsft.pipeline import Run, run_pipeline
-
-    project = load_config(config)
     bars = Progress(
         TextColumn("{task.description:9}"),
         BarColumn(bar_width=20),
@@ -328,6 +313,24 @@ def run_command(
             bars.update(tasks[name], completed=progress.done, extra=extra)
 
         return update
+
+    return bars, on_progress
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="project.yaml")],
+    start: Annotated[str | None, typer.Option("--from", help="First stage to run.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
+) -> None:
+    """Run the pipeline (seeds, expand, generate, validate, curate, export, train); resumable."""
+    from rich.table import Table
+
+    from fcsft.config import load_config
+    from fcsft.pipeline import Run, run_pipeline
+
+    project = load_config(config)
+    bars, on_progress = _live_progress()
 
     def on_stage(name: str, stats: dict) -> None:
         if "in" in stats:
@@ -456,6 +459,193 @@ def review_command(
     reviewed, total = review.store.progress()
     out.print(
         f"{reviewed} / {total} reviewed; apply with: fcsft review {run_dir} --apply", markup=False
+    )
+
+
+eval_app = typer.Typer(
+    help="Evaluate a model on eval items, BFCL and MMLU; score predictions; compare two runs.",
+    invoke_without_command=True,
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback()
+def eval_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model URI (openai:M@URL, local:smollm2, local:PATH) or a model folder."),
+    ] = None,
+    target: Annotated[Path | None, typer.Option("--out", help="Eval directory to write.")] = None,
+    items: Annotated[
+        list[Path] | None, typer.Option(help="Eval items JSONL (from `fcsft testset`); repeatable.")
+    ] = None,
+    bfcl: Annotated[
+        list[str] | None, typer.Option(help="BFCL category, e.g. simple_python; repeatable.")
+    ] = None,
+    bfcl_limit: Annotated[
+        int | None, typer.Option(help="At most this many items per BFCL category (seeded).")
+    ] = None,
+    mmlu: Annotated[int, typer.Option(help="MMLU questions for forgetting (0: none).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the BFCL and MMLU subsets.")] = 0,
+    protocol: Annotated[
+        str, typer.Option(help="native (function calling) or tagged (fcsft text over an API).")
+    ] = "native",
+    max_tokens: Annotated[int, typer.Option(help="Completion tokens per reply.")] = 256,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+) -> None:
+    """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None or target is None:
+        raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
+    if protocol not in ("native", "tagged"):
+        raise UserError(f"--protocol {protocol!r}: expected native or tagged")
+    from fcsft.evaluate.run import EvalPlan, evaluate
+
+    plan = EvalPlan(
+        model=model,
+        out_dir=target,
+        items=list(items or []),
+        bfcl=list(bfcl or []),
+        bfcl_limit=bfcl_limit,
+        mmlu=mmlu,
+        seed=seed,
+        protocol=protocol,  # type: ignore[arg-type]
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+        api_key_env=api_key_env,
+        command="fcsft " + " ".join(sys.argv[1:]),
+    )
+    bars, on_progress = _live_progress()
+    with bars:
+        result = evaluate(plan, on_progress("predict"))
+    _print_report(result)
+    out.print(f"report: {target / 'report.html'}", markup=False)
+
+
+def _print_report(result: dict) -> None:
+    from rich.table import Table
+
+    from fcsft.evaluate.report import METRICS
+
+    table = Table("layer", *METRICS)
+    for layer, metrics in result["layers"].items():
+        cells = [
+            f"{metrics[m]['rate']:.1%} (n={metrics[m]['n']})"
+            if metrics.get(m, {}).get("n")
+            else "-"
+            for m in METRICS
+        ]
+        table.add_row(layer, *cells)
+    out.print(table)
+    if result.get("model_errors"):
+        err.print(f"{result['model_errors']} items failed in the model and are not scored")
+    for form, cell in result.get("mmlu", {}).items():
+        if isinstance(cell, dict):
+            out.print(
+                f"MMLU {form}: {cell['value']:.1%} [{cell['ci95'][0]:.1%}, {cell['ci95'][1]:.1%}]"
+                f" n={cell['n']}" + (" (counts)" if result["mmlu"]["counts"] == form else ""),
+                markup=False,
+            )
+
+
+@eval_app.command("score")
+def eval_score(
+    predictions: Annotated[
+        Path, typer.Option(help="Predictions JSONL (see fcsft.evaluate.predict).")
+    ],
+    items: Annotated[Path, typer.Option(help="The eval items they answer.")],
+    target: Annotated[Path, typer.Option("--out", help="Directory for scores and the report.")],
+) -> None:
+    """Score predictions made elsewhere against eval items."""
+    import shutil
+
+    from fcsft.evaluate.report import report
+
+    for path in (predictions, items):
+        if not path.exists():
+            raise UserError(f"{path}: no such file")
+    (target / "predictions").mkdir(parents=True, exist_ok=True)
+    if items.resolve() != (target / "items.jsonl").resolve():
+        shutil.copyfile(items, target / "items.jsonl")
+    if predictions.resolve() != (target / "predictions" / "out.jsonl").resolve():
+        shutil.copyfile(predictions, target / "predictions" / "out.jsonl")
+    result = report(target, {"command": "fcsft " + " ".join(sys.argv[1:])})
+    _print_report(result)
+    out.print(f"report: {target / 'report.html'}", markup=False)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    base: Annotated[Path, typer.Argument(help="Eval directory of the base model.")],
+    tuned: Annotated[Path, typer.Argument(help="Eval directory of the tuned model.")],
+    target: Annotated[Path, typer.Option("--out", help="Directory for compare.json/.html.")],
+) -> None:
+    """Base vs tuned per layer and metric: McNemar's p and bootstrap intervals, MMLU paired."""
+    from fcsft.evaluate.report import compare
+
+    for directory in (base, tuned):
+        if not (directory / "predictions" / "out.jsonl").exists():
+            raise UserError(f"{directory}: not an eval directory (run fcsft eval --out there)")
+    result = compare(base, tuned, target)
+    for layer, metrics in result["layers"].items():
+        for metric in ("full_call", "no_call"):
+            if metric in metrics:
+                cell = metrics[metric]
+                out.print(
+                    f"{layer:24} {metric:10} {cell['base']['value']:.1%} -> "
+                    f"{cell['tuned']['value']:.1%} ({cell['difference']:+.1%}, "
+                    f"p={cell['p_value']:.3g}, n={cell['n']})",
+                    markup=False,
+                )
+    mmlu = result.get("mmlu", {})
+    if mmlu.get("counts"):
+        cell = mmlu[mmlu["counts"]]
+        out.print(
+            f"MMLU ({mmlu['counts']}) {cell['base']['value']:.1%} -> {cell['tuned']['value']:.1%} "
+            f"(p={cell['p_value']:.3g}, n={cell['n']})",
+            markup=False,
+        )
+    out.print(f"report: {target / 'compare.html'}", markup=False)
+
+
+@app.command("testset")
+def testset_command(
+    curated: Annotated[
+        Path, typer.Argument(help="curate/out.jsonl of a run (or a run directory).")
+    ],
+    target: Annotated[Path, typer.Option("--out", help="Eval items JSONL to write.")],
+    standard: Annotated[int, typer.Option(help="Layer 1 size: held-out families.")] = 100,
+    ood: Annotated[int, typer.Option(help="Layer 2 size: out of distribution.")] = 50,
+    adversarial: Annotated[int, typer.Option(help="Layer 3 size: should not call.")] = 30,
+    held_out_tool: Annotated[
+        list[str] | None, typer.Option(help="A tool held out of training; repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+) -> None:
+    """The three eval layers from a run's test split: standard, OOD, adversarial."""
+    from collections import Counter
+
+    from fcsft.evaluate.testset import build_testset
+    from fcsft.jsonl import write_jsonl
+
+    if curated.is_dir():
+        curated = curated / "curate" / "out.jsonl"
+    if not curated.exists():
+        raise UserError(f"{curated}: no such file (run fcsft run --until curate first)")
+    items = build_testset(curated, standard, ood, adversarial, held_out_tool or (), seed)
+    write_jsonl(target, items)
+    counts = Counter(item["layer"] for item in items)
+    out.print(
+        f"{len(items)} items -> {target}: "
+        + ", ".join(
+            f"{layer} {counts.get(layer, 0)}" for layer in ("standard", "ood", "adversarial")
+        ),
+        markup=False,
     )
 
 

@@ -7,7 +7,9 @@
 
 An item is one JSON object a line:
 `{"id", "layer", "question", "system"?, "tools": [OpenAI tools], "gold": [[{"name",
-"arguments"}...] per turn], "kind"}`; `gold: []` means the right move is to call nothing.
+"arguments"}...] per turn], "kind", "conversation"?}`; `gold: []` means the right move is to call
+nothing. `conversation` (OpenAI messages of the gold trajectory, tool results included) lets
+evaluation replay a multi-step item turn by turn (see `fcsft.evaluate.predict`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.formats import get_format
-from fcsft.formats.openai import tool_json
+from fcsft.formats.openai import conversation, tool_json
 from fcsft.jsonl import read_jsonl
 from fcsft.records import Tool, Trajectory, turns
 
@@ -63,6 +65,8 @@ def _item(trajectory: Trajectory, layer: str, kind: str) -> dict[str, Any]:
         "tools": [tool_json(t) for t in trajectory.tools],
         "gold": gold_of(trajectory),
     }
+    if len(item["gold"]) > 1:
+        item["conversation"] = conversation(trajectory)
     if trajectory.system is not None:
         item["system"] = trajectory.system
     return item

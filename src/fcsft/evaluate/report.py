@@ -1,0 +1,297 @@
+"""Reports: one model's scores (`report.json`/`.html`) and base vs tuned (`compare.json`/`.html`).
+
+An eval directory holds `items.jsonl` (what was asked), `predictions/out.jsonl` (what the
+model called), `mmlu.jsonl` (per question, 1/0 per answer form) when MMLU was run, and what
+this module writes from them: `scores.jsonl` (per item, per metric), `report.json` and
+`report.html`. Nothing here calls a model, so a report can be rebuilt, or predictions made
+elsewhere scored, without one.
+
+Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
+report gives both rates with 95% Wilson intervals, the difference with a bootstrap interval
+and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
+cloze and normalised cloze on which the base model is above chance (a form at chance cannot
+show forgetting).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from fcsft.evaluate.score import score_item, summarise
+from fcsft.evaluate.significance import bootstrap_difference, mcnemar
+from fcsft.intervals import wilson
+from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.plots import bars, inline_png
+
+METRICS = ("tool_selection", "parameters", "call_order", "full_call", "no_call", "parse_failure")
+MMLU_FORMS = ("letter", "cloze", "cloze_norm")
+CHANCE = 0.25
+
+
+def score_rows(items_path: Path, predictions_path: Path) -> tuple[list[dict], list[str]]:
+    """Per-item scores, and the ids left out because the model failed (not answered) on them."""
+    items = {item["id"]: item for item in read_jsonl(items_path)}
+    rows, failed = [], []
+    for prediction in read_jsonl(predictions_path):
+        item = items.get(prediction["id"])
+        if item is None:
+            continue  # a prediction for an item no longer asked
+        if prediction.get("model_error"):
+            failed.append(item["id"])
+            continue
+        row = {"id": item["id"], "layer": item.get("layer"), "kind": item.get("kind")}
+        rows.append(row | score_item(item, prediction))
+    return rows, failed
+
+
+def mmlu_summary(marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy per answer form with its interval; `counts` names the form to judge by."""
+    forms = [f for f in MMLU_FORMS if marks and f in marks[0]]
+    summary: dict[str, Any] = {}
+    for form in forms:
+        interval = wilson(sum(m[form] for m in marks), len(marks))
+        summary[form] = interval.to_json() | {"above_chance": interval.low > CHANCE}
+    above = [f for f in forms if summary[f]["above_chance"]]
+    summary["counts"] = above[0] if above else (forms[0] if forms else None)
+    return summary
+
+
+def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Score an eval directory and write scores.jsonl, report.json and report.html."""
+    rows, failed = score_rows(eval_dir / "items.jsonl", eval_dir / "predictions" / "out.jsonl")
+    write_jsonl(eval_dir / "scores.jsonl", rows)
+    result: dict[str, Any] = dict(meta or {})
+    result.update(
+        items=len(rows) + len(failed),
+        scored=len(rows),
+        model_errors=len(failed),
+        layers=summarise(rows, by="layer"),
+    )
+    mmlu_path = eval_dir / "mmlu.jsonl"
+    if mmlu_path.exists():
+        result["mmlu"] = mmlu_summary(list(read_jsonl(mmlu_path)))
+    write_json(eval_dir / "report.json", result)
+    plot = bars(
+        eval_dir / "metrics.png",
+        "accuracy by layer (95% Wilson)",
+        {
+            layer: _triples(metrics, ("full_call", "no_call", "tool_selection"))
+            for layer, metrics in result["layers"].items()
+            if layer != "all"
+        },
+        share=True,
+    )
+    page = [_head(f"fcsft eval: {html.escape(str(result.get('model', eval_dir.name)))}")]
+    page.append(_command_line(result))
+    page.append(_layers_table(result["layers"]))
+    page.append(inline_png(plot))
+    if "mmlu" in result:
+        page.append(_mmlu_table({"model": result["mmlu"]}))
+    (eval_dir / "report.html").write_text("\n".join(page) + "</body></html>\n", encoding="utf-8")
+    return result
+
+
+def _triples(metrics: dict[str, Any], names: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
+    return {
+        name: (metrics[name]["rate"], *metrics[name]["ci95"])
+        for name in names
+        if name in metrics and metrics[name]["n"]
+    }
+
+
+def _paired(
+    base: dict[str, dict], tuned: dict[str, dict], metric: str
+) -> tuple[list[int], list[int]]:
+    ids = [
+        i
+        for i in base
+        if i in tuned and base[i].get(metric) is not None and tuned[i].get(metric) is not None
+    ]
+    return [int(base[i][metric]) for i in ids], [int(tuned[i][metric]) for i in ids]
+
+
+def paired_difference(first: list[int], second: list[int]) -> dict[str, Any]:
+    """Both rates with intervals, the difference with a bootstrap interval, McNemar's p."""
+    return {
+        "n": len(first),
+        "base": wilson(sum(first), len(first)).to_json(),
+        "tuned": wilson(sum(second), len(second)).to_json(),
+        **bootstrap_difference(first, second),
+        **mcnemar(first, second),
+    }
+
+
+def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Base vs tuned on the items and MMLU questions both were asked."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for side, directory in (("base", base_dir), ("tuned", tuned_dir)):
+        if not (directory / "scores.jsonl").exists():
+            report(directory, _meta(directory))
+        runs[side] = {
+            "meta": _meta(directory),
+            "scores": {row["id"]: row for row in read_jsonl(directory / "scores.jsonl")},
+        }
+    base, tuned = runs["base"]["scores"], runs["tuned"]["scores"]
+    layers: dict[str, dict[str, Any]] = {}
+    for layer in sorted({row["layer"] for row in base.values()} | {"all"}):
+        in_layer = {i: r for i, r in base.items() if layer == "all" or r["layer"] == layer}
+        layers[layer] = {}
+        for metric in METRICS:
+            first, second = _paired(in_layer, tuned, metric)
+            if first:
+                layers[layer][metric] = paired_difference(first, second)
+    result: dict[str, Any] = {
+        "base": runs["base"]["meta"],
+        "tuned": runs["tuned"]["meta"],
+        "layers": layers,
+    }
+    marks = {
+        side: {m["id"]: m for m in read_jsonl(d / "mmlu.jsonl")}
+        for side, d in (("base", base_dir), ("tuned", tuned_dir))
+        if (d / "mmlu.jsonl").exists()
+    }
+    if len(marks) == 2:
+        result["mmlu"] = _mmlu_compare(marks["base"], marks["tuned"])
+    write_json(out_dir / "compare.json", result)
+    (out_dir / "compare.html").write_text(_compare_html(result, out_dir), encoding="utf-8")
+    return result
+
+
+def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, Any]:
+    ids = [i for i in base if i in tuned]
+    out: dict[str, Any] = {
+        form: paired_difference([base[i][form] for i in ids], [tuned[i][form] for i in ids])
+        for form in MMLU_FORMS
+        if ids and form in base[ids[0]] and form in tuned[ids[0]]
+    }
+    judged = mmlu_summary([base[i] for i in ids])["counts"] if ids else None
+    out["counts"] = judged if judged in out else None
+    return out
+
+
+def _meta(directory: Path) -> dict[str, Any]:
+    path = directory / "report.json"
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    return {k: meta[k] for k in ("model", "command", "items") if k in meta} | {
+        "dir": str(directory)
+    }
+
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:70em}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}.sig{font-weight:bold}"
+)
+
+
+def _head(title: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{title}</h1>"
+    )
+
+
+def _command_line(meta: dict[str, Any]) -> str:
+    command = meta.get("command")
+    return f"<p>command: <code>{html.escape(command)}</code></p>" if command else ""
+
+
+def _pct(cell: dict[str, Any]) -> str:
+    low, high = cell["ci95"]
+    rate = cell.get("rate", cell.get("value", 0.0))
+    return f"{rate:.1%} <small>[{low:.1%}, {high:.1%}] n={cell['n']}</small>"
+
+
+def _layers_table(layers: dict[str, dict[str, Any]]) -> str:
+    rows = ["<table><tr><th>layer</th>" + "".join(f"<th>{m}</th>" for m in METRICS) + "</tr>"]
+    for layer, metrics in layers.items():
+        cells = "".join(
+            f"<td>{_pct(metrics[m]) if m in metrics and metrics[m]['n'] else '—'}</td>"
+            for m in METRICS
+        )
+        rows.append(f"<tr><td>{html.escape(layer)}</td>{cells}</tr>")
+    return "\n".join(rows) + "</table>"
+
+
+def _mmlu_table(sides: dict[str, dict[str, Any]]) -> str:
+    rows = ["<h2>MMLU (forgetting)</h2><table><tr><th>model</th>"]
+    rows[0] += "".join(f"<th>{f}</th>" for f in MMLU_FORMS) + "<th>counts</th></tr>"
+    for side, summary in sides.items():
+        cells = "".join(f"<td>{_pct(summary[f]) if f in summary else '—'}</td>" for f in MMLU_FORMS)
+        rows.append(f"<tr><td>{side}</td>{cells}<td>{summary.get('counts')}</td></tr>")
+    return "\n".join(rows) + "</table>"
+
+
+def _difference_cell(cell: dict[str, Any]) -> str:
+    mark = " class='sig'" if cell["p_value"] < 0.05 else ""
+    return (
+        f"<td{mark}>{cell['difference']:+.1%} <small>[{cell['ci95_low']:+.1%}, "
+        f"{cell['ci95_high']:+.1%}] p={cell['p_value']:.3g}</small></td>"
+    )
+
+
+def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
+    title = "fcsft eval compare: base vs tuned"
+    page = [_head(title)]
+    page.append(
+        f"<p>base: <code>{html.escape(str(result['base'].get('model')))}</code>, tuned: "
+        f"<code>{html.escape(str(result['tuned'].get('model')))}</code>. Cells: base → tuned, "
+        "difference with a 95% bootstrap interval and McNemar's exact p (bold: p &lt; 0.05)."
+        "</p>"
+    )
+    header = "<tr><th>layer</th><th>metric</th><th>n</th><th>base</th><th>tuned</th>"
+    rows = [f"<table>{header}<th>difference</th></tr>"]
+    for layer, metrics in result["layers"].items():
+        for metric, cell in metrics.items():
+            rows.append(
+                f"<tr><td>{html.escape(layer)}</td><td>{metric}</td><td>{cell['n']}</td>"
+                f"<td>{_pct(cell['base'])}</td><td>{_pct(cell['tuned'])}</td>"
+                f"{_difference_cell(cell)}</tr>"
+            )
+    page.append("\n".join(rows) + "</table>")
+    headline = {
+        side: {
+            layer: (
+                metrics[metric][side]["value"],
+                *metrics[metric][side]["ci95"],
+            )
+            for layer, metrics in result["layers"].items()
+            for metric in ("no_call" if layer_is_adversarial(metrics) else "full_call",)
+            if metric in metrics
+        }
+        for side in ("base", "tuned")
+    }
+    page.append(
+        inline_png(
+            bars(
+                out_dir / "compare.png",
+                "full-call accuracy (no-call where nothing should be called)",
+                headline,
+                share=True,
+            )
+        )
+    )
+    if "mmlu" in result:
+        mmlu = result["mmlu"]
+        page.append("<h2>MMLU (forgetting)</h2><table><tr><th>form</th><th>n</th>")
+        page.append("<th>base</th><th>tuned</th><th>difference</th></tr>")
+        for form in MMLU_FORMS:
+            if form in mmlu:
+                cell = mmlu[form]
+                counts = " (counts)" if mmlu.get("counts") == form else ""
+                page.append(
+                    f"<tr><td>{form}{counts}</td><td>{cell['n']}</td><td>{_pct(cell['base'])}"
+                    f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}</tr>"
+                )
+        page.append("</table>")
+    return "\n".join(page) + "</body></html>\n"
+
+
+def layer_is_adversarial(metrics: dict[str, Any]) -> bool:
+    """A layer where only no-call applies (every gold is 'call nothing')."""
+    return "no_call" in metrics and "full_call" not in metrics

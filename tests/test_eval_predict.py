@@ -1,0 +1,142 @@
+"""Predictions: turn-by-turn replay, parse failures apart from no-calls, and one rendering."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from fcsft.evaluate.predict import predict_item, predict_stage, prompts, run_predictions
+from fcsft.evaluate.testset import _item
+from fcsft.formats import get_format
+from fcsft.jsonl import read_jsonl, write_jsonl
+from fcsft.models.local import Completion, LocalProvider
+from fcsft.models.mock import MockProvider
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "trajectories" / "finance.openai.jsonl"
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "description": "Add two numbers.",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
+    },
+}
+
+
+def finance_items():
+    records = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    return [_item(get_format("openai").parse(r), "standard", "held_out_family") for r in records]
+
+
+def ask(provider, item, protocol="native"):
+    return asyncio.run(predict_item(provider, provider.name, item, protocol))
+
+
+def test_a_single_turn_item_is_asked_once_and_its_calls_recorded():
+    item = {"id": "q1", "layer": "standard", "question": "Add 2 and 3.", "tools": [ADD]}
+    mock = MockProvider([{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]}])
+    prediction = ask(mock, item)
+    assert prediction["turns"] == [[{"name": "add", "arguments": {"a": 2, "b": 3}}]]
+    assert prediction["parse_error"] is None and prediction["model_error"] is None
+    assert mock.requests[0].tools == [ADD]
+    assert mock.requests[0].messages == [{"role": "user", "content": "Add 2 and 3."}]
+
+
+def test_multi_step_items_are_replayed_with_the_gold_history_up_to_each_turn():
+    item = next(i for i in finance_items() if len(i["gold"]) >= 2)
+    gold_turns = item["gold"]
+    replies = [{"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in turn]}
+               for turn in gold_turns]
+    mock = MockProvider(replies)
+    prediction = ask(mock, item)
+    assert prediction["turns"] == gold_turns
+    assert len(mock.requests) == len(gold_turns) == len(prompts(item))
+    for k, request in enumerate(mock.requests):
+        assistants = [m for m in request.messages if m["role"] == "assistant"]
+        assert len(assistants) == k  # the gold turns before this one, and no more
+        assert request.messages[-1]["role"] in ("user", "tool")
+
+
+def test_replay_stops_at_the_first_turn_without_calls():
+    item = next(i for i in finance_items() if len(i["gold"]) >= 2)
+    mock = MockProvider(["I think the answer is 42."])
+    prediction = ask(mock, item)
+    assert prediction["turns"] == [] and prediction["parse_error"] is None
+    assert len(mock.requests) == 1
+
+
+def test_an_unparseable_reply_is_a_parse_failure_not_a_no_call():
+    item = {"id": "q1", "question": "Add 2 and 3.", "tools": [ADD]}
+    mock = MockProvider(['<tool_call>{"name": "add", "arguments": {"a": 2,</tool_call>'])
+    prediction = ask(mock, item, protocol="tagged")
+    assert prediction["turns"] == []
+    assert prediction["parse_error"]
+    assert prediction["raw"] == ['<tool_call>{"name": "add", "arguments": {"a": 2,</tool_call>']
+
+
+def test_a_failed_request_is_a_model_error_not_an_answer():
+    item = {"id": "q1", "question": "Add 2 and 3.", "tools": [ADD]}
+    prediction = ask(MockProvider([{"error": "server down"}]), item)
+    assert prediction["model_error"] and prediction["parse_error"] is None
+
+
+class Capture:
+    """A local model that records the messages it is given and always calls `search`."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def __call__(self, jobs):
+        self.jobs.extend(jobs)
+        reply = '<tool_call>{"name": "search", "arguments": {"query": "x"}}</tool_call>'
+        return [Completion(reply, 10, 5) for _ in jobs]
+
+
+def test_a_local_model_is_asked_exactly_the_text_it_was_trained_on():
+    """The prompt before each turn is the training rendering cut at that assistant span."""
+    pytest.importorskip("transformers")
+    from fcsft.train.render import segments
+    from test_train_render import char_tokenizer
+
+    tokenizer = char_tokenizer()
+    records = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    for record, item in zip(records, finance_items(), strict=True):
+        capture = Capture()
+        ask(LocalProvider("fake", generate=capture), item)
+        pieces = segments(tokenizer, record)
+        trained_prefixes, text = [], ""
+        for piece, is_assistant in pieces:
+            if is_assistant:
+                trained_prefixes.append(text)
+            text += piece
+        served = [
+            tokenizer.apply_chat_template(job.messages, tokenize=False, add_generation_prompt=True)
+            for job in capture.jobs
+        ]
+        assert served, item["id"]
+        assert served == trained_prefixes[: len(served)]
+
+
+def test_predictions_are_a_resumable_stage(tmp_path):
+    items = [
+        {"id": f"q{k}", "layer": "standard", "question": f"Add {k} and 1.", "tools": [ADD]}
+        for k in range(5)
+    ]
+    write_jsonl(tmp_path / "items.jsonl", items)
+    replies = [
+        {"match": f"Add {k} ", "tool_calls": [{"name": "add", "arguments": {"a": k, "b": 1}}]}
+        for k in range(5)
+    ]
+    mock = MockProvider(replies)
+    path = run_predictions(predict_stage(mock, "mock"), tmp_path, tmp_path / "items.jsonl")
+    rows = list(read_jsonl(path))
+    assert [r["id"] for r in rows] == [f"q{k}" for k in range(5)]
+    assert [r["turns"][0][0]["arguments"]["a"] for r in rows] == list(range(5))
+    again = MockProvider([])  # a finished stage is not asked again
+    run_predictions(predict_stage(again, "mock"), tmp_path, tmp_path / "items.jsonl")
+    assert again.requests == []

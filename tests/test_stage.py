@@ -1,9 +1,7 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,8 @@ import pytest
 from fcsft.errors import UserError
 from fcsft.jsonl import write_jsonl
 from fcsft.records import Verdict
-from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.stage import Outcome, Stage, executor_for, run_stage
+from kill_midway import kill_once_committed
 from stage_fixture import make_stage
 
 HERE = Path(__file__).parent
@@ -78,14 +77,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, concurrency):
         ],
         env=env,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if ledger.exists() and ledger.read_bytes().count(b"\n") >= 100:
-            break
-        time.sleep(0.005)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    committed = ledger.read_bytes().count(b"\n")
+    committed = kill_once_committed(child, ledger, 100)
     assert 100 <= committed < 400, "the kill must land midway"
     # A torn write as the kill would leave it: half a line at the end of the output.
     with (run_dir / "fixture/out.jsonl").open("a") as out:
@@ -135,3 +127,11 @@ def test_whole_stage_sees_every_record_and_resumes(tmp_path):
     before = files(directory)
     assert run_stage(stage, tmp_path / "run", [source])["in"] == 30
     assert files(directory) == before
+
+
+def test_an_executor_needing_a_missing_package_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
+    with pytest.raises(UserError, match=r"pip install 'fcsft\[ray\]'"):
+        executor_for("ray")
+    with pytest.raises(UserError, match="unknown executor 'dask'; known: local, ray"):
+        executor_for("dask")

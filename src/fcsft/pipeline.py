@@ -8,16 +8,18 @@ are opened by role from `models:` with one response cache per run, so a re-run c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fcsft.config import ModelConfig, ProjectConfig
 from fcsft.errors import UserError
+from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
-from fcsft.stage import Progress, Stage, file_hash, run_stage
+from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train")
 
@@ -76,8 +78,10 @@ class Run:
         )
         return client, provider.name
 
-    def stage(self, stage: Stage, inputs: list[Path]) -> dict[str, Any]:
-        stats = run_stage(stage, self.run_dir, inputs, self.on_progress(stage.name))
+    def stage(
+        self, stage: Stage, inputs: list[Path], executor: Executor | None = None
+    ) -> dict[str, Any]:
+        stats = run_stage(stage, self.run_dir, inputs, self.on_progress(stage.name), executor)
         self.results[stage.name] = stats
         self.on_stage(stage.name, stats)
         if "stopped" in stats:
@@ -134,10 +138,8 @@ def _expand(run: Run) -> None:
 def _generate(run: Run) -> None:
     from fcsft.generate.stage import generate_stage
     from fcsft.memory import MemoryWriter
-    from fcsft.tools import Toolbox
 
     config = run.config.generate
-    client, name = run.model(config.model)
     lessons = (
         [m.text for m in MemoryWriter(run.base_dir / "memory").read("teacher")]
         if (run.base_dir / "memory" / "teacher.md").exists()
@@ -145,22 +147,46 @@ def _generate(run: Run) -> None:
     )
     if lessons:
         config = config.model_copy(update={"lessons": config.lessons + lessons})
-
-    async def open_tools():
-        return await Toolbox.open(
-            run.config.tools,
-            base_dir=run.base_dir,
-            models={config.model: client},
-            cache_dir=run.run_dir / "tool-cache",
-        )
-
-    tools = asyncio.run(open_tools())
+    executor = executor_for(config.executor, address=config.ray_address, workers=config.ray_workers)
+    client, name = run.model(config.model)
+    # The tools are opened here too: the stage's key names them, whoever runs it.
+    tools = asyncio.run(_open_tools(run, config.model, client))
     try:
-        run.stage(
-            generate_stage(config, client, name, tools), [run.run_dir / "tasks" / "out.jsonl"]
-        )
+        stage = generate_stage(config, client, name, tools)
+        stage.worker = functools.partial(generate_worker, run.config, run.base_dir, config)
+        run.stage(stage, [run.run_dir / "tasks" / "out.jsonl"], executor)
     finally:
         asyncio.run(tools.aclose())
+
+
+@contextlib.asynccontextmanager
+async def generate_worker(
+    project: ProjectConfig, base_dir: Path, config: GenerateConfig
+) -> AsyncIterator[Stage]:
+    """The generate stage as a worker process (`executor: ray`) opens it for itself: its own
+    client on the run's response cache file, and its own tools."""
+    from fcsft.generate.stage import generate_stage
+
+    run = Run(project, base_dir)
+    client, name = run.model(config.model)
+    tools = await _open_tools(run, config.model, client)
+    try:
+        yield generate_stage(config, client, name, tools)
+    finally:
+        await tools.aclose()
+        await client.close()
+        run.cache.close()
+
+
+async def _open_tools(run: Run, role: str, client: Any):
+    from fcsft.tools import Toolbox
+
+    return await Toolbox.open(
+        run.config.tools,
+        base_dir=run.base_dir,
+        models={role: client},
+        cache_dir=run.run_dir / "tool-cache",
+    )
 
 
 def _validate(run: Run) -> None:

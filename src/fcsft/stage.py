@@ -12,6 +12,11 @@ Why a ledger: outputs of one input are appended first, its ledger line after. Af
 ledger says exactly how many lines of each file are committed; anything past that is cut off
 and the input is processed again. Inputs are committed in input order even when processed
 concurrently, so an interrupted and resumed run writes the same bytes as an uninterrupted one.
+
+Where `process` runs is the executor's business, not the stage's: `LocalExecutor` runs it on
+this process's event loop, `fcsft.ray_executor.RayExecutor` on the workers of a Ray cluster.
+Either hands back outcomes in input order and this module commits them, so the run directory
+is the same whichever ran it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ import json
 import shutil
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from fcsft.errors import UserError
 from fcsft.jsonl import dumps, read_lines, write_json
@@ -66,6 +72,11 @@ class Stage:
     whole: bool = False
     report: Callable[[Path], dict[str, Any]] | None = None
     """Called on the finished stage directory; what it returns goes into stats.json."""
+    worker: Callable[[], AbstractAsyncContextManager[Stage]] | None = None
+    """How another process gets this stage for itself: a picklable callable (a module-level
+    function, or a functools.partial of one) whose context opens what `process` needs (a model
+    client, tools) and yields an equivalent Stage. None: executors that run elsewhere ship this
+    Stage as it is, which works when `process` holds nothing that cannot be pickled."""
 
 
 class StopStage(Exception):
@@ -120,20 +131,75 @@ def _jsonable(config: Any) -> Any:
     return dump(mode="json") if dump else config
 
 
+Results = AsyncIterator[tuple[str, list[Outcome]]]
+
+
+class Executor(Protocol):
+    """Runs a per-record stage's `process` over `(id, record)` pairs and yields each id with its
+    outcomes in the order the pairs came. A `process` that raises StopStage for an input ends
+    the iteration there, by raising it, after every earlier input was yielded."""
+
+    def results(self, stage: Stage, items: Iterator[tuple[str, dict[str, Any]]]) -> Results: ...
+
+
+class LocalExecutor:
+    """This process: up to `stage.concurrency` inputs in flight on the running event loop."""
+
+    async def results(self, stage: Stage, items: Iterator[tuple[str, dict[str, Any]]]) -> Results:
+        gate = asyncio.Semaphore(max(1, stage.concurrency))
+        window = max(1, stage.concurrency) * 8  # finished work waiting for its turn
+
+        async def guarded(obj: dict[str, Any]) -> list[Outcome]:
+            async with gate:
+                return await run_process(stage, obj)
+
+        pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
+        try:
+            for ident, obj in items:
+                pending.append((ident, asyncio.create_task(guarded(obj))))
+                while pending and (len(pending) >= window or pending[0][1].done()):
+                    head, task = pending.popleft()
+                    yield head, await task
+            while pending:
+                head, task = pending.popleft()
+                yield head, await task
+        finally:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+
+def executor_for(kind: str, *, address: str | None = None, workers: int | None = None) -> Executor:
+    """The executor a config names: `local`, or `ray` (joining `address`, if given)."""
+    if kind == "ray":
+        from fcsft.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, workers=workers)
+    if kind != "local":
+        raise UserError(f"unknown executor {kind!r}; known: local, ray")
+    return LocalExecutor()
+
+
 def run_stage(
     stage: Stage,
     run_dir: Path | str,
     inputs: list[Path],
     on_progress: Callable[[Progress], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume, or skip) a stage over its input files; returns its stats."""
+    """Run (or resume, or skip) a stage over its input files; returns its stats.
+
+    `executor` runs a per-record stage's `process` (default: `LocalExecutor`); a `whole` stage
+    always runs here, since it needs every record at once."""
     directory = Path(run_dir) / stage.name
     key = stage_key(stage, file_hash(inputs))
     done_file = directory / "_done.json"
     if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
         return json.loads((directory / "stats.json").read_text())
     summary = _recover(directory, key)
-    return asyncio.run(_run(stage, directory, key, inputs, summary, on_progress))
+    return asyncio.run(
+        _run(stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor())
+    )
 
 
 def _recover(directory: Path, key: str) -> Summary:
@@ -202,7 +268,8 @@ def _count_lines(paths: list[Path]) -> int:
     return sum(1 for path in paths for line in read_lines(path))
 
 
-async def _call(stage: Stage, obj: Any) -> Any:
+async def run_process(stage: Stage, obj: Any) -> Any:
+    """`stage.process` on one input (or, for a whole stage, on all of them), awaited."""
     if inspect.iscoroutinefunction(stage.process):
         return await stage.process(obj)
     if stage.concurrency > 1:
@@ -217,16 +284,11 @@ async def _run(
     inputs: list[Path],
     summary: Summary,
     on_progress: Callable[[Progress], None] | None,
+    executor: Executor,
 ) -> dict[str, Any]:
     attempt = 1 + max(summary.wall, default=0)
     started = time.monotonic()
     total = _count_lines(inputs)
-    gate = asyncio.Semaphore(max(1, stage.concurrency))
-    window = max(1, stage.concurrency) * 8  # finished work waiting for its turn to be committed
-
-    async def guarded(obj: dict[str, Any]) -> list[Outcome]:
-        async with gate:
-            return await _call(stage, obj)
 
     with (
         (directory / "out.jsonl").open("a", encoding="utf-8") as out,
@@ -234,7 +296,6 @@ async def _run(
         (directory / "_ledger.jsonl").open("a", encoding="utf-8") as book,
     ):
         files = (out, rejected, book)
-        pending: deque[tuple[str, asyncio.Task[list[Outcome]]]] = deque()
         done = set(summary.done)
         resumed = len(done)
 
@@ -251,26 +312,17 @@ async def _run(
                     )
                 )
 
-        async def commit_head() -> None:
-            ident, task = pending.popleft()
-            commit(ident, await task)
-
-        if stage.whole:
-            records = [obj for _, obj in _inputs(inputs, set())]
-            for ident, outcomes in await _call(stage, records):
-                if ident not in done:
-                    commit(ident, outcomes)
         try:
-            for ident, obj in () if stage.whole else _inputs(inputs, done):
-                pending.append((ident, asyncio.create_task(guarded(obj))))
-                while pending and (len(pending) >= window or pending[0][1].done()):
-                    await commit_head()
-            while pending:
-                await commit_head()
+            if stage.whole:
+                records = [obj for _, obj in _inputs(inputs, set())]
+                for ident, outcomes in await run_process(stage, records):
+                    if ident not in done:
+                        commit(ident, outcomes)
+            else:
+                async with aclosing(executor.results(stage, _inputs(inputs, done))) as results:
+                    async for ident, outcomes in results:
+                        commit(ident, outcomes)
         except StopStage as stop:
-            for _, task in pending:
-                task.cancel()
-            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
             stats = summary.stats(stage.name) | {"stopped": str(stop)}
             write_json(directory / "stats.json", stats)
             return stats

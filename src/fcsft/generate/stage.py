@@ -70,9 +70,18 @@ class GenerateConfig(Section):
     asks the model only for the answer): those from expert seeds, every task with a plan, or
     none."""
     budget: float | None = Field(None, ge=0)
-    """Stop cleanly once this much has been spent (in the price table's currency)."""
+    """Stop cleanly once this much has been spent (in the price table's currency); with
+    `executor: ray` each worker counts its own spending."""
     concurrency: int = Field(16, ge=1)
-    """Tasks in flight at once."""
+    """Tasks in flight at once (per worker with `executor: ray`)."""
+    executor: Literal["local", "ray"] = "local"
+    """Where tasks run: `local` (this process) or `ray` (workers of a Ray cluster, each with its
+    own model client and tools; the run directory is the same). Ray needs
+    `pip install 'fcsft[ray]'`, and a cluster of several machines a shared run directory."""
+    ray_address: str | None = None
+    """The Ray cluster to join (`auto`, `ray://HOST:10001`); none starts a local one."""
+    ray_workers: int | None = Field(None, ge=1)
+    """Ray workers (actors); none: one per CPU of the cluster."""
     lessons: list[str] = Field(default_factory=list)
     """Lessons from earlier runs, appended to the system prompt (see `fcsft memory`)."""
 
@@ -84,6 +93,9 @@ class GenerateConfig(Section):
             + "\n\nLessons from earlier runs:\n"
             + "\n".join(f"- {lesson}" for lesson in self.lessons)
         )
+
+
+RUN_SETTINGS = {"budget", "concurrency", "executor", "ray_address", "ray_workers"}
 
 
 class Budget:
@@ -127,8 +139,12 @@ def _usage_counts(trajectory: Trajectory) -> dict[str, float]:
 
 
 def _outcome(trajectory: Trajectory) -> Outcome:
-    record = get_format("openai").render(trajectory)
     extra = trajectory.meta.model_extra or {}
+    # The loop's wall time differs from run to run: in the record it would make a resumed run
+    # write other bytes than an uninterrupted one. Stats keep the sum.
+    latency = extra.pop("latency_s", None)
+    counts = _usage_counts(trajectory) | ({} if latency is None else {"latency_s": latency})
+    record = get_format("openai").render(trajectory)
     if extra.get("stop") == "model_error":
         verdict = Verdict(
             stage="generate",
@@ -136,8 +152,8 @@ def _outcome(trajectory: Trajectory) -> Outcome:
             passed=False,
             reason=str(extra.get("error", "")),
         )
-        return Outcome(record, [verdict], _usage_counts(trajectory))
-    return Outcome(record, counts=_usage_counts(trajectory) | {"trajectories": 1})
+        return Outcome(record, [verdict], counts)
+    return Outcome(record, counts=counts | {"trajectories": 1})
 
 
 def generate_stage(
@@ -181,8 +197,9 @@ def generate_stage(
         budget.charge(sum(o.counts.get("cost", 0.0) for o in outcomes))
         return outcomes
 
-    # Budget and concurrency change how far and how fast a run goes, not what it writes.
-    output_settings = config.model_dump(mode="json", exclude={"budget", "concurrency"})
+    # Budget, concurrency and executor change how far, how fast and where a run goes, not what
+    # it writes.
+    output_settings = config.model_dump(mode="json", exclude=RUN_SETTINGS)
     config_key = output_settings | {
         "model_name": model_name,
         "tools": sorted(tools),

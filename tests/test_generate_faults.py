@@ -1,0 +1,88 @@
+"""The generate stage against a real local server that fails the way real ones do.
+
+Every task must end in exactly one record: a trajectory in out.jsonl or its failure in
+rejected.jsonl, never none and never two; and a run killed midway, then resumed, must write
+what an uninterrupted run writes.
+"""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from fcsft.config import load_config
+from fcsft.jsonl import read_jsonl
+from fcsft.pipeline import Run, run_pipeline
+from fcsft.testing.fake_openai import FakeOpenAI, Faults
+from fcsft.testing.teacher import CALLS, generate_project, make_tasks, two_calls_then_answer
+from kill_midway import kill_once_committed
+from test_stage import files
+
+
+def generate(project: Path) -> dict:
+    return run_pipeline(Run(load_config(project), project.parent), "generate", "generate")[
+        "generate"
+    ]
+
+
+def records_per_task(stage_dir: Path) -> Counter:
+    """How many records (trajectories and failures together) each task has."""
+    out = [r["meta"]["task_id"] for r in read_jsonl(stage_dir / "out.jsonl")]
+    failed = [r["record"]["meta"]["task_id"] for r in read_jsonl(stage_dir / "rejected.jsonl")]
+    return Counter(out + failed)
+
+
+def test_every_task_ends_in_one_trajectory_or_one_failure(tmp_path):
+    faults = Faults(rate_429=0.06, rate_500=0.06, rate_drop=0.06, rate_malformed=0.06)
+    faults.retry_after = "0"  # honoured (test_client checks the wait itself), but no stall here
+    tasks = make_tasks(120)
+    with FakeOpenAI(faults, reply=two_calls_then_answer) as server:
+        uri = f"openai:m@{server.base_url}"
+        project = generate_project(tmp_path, uri, tasks, model={"max_retries": 1}, concurrency=16)
+        stats = generate(project)
+        served = server.stats()
+
+    assert set(served["failed"]) == {"429", "500", "drop", "malformed"}
+    stage_dir = tmp_path / "run/generate"
+    assert records_per_task(stage_dir) == Counter({t.id: 1 for t in tasks})
+    assert stats["in"] == 120 and stats["out"] + stats["rejected"] == 120
+    assert stats["out"] > 0 and stats["rejected"] > 0  # 24% faults, 2 attempts: some give up
+    assert stats["reasons"] == {"generate.model_error": stats["rejected"]}
+    for failure in read_jsonl(stage_dir / "rejected.jsonl"):
+        assert "gave up after 2 attempts" in failure["reasons"][0]["reason"]
+    for trajectory in read_jsonl(stage_dir / "out.jsonl"):
+        roles = [m["role"] for m in trajectory["messages"]]
+        assert roles.count("tool") == CALLS and trajectory["messages"][-1]["content"]
+    # Each answer the server gave is counted once, in the record of the task that asked for it.
+    assert served["answered_twice"] == 0
+    assert stats["counts"]["prompt_tokens"] == served["prompt_tokens"]
+    assert stats["counts"]["completion_tokens"] == served["completion_tokens"]
+
+
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
+    faults = Faults(latency_s=0.005, rate_429=0.02, rate_500=0.01, rate_drop=0.01)
+    faults.retry_after = "0"
+    tasks = make_tasks(200)
+    with FakeOpenAI(faults, reply=two_calls_then_answer) as server:
+        uri = f"openai:m@{server.base_url}"
+        settings = {"model": {"max_retries": 8}, "concurrency": 16}
+        clean = generate_project(tmp_path / "clean", uri, tasks, **settings)
+        generate(clean)
+
+        killed = generate_project(tmp_path / "killed", uri, tasks, **settings)
+        ledger = killed.parent / "run/generate/_ledger.jsonl"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fcsft.cli", "generate", str(killed)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        committed = kill_once_committed(child, ledger, 50)
+        assert 50 <= committed < 200, "the kill must land midway"
+        stats = generate(killed)
+
+    assert stats["in"] == 200 and stats["attempts"] == 2
+    assert files(killed.parent / "run/generate") == files(clean.parent / "run/generate")
+    assert records_per_task(killed.parent / "run/generate") == Counter({t.id: 1 for t in tasks})
+    ids = [json.loads(line)["id"] for line in ledger.open()]
+    assert len(ids) == len(set(ids)) == 200

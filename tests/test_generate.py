@@ -108,3 +108,40 @@ def test_budget_stops_cleanly_and_resume_finishes(tmp_path):
     stats = run(tmp_path, GenerateConfig(budget=None, concurrency=1), teacher)
     assert stats["in"] == 4 and "stopped" not in stats and stats["attempts"] == 2
     assert teacher.calls - before == 1 + 1 + 1  # t2's answer, t3's reply, t4's failed request
+
+
+def test_reference_plans_can_run_in_one_parallel_turn_without_thinking(tmp_path):
+    """BFCL-style items: every call of the plan in one turn, no templated thinking, and lessons
+    reach the answer prompt."""
+    tasks = tmp_path / "tasks.jsonl"
+    plan = [
+        Call(name="revenue", arguments={"company": "Orrin Dynamics"}),
+        Call(name="revenue", arguments={"company": "Nobody Inc"}),
+    ]
+    write_jsonl(tasks, [Task(id="p", family="p", question="Both?", plan=plan).to_json()])
+    teacher = Teacher()
+    prompts = []
+    original = teacher.chat
+
+    async def chat(request):
+        prompts.append(request.messages[-1]["content"])
+        return await original(request)
+
+    teacher.chat = chat
+    config = GenerateConfig(
+        reference="plan", think="none", plan_turns="parallel", lessons=["Quote the filing."]
+    )
+    stage = generate_stage(config, teacher, "teacher-x", Toolbox([revenue]))
+    run_stage(stage, tmp_path / "run", [tasks])
+    (record,) = read_jsonl(tmp_path / "run/generate/out.jsonl")
+    trajectory = get_format("openai").parse(record)
+    assert [s.type for s in trajectory.steps] == [
+        "tool_call",
+        "tool_call",
+        "observation",
+        "observation",
+        "final_answer",
+    ]
+    assert trajectory.steps[3].error  # the failing call's error is kept as its observation
+    assert len(record["messages"]) == 2 + 1 + 2 + 1  # one assistant turn with both calls
+    assert prompts and "- Quote the filing." in prompts[-1]

@@ -1,5 +1,7 @@
-"""CPU smoke run: SmolLM2-135M learns from 100 exported examples; the model saves and reloads."""
+"""CPU smoke run: SmolLM2-135M learns from 100 exported examples; the model saves, reloads and
+answers through `fcsft eval`."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -39,3 +41,38 @@ def test_lora_smoke_run_loss_falls_and_model_reloads(tmp_path):
     output = model.generate(**ids, max_new_tokens=40, do_sample=False)
     reply = tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "<tool_call>" in reply or "<think>" in reply  # the tagged format was learned
+
+    # The trained folder is a valid --model for fcsft eval, served the text it was trained on.
+    from clirun import fcsft
+    from fcsft.evaluate.testset import gold_of
+    from fcsft.formats import get_format
+
+    items = []
+    for record in records[:8]:
+        trajectory = get_format("openai").parse(record)
+        items.append(
+            {
+                "id": trajectory.id,
+                "layer": "standard",
+                "question": trajectory.question,
+                "tools": record["tools"],
+                "gold": gold_of(trajectory)[:1],
+            }
+        )
+    write_jsonl(tmp_path / "items.jsonl", items)
+    done = fcsft(
+        "eval",
+        "--model",
+        str(folder),
+        "--items",
+        str(tmp_path / "items.jsonl"),
+        "--out",
+        str(tmp_path / "eval"),
+        "--max-tokens",
+        "96",
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["model"] == f"local:{folder.resolve()}" and report["scored"] == 8
+    assert report["layers"]["all"]["tool_selection"]["k"] >= 1  # it calls tools now

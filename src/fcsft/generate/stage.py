@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
 from fcsft.agent import Limits, ToolLike, run_agent
-from fcsft.expand.ask import ask
+from fcsft.expand.ask import Answer, ask
 from fcsft.formats import get_format
 from fcsft.records import (
     FinalAnswer,
@@ -69,6 +69,16 @@ class GenerateConfig(Section):
     """Which tasks the reference teacher takes (runs the gold plan against the real tools and
     asks the model only for the answer): those from expert seeds, every task with a plan, or
     none."""
+    think: Literal["template", "none"] = "template"
+    """The reference teacher's thinking before each call: a one-line template, or none (the
+    model then learns to call directly, and its replies are shorter)."""
+    answer: Literal["model", "template"] = "model"
+    """Who writes the reference teacher's final answer: the model (from the question and the
+    results, at most `reply_tokens`), or a template that lists the results (free and instant,
+    for data where only the calls matter)."""
+    plan_turns: Literal["sequential", "parallel"] = "sequential"
+    """How the reference teacher makes a plan's calls: one per turn, each after the previous
+    result (dependent steps), or all in one turn (parallel calls, as in BFCL's items)."""
     budget: float | None = Field(None, ge=0)
     """Stop cleanly once this much has been spent (in the price table's currency); with
     `executor: ray` each worker counts its own spending."""
@@ -126,6 +136,14 @@ def _meta(task: Task, sample: int, teacher: str) -> Meta:
     )
 
 
+async def _run_call(tools: Mapping[str, ToolLike], call: Any) -> tuple[str, bool]:
+    tool = tools.get(call.name)
+    if tool is None:
+        return f"unknown tool {call.name!r}", True
+    result = await tool.run(call.arguments)
+    return result.content, result.error
+
+
 def _usage_counts(trajectory: Trajectory) -> dict[str, float]:
     usage = trajectory.meta.usage
     if usage is None:
@@ -173,7 +191,15 @@ def generate_stage(
         )
         if by_reference and task.plan:
             trajectory = await reference_trajectory(
-                task, task_tools, model, model_name, config.system_prompt()
+                task,
+                task_tools,
+                model,
+                model_name,
+                config.system_prompt(),
+                think=config.think == "template",
+                parallel=config.plan_turns == "parallel",
+                lessons=config.lessons,
+                answer_tokens=config.reply_tokens if config.answer == "model" else 0,
             )
             outcomes = [_outcome(trajectory)]
         else:
@@ -208,31 +234,40 @@ def generate_stage(
 
 
 async def reference_trajectory(
-    task: Task, tools: Mapping[str, ToolLike], model: Any, model_name: str, system: str
+    task: Task,
+    tools: Mapping[str, ToolLike],
+    model: Any,
+    model_name: str,
+    system: str,
+    *,
+    think: bool = True,
+    parallel: bool = False,
+    lessons: Sequence[str] = (),
+    answer_tokens: int = 400,
 ) -> Trajectory:
-    """The gold plan run against the real tools; the model writes only the final answer."""
+    """The gold plan run against the real tools; the model writes only the final answer (a
+    template lists the results instead when `answer_tokens` is 0)."""
+    plan = task.plan or []
+    turns = [list(enumerate(plan))] if parallel else [[(k, c)] for k, c in enumerate(plan)]
     steps: list[Any] = []
     results = []
-    for index, call in enumerate(task.plan or []):
-        ident = f"call_{index}"
-        steps.append(
-            Think(text=f"I need {call.name} with {json.dumps(call.arguments, ensure_ascii=False)}.")
-        )
-        steps.append(ToolCall(name=call.name, arguments=call.arguments, id=ident))
-        tool = tools.get(call.name)
-        if tool is None:
-            result_text, error = f"unknown tool {call.name!r}", True
-        else:
-            result = await tool.run(call.arguments)
-            result_text, error = result.content, result.error
-        steps.append(Observation(content=result_text, call_id=ident, error=error))
-        results.append(f"[{index + 1}] {call.name}: {result_text}")
-    answer = await ask(
-        model,
-        model_name,
-        ANSWER_PROMPT.format(question=task.question, results="\n".join(results)),
-        temperature=0.0,
-    )
+    for turn in turns:
+        outcomes = await asyncio.gather(*(_run_call(tools, call) for _, call in turn))
+        for index, call in turn:
+            if think:
+                arguments = json.dumps(call.arguments, ensure_ascii=False)
+                steps.append(Think(text=f"I need {call.name} with {arguments}."))
+            steps.append(ToolCall(name=call.name, arguments=call.arguments, id=f"call_{index}"))
+        for (index, call), (result_text, error) in zip(turn, outcomes, strict=True):
+            steps.append(Observation(content=result_text, call_id=f"call_{index}", error=error))
+            results.append(f"[{index + 1}] {call.name}: {result_text}")
+    prompt = ANSWER_PROMPT.format(question=task.question, results="\n".join(results))
+    if lessons:
+        prompt += "\n\nLessons from earlier runs:\n" + "\n".join(f"- {x}" for x in lessons)
+    if answer_tokens > 0:
+        answer = await ask(model, model_name, prompt, temperature=0.0, max_tokens=answer_tokens)
+    else:
+        answer = Answer(text="Done. " + " ".join(results))
     meta = _meta(task, 0, f"reference+{model_name}")
     usage = answer.usage or {}
     fields = meta.model_dump() | {

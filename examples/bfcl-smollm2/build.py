@@ -1,0 +1,248 @@
+"""Training data for the proof experiment, built with fcsft's stages from BFCL's live categories.
+
+    python examples/bfcl-smollm2/build.py [--run-dir runs/bfcl-smollm2] [--per-category N]
+
+Tasks come from BFCL's live categories (user-contributed questions), never from the categories
+the model is tested on (simple, multiple, parallel, irrelevance). The reference teacher runs
+each task's gold calls against simulated tools (BFCL's functions cannot run here: each is a
+`SimulatedTool`, whose results are schema-checked and cached, played by a deterministic
+template instead of a model, since a 135M model rarely writes a valid JSON API result) and the
+model writes the final answer; live_irrelevance questions are answered by the model itself
+with the tools on offer and no call. Validation, curation (balance, general mix of the base
+model's own answers to general prompts, dedup, decontamination against BFCL's test
+categories, family split) and export are the pipeline's own stages, so every step resumes.
+Writes RUN_DIR/export/train.openai.jsonl and RUN_DIR/testset.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+from fcsft.curate.stage import CurateConfig, curate_stage
+from fcsft.evaluate.bfcl import load_bfcl
+from fcsft.evaluate.testset import build_testset
+from fcsft.export import ExportConfig, export_dataset
+from fcsft.formats.openai import parse_tool
+from fcsft.generate.stage import GenerateConfig, generate_stage
+from fcsft.jsonl import write_jsonl
+from fcsft.models.base import ChatRequest, ChatResponse
+from fcsft.models.cache import ResponseCache
+from fcsft.models.client import Client
+from fcsft.models.registry import load_model
+from fcsft.records import Call, Task
+from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.tools.simulated import SimulatedTool
+from fcsft.validate.stage import ValidateConfig, validate_stage
+
+TRAIN_CATEGORIES = {  # category: how many tasks to draw (all there are for the small ones)
+    "live_simple": 200,
+    "live_multiple": 80,
+    "live_parallel": 16,
+    "live_parallel_multiple": 24,
+    "live_irrelevance": 90,
+}
+TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
+RETURNS = {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON value
+
+SUBJECTS = [
+    "photosynthesis",
+    "compound interest",
+    "the water cycle",
+    "a balance sheet",
+    "gravity",
+    "a haiku",
+    "supply and demand",
+    "a prime number",
+    "the French Revolution",
+    "machine learning",
+    "a volcano",
+    "inflation",
+    "the immune system",
+    "an election",
+    "a black hole",
+    "recycling",
+    "a spreadsheet",
+    "the Renaissance",
+    "a rainbow",
+    "a password manager",
+]
+TEMPLATES = [
+    "Explain {s} in two sentences.",
+    "Give me three facts about {s}.",
+    "Write a short poem about {s}.",
+    "Why does {s} matter? Answer briefly.",
+    "Describe {s} to a ten-year-old.",
+    "What is a common misconception about {s}?",
+    "Write one exam question about {s} and answer it.",
+    "Summarise what you know about {s} in one paragraph.",
+    "List two pros and two cons of learning about {s}.",
+    "Suggest a title for an essay on {s}.",
+    "What is 17 + 25? Then say one thing about {s}.",
+]
+
+
+def bfcl_tasks(per_category: dict[str, int], seed: int) -> tuple[list[dict], dict[str, list]]:
+    """Tasks with the gold plan (first acceptable value of each given parameter), and the
+    tools each task offers, by task id."""
+    tasks, tools = [], {}
+    for category, limit in per_category.items():
+        for item in load_bfcl(category, limit=limit, seed=seed):
+            question = next(m["content"] for m in reversed(item["messages"]) if m["role"] == "user")
+            first = (item.get("possible") or [[]])[0]
+            plan = [
+                Call(name=name, arguments=_first_values(params))
+                for call in first
+                for name, params in call.items()
+            ]
+            task = Task(
+                id=item["id"],
+                question=question,
+                family=item["id"],
+                source="expert",
+                domain=category,
+                tools=[t["function"]["name"] for t in item["tools"]],
+                plan=plan or None,
+                no_tool=not plan,
+            )
+            tasks.append(task.to_json())
+            tools[item["id"]] = [parse_tool(t, "tools") for t in item["tools"]]
+    return tasks, tools
+
+
+def _first_values(params: dict[str, list[Any]]) -> dict[str, Any]:
+    """BFCL lists acceptable values per parameter; "" means it may be left out."""
+    return {key: values[0] for key, values in params.items() if values and values[0] != ""}
+
+
+def namespaces(tasks: list[dict], specs: dict[str, list]) -> list[list[dict]]:
+    """Tasks grouped so that within a group a function name has one definition.
+
+    BFCL's items define their own functions and the same name often means different schemas
+    in different items; a generate stage holds one toolbox, so each group is its own stage."""
+    groups: list[tuple[dict[str, str], list[dict]]] = []
+    for task in tasks:
+        mine = {spec.name: spec.model_dump_json() for spec in specs[task["id"]]}
+        for names, members in groups:
+            if all(names.get(name, schema) == schema for name, schema in mine.items()):
+                names.update(mine)
+                members.append(task)
+                break
+        else:
+            groups.append((dict(mine), [task]))
+    return [members for _, members in groups]
+
+
+class TemplateAPI:
+    """Plays every simulated API: a success result that echoes the call, the same every time."""
+
+    name = "template-api"
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        text = request.messages[-1]["content"]
+        name = text.split("\n", 1)[0].removeprefix("API: ")
+        arguments = json.loads(text.rsplit("Call arguments: ", 1)[1])
+        result = {"status": "success", "function": name, "arguments": arguments}
+        return ChatResponse(message={"role": "assistant", "content": json.dumps(result)})
+
+
+def general_prompts(count: int, seed: int) -> list[str]:
+    prompts = [t.format(s=s) for t, s in itertools.product(TEMPLATES, SUBJECTS)]
+    return random.Random(seed).sample(prompts, min(count, len(prompts)))
+
+
+def general_stage(client: Any, name: str) -> Stage:
+    """The base model's own answers to general prompts: general data that keeps what it knew."""
+    from fcsft.expand.ask import ask
+
+    async def process(obj: dict[str, Any]) -> list[Outcome]:
+        answer = await ask(client, name, obj["question"], temperature=0.0, max_tokens=160)
+        if not answer.text:
+            return []
+        messages = [
+            {"role": "user", "content": obj["question"]},
+            {"role": "assistant", "content": answer.text},
+        ]
+        return [Outcome({"messages": messages, "meta": {"id": obj["id"]}})]
+
+    return Stage(name="general", process=process, config={"model": name}, concurrency=32)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/bfcl-smollm2"))
+    parser.add_argument("--model", default="local:smollm2")
+    parser.add_argument("--general", type=int, default=180, help="general prompts to answer")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    run_dir: Path = args.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    tasks, specs = bfcl_tasks(TRAIN_CATEGORIES, args.seed)
+    write_jsonl(run_dir / "tasks.jsonl", tasks)
+    prompts = [
+        {"id": f"general-{k}", "question": q}
+        for k, q in enumerate(general_prompts(args.general, args.seed))
+    ]
+    write_jsonl(run_dir / "general-prompts.jsonl", prompts)
+
+    provider = load_model(args.model)
+    client = Client(provider, concurrency=32, cache=ResponseCache(run_dir / "cache.sqlite"))
+    api = TemplateAPI()
+    generate = GenerateConfig(
+        reference="plan",
+        think="none",
+        plan_turns="parallel",
+        answer="template",
+        max_steps=3,
+        reply_tokens=160,
+        concurrency=32,
+    )
+    outputs = []
+    for k, group in enumerate(namespaces(tasks, specs)):
+        write_jsonl(run_dir / f"tasks-{k}.jsonl", group)
+        tools = {
+            spec.name: SimulatedTool(spec, RETURNS, api)
+            for task in group
+            for spec in specs[task["id"]]
+        }
+        stage = generate_stage(generate, client, provider.name, tools)
+        stage.name = f"generate-{k}"
+        stats = run_stage(stage, run_dir, [run_dir / f"tasks-{k}.jsonl"])
+        outputs.append(run_dir / stage.name / "out.jsonl")
+        print(f"generate-{k}: {stats['out']} trajectories of {stats['in']} tasks", flush=True)
+    stats = run_stage(
+        general_stage(client, provider.name), run_dir, [run_dir / "general-prompts.jsonl"]
+    )
+    print(f"general: {stats['out']} answers", flush=True)
+    validate = ValidateConfig(min_steps=1)
+    stats = run_stage(validate_stage(validate), run_dir, outputs)
+    print(f"validate: {stats['out']} kept, {stats['rejected']} rejected {stats.get('reasons')}")
+    curate = CurateConfig(
+        test_share=0.1,
+        general=[run_dir / "general" / "out.jsonl"],
+        decontaminate_bfcl=TEST_CATEGORIES,
+        balance_target=None,
+        max_drop=0.3,
+    )
+    stats = run_stage(curate_stage(curate), run_dir, [run_dir / "validate" / "out.jsonl"])
+    print(f"curate: {stats['out']} kept, {stats['rejected']} dropped {stats.get('reasons')}")
+    result = export_dataset(
+        run_dir / "curate" / "out.jsonl", run_dir / "export", ExportConfig(formats=["openai"])
+    )
+    print(f"export: {result['sizes']}")
+    items = build_testset(run_dir / "curate" / "out.jsonl", 100, 50, 30, seed=args.seed)
+    write_jsonl(run_dir / "testset.jsonl", items)
+    print(f"testset: {len(items)} items -> {run_dir / 'testset.jsonl'}")
+    asyncio.run(client.close())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

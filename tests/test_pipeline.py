@@ -85,3 +85,54 @@ def test_unknown_stage_and_missing_model_are_one_line_errors(tmp_path):
     result = fcsft("run", project, "--from", "expand", "--until", "expand", cwd=tmp_path)
     assert result.returncode == 2
     assert "models.teacher is not configured" in result.stderr
+
+
+def test_a_stage_whose_input_is_missing_says_which_to_run_first(tmp_path):
+    project = write_project(tmp_path)
+    result = fcsft("run", project, "--from", "curate", "--until", "curate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "fcsft run --until validate" in result.stderr.strip().splitlines()[-1]
+
+
+def test_lessons_between_two_teacher_runs_show_both_rejection_rates(tmp_path):
+    project = write_project(tmp_path)
+    config = yaml.safe_load(project.read_text())
+    config["validate"] = {"min_steps": 3}  # a call and an answer are too few: lessons to learn
+    project.write_text(yaml.safe_dump(config))
+    first = fcsft("run", project, "--until", "validate", cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    lessons = fcsft("memory", "lessons", "run/validate", "--dir", "memory", cwd=tmp_path)
+    assert lessons.returncode == 0, lessons.stderr
+    second = fcsft("run", project, "--until", "validate", cwd=tmp_path, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "teacher attempt 1 (0 lessons)" in second.stdout
+    assert "teacher attempt 2 (" in second.stdout
+    history = list(read_jsonl(tmp_path / "run" / "lessons-history.jsonl"))
+    assert [len(h["lessons"]) > 0 for h in history] == [False, True]
+    generated = list(read_jsonl(tmp_path / "run" / "generate" / "out.jsonl"))
+    system = generated[0]["messages"][0]["content"]
+    assert "Lessons from earlier runs:" in system and history[1]["lessons"][0] in system
+
+
+def test_evaluate_compares_the_models_on_the_runs_test_layers(tmp_path):
+    project = write_project(tmp_path)
+    replies = [
+        {
+            "match": "revenue",
+            "tool_calls": [{"name": "revenue", "arguments": {"company": "Orrin Dynamics"}}],
+        }
+    ] * 40 + ["No tool needed."] * 40
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(replies))
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(["I cannot look that up."] * 80))
+    config = yaml.safe_load(project.read_text())
+    config["evaluate"] = {"model": "mock:tuned.yaml", "base": "mock:base.yaml", "adversarial": 8}
+    project.write_text(yaml.safe_dump(config))
+    assert fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300).returncode == 0
+    result = fcsft("run", project, "--from", "evaluate", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluate = tmp_path / "run" / "evaluate"
+    items = list(read_jsonl(evaluate / "testset.jsonl"))
+    assert {i["layer"] for i in items} >= {"adversarial"}
+    compare = json.loads((evaluate / "compare.json").read_text())
+    assert compare["layers"]["adversarial"]["no_call"]["n"] == 8
+    assert (evaluate / "compare.html").exists() and "report:" in result.stdout

@@ -363,6 +363,15 @@ def run_command(
         out.print(f"dataset: {project.run_dir / 'export'}  card: {export['card']}", markup=False)
     if "train" in results:
         out.print(f"model: {project.run_dir / 'train' / 'model'}", markup=False)
+    for line in results.get("validate", {}).get("lessons_history", []):
+        out.print(f"teacher {line}", markup=False)
+    evaluation = results.get("evaluate")
+    if evaluation:
+        for layer, change in evaluation["layers"].items():
+            headline = "full_call" if "full_call" in change else "no_call"
+            if headline in change:
+                out.print(f"eval {layer}: {headline} {change[headline]:+.1%} (tuned - base)")
+        out.print(f"report: {evaluation['report']}", markup=False)
 
 
 def _stage_command(first: str, last: str, summary: str):

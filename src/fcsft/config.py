@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from fcsft.curate.stage import CurateConfig
 from fcsft.errors import UserError, validation_problems
+from fcsft.evaluate.run import EvaluateConfig
 from fcsft.expand.pipeline import ExpandConfig
 from fcsft.export import ExportConfig
 from fcsft.generate.stage import GenerateConfig
@@ -92,6 +93,8 @@ class ProjectConfig(Section):
     """Dataset formats and card."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Fine-tuning."""
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    """Base vs trained model on the three layers of the run's test split (and BFCL, MMLU)."""
 
 
 def load_config(path: Path | str) -> ProjectConfig:

@@ -19,9 +19,10 @@ from fcsft.config import ModelConfig, ProjectConfig
 from fcsft.errors import UserError
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.memory.history import history_lines, record_attempt
 from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
 
-STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train")
+STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
 
 
 @dataclass
@@ -81,6 +82,13 @@ class Run:
     def stage(
         self, stage: Stage, inputs: list[Path], executor: Executor | None = None
     ) -> dict[str, Any]:
+        for path in inputs:
+            if not path.exists():
+                before = path.parent.name
+                raise UserError(
+                    f"stage {stage.name} reads {path}, which does not exist yet: run the "
+                    f"stages before it first (fcsft run --until {before})"
+                )
         stats = run_stage(stage, self.run_dir, inputs, self.on_progress(stage.name), executor)
         self.results[stage.name] = stats
         self.on_stage(stage.name, stats)
@@ -135,18 +143,21 @@ def _expand(run: Run) -> None:
     )
 
 
-def _generate(run: Run) -> None:
-    from fcsft.generate.stage import generate_stage
+def _teacher_config(run: Run) -> GenerateConfig:
+    """The generate config with the teacher lessons of `memory/teacher.md` added."""
     from fcsft.memory import MemoryWriter
 
     config = run.config.generate
-    lessons = (
-        [m.text for m in MemoryWriter(run.base_dir / "memory").read("teacher")]
-        if (run.base_dir / "memory" / "teacher.md").exists()
-        else []
-    )
-    if lessons:
+    if (run.base_dir / "memory" / "teacher.md").exists():
+        lessons = [m.text for m in MemoryWriter(run.base_dir / "memory").read("teacher")]
         config = config.model_copy(update={"lessons": config.lessons + lessons})
+    return config
+
+
+def _generate(run: Run) -> None:
+    from fcsft.generate.stage import generate_stage
+
+    config = _teacher_config(run)
     executor = executor_for(config.executor, address=config.ray_address, workers=config.ray_workers)
     client, name = run.model(config.model)
     # The tools are opened here too: the stage's key names them, whoever runs it.
@@ -194,10 +205,13 @@ def _validate(run: Run) -> None:
 
     config = run.config.validate_
     judge, judge_name = run.model(config.judge.model) if config.judge else (None, "")
-    run.stage(
+    stats = run.stage(
         validate_stage(config, judge=judge, judge_name=judge_name),
         [run.run_dir / "generate" / "out.jsonl"],
     )
+    history = record_attempt(run.run_dir, _teacher_config(run).lessons)
+    if len(history) > 1:  # shown once lessons changed the teacher
+        stats["lessons_history"] = history_lines(history)
 
 
 def _curate(run: Run) -> None:
@@ -239,6 +253,20 @@ def _train(run: Run) -> None:
     run.on_stage("train", result)
 
 
+def _evaluate(run: Run) -> None:
+    from fcsft.evaluate.run import evaluate_run
+
+    result = evaluate_run(
+        run.run_dir,
+        run.config.evaluate,
+        run.run_dir / "train" / "model",
+        run.config.curate.held_out_tools,
+        run.on_progress,
+    )
+    run.results["evaluate"] = result
+    run.on_stage("evaluate", result)
+
+
 STEPS: dict[str, Callable[[Run], None]] = {
     "seeds": _seeds,
     "expand": _expand,
@@ -247,6 +275,7 @@ STEPS: dict[str, Callable[[Run], None]] = {
     "curate": _curate,
     "export": _export,
     "train": _train,
+    "evaluate": _evaluate,
 }
 
 

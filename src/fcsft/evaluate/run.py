@@ -144,6 +144,8 @@ def evaluate(
 
 
 class EvaluateConfig(Section):
+    model: str | None = None
+    """The model to evaluate (a model URI or folder); none: the run's trained model."""
     base: str = "local:smollm2"
     """The model the trained one is compared with (a model URI), usually the base it was tuned
     from."""
@@ -190,7 +192,7 @@ def evaluate_run(
     )
     write_jsonl(directory / "testset.jsonl", items)
     reports = {}
-    for side, model in (("base", config.base), ("tuned", str(tuned))):
+    for side, model in (("base", config.base), ("tuned", config.model or str(tuned))):
         plan = EvalPlan(
             model=model,
             out_dir=directory / side,

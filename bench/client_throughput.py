@@ -26,17 +26,14 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from _common import drive, read_base_url, server_stats, start_fake_server, stop_server
 from fcsft.models.base import ChatRequest
 from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client
@@ -60,33 +57,8 @@ def main() -> None:
             cache_path = Path(folder) / "cache.sqlite"
             figures = asyncio.run(measure(base_url, cache_path, args, own=server is not None))
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
+        stop_server(server)
     print(json.dumps({"bench": "client_throughput", "figures": figures}))
-
-
-def start_fake_server(latency_ms: float) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "fcsft.testing.fake_openai", "--latency-ms", str(latency_ms)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-
-
-def read_base_url(server: subprocess.Popen[str]) -> str:
-    assert server.stdout is not None
-    line = server.stdout.readline().strip()
-    if not line.startswith("http"):
-        raise SystemExit(f"the fake server did not start (it printed {line!r})")
-    return line
-
-
-def server_received(base_url: str) -> int | None:
-    """Requests the fake server has seen so far; None for a server that is not ours."""
-    url = base_url.rsplit("/v1", 1)[0] + "/_fake/stats"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return json.load(answer)["received"]
-    except OSError:
-        return None
 
 
 async def measure(
@@ -126,11 +98,12 @@ async def measure(
             figures["ratio_c64"] = round(fcsft_rate / (64 / (args.latency_ms / 1000)), 3)
 
         # The last run's requests again, from the cache, against the best uncached time.
-        before = server_received(base_url)
+        before = server_stats(base_url)
         cached = await fcsft_run(base_url, requests, concurrency, cache_path, expect_cached=True)
-        after = server_received(base_url)
-        if own and before != after:
-            raise SystemExit(f"the cached run sent {after - before} requests to the server")
+        after = server_stats(base_url)
+        if own and before and after and before["received"] != after["received"]:
+            sent = after["received"] - before["received"]
+            raise SystemExit(f"the cached run sent {sent} requests to the server")
         uncached = count / fcsft_rate
         uncached_wall += uncached
         cached_wall += cached
@@ -155,19 +128,6 @@ def make_requests(tag: str, count: int) -> list[ChatRequest]:
         )
         for i in range(count)
     ]
-
-
-async def drive(items: Sequence[Any], concurrency: int, call: Callable[[Any], Awaitable]) -> float:
-    """Seconds for `concurrency` workers to make `call` on every item."""
-    queue = iter(items)
-
-    async def worker() -> None:
-        for item in queue:
-            await call(item)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started
 
 
 async def bare_run(base_url: str, requests: list[ChatRequest], concurrency: int) -> float:

@@ -7,7 +7,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -15,6 +15,7 @@ import pytest
 
 from fcsft.agent import run_agent
 from fcsft.errors import UserError
+from fcsft.models import cache as cache_module
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client, Counters, cache_key
@@ -362,12 +363,34 @@ def test_the_agent_loop_runs_on_the_real_client():
 # ---------------------------------------------------------------- the cache
 
 
-def test_cache_keys_hash_the_whole_request_and_the_provider():
-    request = ask("hi", tools=[{"type": "function", "function": {"name": "f"}}], seed=3)
-    same_json = json.dumps(asdict(request), sort_keys=True, ensure_ascii=False)
-    assert cache_key("m", request) == hashlib.sha256(f"m\n{same_json}".encode()).hexdigest()
-    assert cache_key("m", request) != cache_key("other-model", request)
-    assert cache_key("m", request) != cache_key("m", ask("hi", sample=1))
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ask("hi", tools=[{"type": "function", "function": {"name": "f"}}], seed=3),
+        ask('é "quoted", \n', stop=["<observation"], temperature=0.7, max_tokens=5, sample=2),
+        ChatRequest(model="ünï", messages=[], temperature=1, seed=-1),
+    ],
+)
+def test_cache_keys_hash_the_whole_request_and_the_provider(request_):
+    # The key's text is spliced from parts; it must stay what json.dumps writes, or every
+    # cache written before would miss.
+    same_json = json.dumps(asdict(request_), sort_keys=True, ensure_ascii=False)
+    assert cache_key("m", request_) == hashlib.sha256(f"m\n{same_json}".encode()).hexdigest()
+    assert cache_key("m", request_) != cache_key("other-model", request_)
+    assert cache_key("m", request_) != cache_key("m", replace(request_, sample=7))
+
+
+def test_the_body_sent_is_the_request_under_the_servers_model_name():
+    request = ask("hi", tools=[{"type": "function", "function": {"name": "f"}}], stop=["<o"])
+    body = json.loads(OpenAIProvider("served-name", "http://127.0.0.1:9/v1")._body(request))
+    assert body == {
+        "model": "served-name",
+        "messages": request.messages,
+        "temperature": 0.0,
+        "max_tokens": 1024,
+        "tools": request.tools,
+        "stop": ["<o"],
+    }
 
 
 def test_the_cache_reads_its_own_writes_and_keeps_them(tmp_path):
@@ -379,6 +402,35 @@ def test_the_cache_reads_its_own_writes_and_keeps_them(tmp_path):
         assert cache.get("missing") is None
     with ResponseCache(path) as cache:
         assert cache.get("k") == reply and len(cache) == 1
+
+
+def test_misses_are_answered_from_memory_once_they_cost_what_reading_the_keys_does(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    with ResponseCache(path) as cache:
+        for i in range(64):
+            cache.put(f"k{i}", ChatResponse(message={"content": str(i)}))
+    with ResponseCache(path) as cache:
+        assert all(cache.get(f"k{i}") is not None for i in range(64))
+        assert cache._known is None  # a re-run that finds everything never reads the keys
+        assert cache.get("missing-1") is None  # 32 keys' worth of cost: 64 keys not yet read
+        assert cache._known is None
+        assert cache.get("missing-2") is None
+        assert cache._known is not None  # read now; misses no longer query the file
+        cache.put("new", ChatResponse(message={"content": "new"}))
+        assert cache.get("k7").message == {"content": "7"} and cache.get("new") is not None
+
+
+def test_a_key_another_process_stored_is_found_after_the_refresh(tmp_path, monkeypatch):
+    path = tmp_path / "cache.sqlite"
+    reply = ChatResponse(message={"role": "assistant", "content": "x"})
+    with ResponseCache(path) as reader, ResponseCache(path) as writer:
+        assert reader.get("k") is None  # a miss in an empty file: the reader reads its keys
+        writer.put("k", reply)
+        writer.flush()
+        monkeypatch.setattr(cache_module, "_REFRESH_S", 3600.0)
+        assert reader.get("k") is None  # a miss is answered from the keys read
+        monkeypatch.setattr(cache_module, "_REFRESH_S", 0.0)
+        assert reader.get("k") == reply  # which learn the rows added since
 
 
 def _write_entries(path, prefix, count, start=None):

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from fcsft.errors import UserError
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError, json_scalar
 from fcsft.models.registry import register
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ _URI = re.compile(r"^(?P<model>[^@]+?)(?:@(?P<base_url>https?://\S+))?$")
 _RETRY_STATUSES = frozenset({408, 409, 425, 429})  # plus every 5xx
 _LONGEST_WAIT_S = 120.0  # a Retry-After beyond this is clamped: the run should not stall
 _REASON_CHARS = 300
-_BODY_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 
 
 @register("openai")
@@ -103,6 +102,7 @@ class OpenAIProvider:
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
+        self._name_json = json_scalar(model)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -119,7 +119,7 @@ class OpenAIProvider:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """The assistant's reply, after as many retries as it takes; else a ModelError."""
         session = self._session_for_this_loop()
-        body = _BODY_JSON.encode(self._body(request)).encode()
+        body = self._body(request)
         started = time.monotonic()
         attempts = self.max_retries + 1
         for attempt in range(attempts):
@@ -131,7 +131,7 @@ class OpenAIProvider:
                         f"{self.name} at {self.url}: gave up after {attempts} attempts; "
                         f"last: {self._redact(str(failure))}"
                     ) from None
-                delay = self._delay(attempt, failure.wait_s)
+                delay = retry_delay(attempt, failure.wait_s, self.backoff_s, self.max_backoff_s)
                 log.debug(
                     "%s: attempt %d failed (%s); next in %.2fs",
                     self.name,
@@ -171,21 +171,23 @@ class OpenAIProvider:
             self._session, self._loop = session, loop
         return session
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, request: ChatRequest) -> bytes:
+        """The request as the server reads it, with the messages and tools spliced in from the
+        request's own encoding of them (the cache key used the same text)."""
+        messages, tools = request.encoded()
         # The URI names the model the server runs; `request.model` is the caller's label.
-        body: dict[str, Any] = {
-            "model": self.name,
-            "messages": request.messages,
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-        }
+        body = (
+            f'{{"model": {self._name_json}, "messages": {messages}, '
+            f'"temperature": {json_scalar(request.temperature)}, '
+            f'"max_tokens": {json_scalar(request.max_tokens)}'
+        )
         if request.tools:
-            body["tools"] = request.tools
+            body += f', "tools": {tools}'
         if request.stop:
-            body["stop"] = request.stop
+            body += f', "stop": {json_scalar(request.stop)}'
         if request.seed is not None:
-            body["seed"] = request.seed
-        return body
+            body += f', "seed": {json_scalar(request.seed)}'
+        return (body + "}").encode()
 
     async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> ChatResponse:
         """One POST: a reply, a _Retryable, or a ModelError for failures retrying cannot fix."""
@@ -214,17 +216,6 @@ class OpenAIProvider:
             raise _Retryable(reason, wait_s)
         raise ModelError(f"{self.name} at {self.url}: {self._redact(reason)}{self._hint(status)}")
 
-    def _delay(self, attempt: int, server_wait_s: float | None) -> float:
-        """Seconds before the next attempt: the server's wish, else capped exponential backoff.
-
-        Both get jitter, so that many requests refused at once do not all return at once.
-        """
-        if server_wait_s is not None:
-            wait = min(server_wait_s, _LONGEST_WAIT_S)
-            return wait + random.uniform(0.0, 0.1 * wait + 0.01)
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        return random.uniform(0.5 * ceiling, ceiling)
-
     def _hint(self, status: int) -> str:
         if status in (401, 403):
             if self._api_key is None:
@@ -237,6 +228,20 @@ class OpenAIProvider:
     def _redact(self, text: str) -> str:
         """Error text with the key blanked, in case a server echoes what it was sent."""
         return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def retry_delay(
+    attempt: int, server_wait_s: float | None, backoff_s: float = 0.5, max_backoff_s: float = 30.0
+) -> float:
+    """Seconds before retry `attempt + 1`: the server's wish, else capped exponential backoff.
+
+    Both get jitter, so that many requests refused at once do not all return at once.
+    """
+    if server_wait_s is not None:
+        wait = min(server_wait_s, _LONGEST_WAIT_S)
+        return wait + random.uniform(0.0, 0.1 * wait + 0.01)
+    ceiling = min(max_backoff_s, backoff_s * 2**attempt)
+    return random.uniform(0.5 * ceiling, ceiling)
 
 
 def parse_completion(raw: bytes) -> ChatResponse:

@@ -14,7 +14,8 @@ how tests prove that no request was answered, and so billed, twice.
 Run it three ways: `with FakeOpenAI() as server:` (a background thread), `async with
 FakeOpenAI() as server:` (in the caller's event loop), or as a process for benches:
 `python -m fcsft.testing.fake_openai --latency-ms 50` prints its base URL, then serves until
-stopped. `GET /_fake/stats` returns the counters as JSON.
+stopped (`--reply MODULE:FUNCTION` picks the replies). `GET /_fake/stats` returns the
+counters as JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from fcsft.tools.function import load_function
 
 Reply = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 FAULTS = ("429", "500", "drop", "malformed")
@@ -311,7 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-drop", type=float, default=0.0)
     parser.add_argument("--rate-malformed", type=float, default=0.0)
     parser.add_argument("--retry-after", default="1")
+    parser.add_argument(
+        "--reply",
+        help="MODULE:FUNCTION answering each request body, e.g. "
+        "fcsft.testing.teacher:two_calls_then_answer (default: echo)",
+    )
     args = parser.parse_args(argv)
+    reply = load_function(args.reply) if args.reply else None
     faults = Faults(
         latency_s=args.latency_ms / 1000,
         rate_429=args.rate_429,
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopped.set)
-        async with FakeOpenAI(faults) as server:
+        async with FakeOpenAI(faults, reply) as server:
             print(server.base_url, flush=True)
             await stopped.wait()
 

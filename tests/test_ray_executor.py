@@ -103,7 +103,8 @@ def test_generate_on_ray_writes_what_local_writes_and_resumes(tmp_path, cluster)
 def test_a_stage_without_a_worker_recipe_is_shipped_as_it_is(tmp_path, cluster):
     source = make_input(tmp_path / "in.jsonl", 60)
     run_stage(make_stage(4), tmp_path / "local", [source])
-    run_stage(make_stage(4), tmp_path / "ray", [source], executor=RayExecutor(workers=2))
+    # Three workers on two CPUs: each gets a share of a CPU, so all of them are scheduled.
+    run_stage(make_stage(4), tmp_path / "ray", [source], executor=RayExecutor(workers=3))
     assert files(tmp_path / "ray/fixture") == files(tmp_path / "local/fixture")
 
 

@@ -98,8 +98,11 @@ class RayExecutor:
         if started_here:
             ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
         opener = stage.worker or functools.partial(_as_is, stage)
-        count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        workers = [ray.remote(num_cpus=1)(_Worker).remote(opener) for _ in range(count)]
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        count = self.workers or max(1, int(cpus))
+        # A CPU each, or a share when asked for more workers than CPUs: all must be scheduled.
+        actor = ray.remote(num_cpus=min(1.0, cpus / count))(_Worker)
+        workers = [actor.remote(opener) for _ in range(count)]
         size = max(1, stage.concurrency)
         room: asyncio.Queue[Any] = asyncio.Queue()  # a worker per free shard slot
         for worker in workers * SHARDS_PER_WORKER:

@@ -46,7 +46,7 @@ TRAIN_CATEGORIES = {  # category: how many tasks to draw (all there are for the 
     "live_multiple": 80,
     "live_parallel": 16,
     "live_parallel_multiple": 24,
-    "live_irrelevance": 90,
+    "live_irrelevance": 40,
 }
 TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
 RETURNS = {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON value
@@ -162,7 +162,7 @@ def general_stage(client: Any, name: str) -> Stage:
     from fcsft.expand.ask import ask
 
     async def process(obj: dict[str, Any]) -> list[Outcome]:
-        answer = await ask(client, name, obj["question"], temperature=0.0, max_tokens=160)
+        answer = await ask(client, name, obj["question"], temperature=0.0, max_tokens=128)
         if not answer.text:
             return []
         messages = [
@@ -178,7 +178,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, default=Path("runs/bfcl-smollm2"))
     parser.add_argument("--model", default="local:smollm2")
-    parser.add_argument("--general", type=int, default=180, help="general prompts to answer")
+    parser.add_argument("--general", type=int, default=110, help="general prompts to answer")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     run_dir: Path = args.run_dir
@@ -200,8 +200,8 @@ def main() -> int:
         think="none",
         plan_turns="parallel",
         answer="template",
-        max_steps=3,
-        reply_tokens=160,
+        max_steps=1,
+        reply_tokens=96,
         concurrency=32,
     )
     outputs = []

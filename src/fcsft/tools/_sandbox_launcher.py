@@ -93,15 +93,20 @@ def _build_file_system(config: dict, achieved: list[str]) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     new_root = config["new_root"]
     _mount("tmpfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m")
-    # Scratch first: a visible path under /tmp (a virtualenv there) then lands on top of it.
+    # /tmp is a tmpfs of its own, not the scratch: a visible path under /tmp (a virtualenv
+    # there) gets its mount point in /tmp and leaves the working folder as the code made it.
+    # Tmpfs pages count against the run's memory cgroup, so two of them do not double its cap.
     owner = "uid=0,gid=0" if config["uid"] is None else f"uid={config['uid']},gid={config['uid']}"
     size = config["limits"]["disk_bytes"]
-    os.makedirs(new_root + SCRATCH, mode=0o755)
-    _mount(
-        "tmpfs", new_root + SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=700,size={size},{owner}"
-    )
-    os.makedirs(new_root + "/tmp", mode=0o755)
-    _mount(new_root + SCRATCH, new_root + "/tmp", None, MS_BIND)
+    for folder in (SCRATCH, "/tmp"):
+        os.makedirs(new_root + folder, mode=0o755)
+        _mount(
+            "tmpfs",
+            new_root + folder,
+            "tmpfs",
+            MS_NOSUID | MS_NODEV,
+            f"mode=700,size={size},{owner}",
+        )
     os.makedirs(new_root + "/proc", mode=0o555)
     try:
         _mount("proc", new_root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -122,7 +127,7 @@ def _build_file_system(config: dict, achieved: list[str]) -> None:
     _enter(new_root, achieved)
     _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     achieved.append(f"files: only {', '.join(shown)} (read-only), {SCRATCH} and a few devices")
-    achieved.append(f"scratch: {SCRATCH} (also /tmp), a private tmpfs of {size // 2**20} MiB")
+    achieved.append(f"scratch: {SCRATCH} and /tmp, private tmpfs of {size // 2**20} MiB each")
 
 
 def _show(path: str, new_root: str, achieved: list[str]) -> bool:

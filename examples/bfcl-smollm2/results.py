@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HEADLINE = {"irrelevance": "no_call"}  # every other layer: full_call (BFCL's AST accuracy)
+from fcsft.evaluate.report import headline_metric
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def table(compare: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
     for layer, cells in compare.get("layers", {}).items():
         if layer == "all":
             continue
-        for metric in (HEADLINE.get(layer, "full_call"), *metrics):
+        for metric in (headline_metric(cells), *metrics):
             if metric in cells and not lines[-1].startswith(f"| {layer} | {metric} "):
                 lines.append(row(layer, metric, cells[metric]))
     return lines

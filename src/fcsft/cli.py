@@ -367,8 +367,10 @@ def run_command(
         out.print(f"teacher {line}", markup=False)
     evaluation = results.get("evaluate")
     if evaluation:
+        from fcsft.evaluate.report import headline_metric
+
         for layer, change in evaluation["layers"].items():
-            headline = "full_call" if "full_call" in change else "no_call"
+            headline = headline_metric(change)
             if headline in change:
                 out.print(f"eval {layer}: {headline} {change[headline]:+.1%} (tuned - base)")
         out.print(f"report: {evaluation['report']}", markup=False)

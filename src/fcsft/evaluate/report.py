@@ -254,18 +254,12 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
                 f"{_difference_cell(cell)}</tr>"
             )
     page.append("\n".join(rows) + "</table>")
-    headline = {
-        side: {
-            layer: (
-                metrics[metric][side]["value"],
-                *metrics[metric][side]["ci95"],
-            )
-            for layer, metrics in result["layers"].items()
-            for metric in ("no_call" if layer_is_adversarial(metrics) else "full_call",)
-            if metric in metrics
-        }
-        for side in ("base", "tuned")
-    }
+    headline: dict[str, dict[str, tuple[float, ...]]] = {"base": {}, "tuned": {}}
+    for layer, metrics in result["layers"].items():
+        cell = metrics.get(headline_metric(metrics))
+        if cell is not None:
+            for side in headline:
+                headline[side][layer] = (cell[side]["value"], *cell[side]["ci95"])
     page.append(
         inline_png(
             bars(
@@ -292,6 +286,7 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
     return "\n".join(page) + "</body></html>\n"
 
 
-def layer_is_adversarial(metrics: dict[str, Any]) -> bool:
-    """A layer where only no-call applies (every gold is 'call nothing')."""
-    return "no_call" in metrics and "full_call" not in metrics
+def headline_metric(metrics: dict[str, Any]) -> str:
+    """The metric a layer is judged by: no-call where every gold is 'call nothing', else
+    full-call accuracy."""
+    return "no_call" if "no_call" in metrics and "full_call" not in metrics else "full_call"

@@ -191,7 +191,6 @@ def evaluate_run(
         config.seed,
     )
     write_jsonl(directory / "testset.jsonl", items)
-    reports = {}
     for side, model in (("base", config.base), ("tuned", config.model or str(tuned))):
         plan = EvalPlan(
             model=model,
@@ -205,7 +204,7 @@ def evaluate_run(
             concurrency=config.concurrency,
             command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
         )
-        reports[side] = evaluate(plan, on_progress(f"eval {side}"))
+        evaluate(plan, on_progress(f"eval {side}"))
     result = compare(directory / "base", directory / "tuned", directory)
     return {
         "stage": "evaluate",

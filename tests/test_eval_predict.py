@@ -50,8 +50,10 @@ def test_a_single_turn_item_is_asked_once_and_its_calls_recorded():
 def test_multi_step_items_are_replayed_with_the_gold_history_up_to_each_turn():
     item = next(i for i in finance_items() if len(i["gold"]) >= 2)
     gold_turns = item["gold"]
-    replies = [{"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in turn]}
-               for turn in gold_turns]
+    replies = [
+        {"tool_calls": [{"name": c["name"], "arguments": c["arguments"]} for c in turn]}
+        for turn in gold_turns
+    ]
     mock = MockProvider(replies)
     prediction = ask(mock, item)
     assert prediction["turns"] == gold_turns

@@ -48,7 +48,7 @@ class Teacher:
         if "Tool results:" in last:  # the reference teacher's answer prompt
             number = re.search(r"\$[\d.,]+ million", last).group(0)
             text = f"Orrin Dynamics reported revenue of {number}."
-        elif "Nobody" in request.messages[1]["content"]:
+        elif "Nobody" in request.messages[:2][-1]["content"]:  # the question
             raise ModelError("HTTP 500 after 6 retries")
         elif "2+2" in last:
             text = "<final_answer>4</final_answer>"
@@ -145,3 +145,31 @@ def test_reference_plans_can_run_in_one_parallel_turn_without_thinking(tmp_path)
     assert trajectory.steps[3].error  # the failing call's error is kept as its observation
     assert len(record["messages"]) == 2 + 1 + 2 + 1  # one assistant turn with both calls
     assert prompts and "- Quote the filing." in prompts[-1]
+
+
+def test_reference_teacher_answers_should_not_call_tasks_without_tools(tmp_path):
+    """A should-not-call task's gold plan is no call: with `reference: plan` the model gets the
+    question alone (no tool descriptions) and its reply is the answer, even with template
+    answers for the tasks that do call."""
+    tasks = tmp_path / "tasks.jsonl"
+    write_jsonl(tasks, [TASKS[2].to_json()])
+    teacher = Teacher()
+    seen = []
+    original = teacher.chat
+
+    async def chat(request):
+        seen.append(request.messages)
+        return await original(request)
+
+    teacher.chat = chat
+    config = GenerateConfig(reference="plan", answer="template", reply_tokens=32)
+    stage = generate_stage(config, teacher, "teacher-x", Toolbox([revenue]))
+    stats = run_stage(stage, tmp_path / "run", [tasks])
+    assert stats["out"] == 1
+    assert seen == [[{"role": "user", "content": "What is 2+2?"}]]
+    (record,) = read_jsonl(tmp_path / "run/generate/out.jsonl")
+    trajectory = get_format("openai").parse(record)
+    assert trajectory.calls == [] and trajectory.meta.no_tool
+    assert trajectory.final_answer == "<final_answer>4</final_answer>"
+    assert trajectory.meta.teacher == "reference+teacher-x"
+    assert [t.name for t in trajectory.tools] == ["revenue"]  # still offered, not called

@@ -67,8 +67,8 @@ class GenerateConfig(Section):
     """Completion tokens per reply."""
     reference: Literal["expert", "plan", "off"] = "expert"
     """Which tasks the reference teacher takes (runs the gold plan against the real tools and
-    asks the model only for the answer): those from expert seeds, every task with a plan, or
-    none."""
+    asks the model only for the answer): those from expert seeds, every task with a plan or
+    marked should-not-call (whose gold plan is no call), or none."""
     think: Literal["template", "none"] = "template"
     """The reference teacher's thinking before each call: a one-line template, or none (the
     model then learns to call directly, and its replies are shorter)."""
@@ -189,7 +189,10 @@ def generate_stage(
         by_reference = config.reference == "plan" or (
             config.reference == "expert" and task.source == "expert"
         )
-        if by_reference and task.plan:
+        if by_reference and (task.plan or task.no_tool):
+            # A should-not-call task's gold plan is no call; the template has no results to
+            # list, so the model answers it whatever `answer` says.
+            by_model = config.answer == "model" or not task.plan
             trajectory = await reference_trajectory(
                 task,
                 task_tools,
@@ -199,7 +202,7 @@ def generate_stage(
                 think=config.think == "template",
                 parallel=config.plan_turns == "parallel",
                 lessons=config.lessons,
-                answer_tokens=config.reply_tokens if config.answer == "model" else 0,
+                answer_tokens=config.reply_tokens if by_model else 0,
             )
             outcomes = [_outcome(trajectory)]
         else:
@@ -246,7 +249,9 @@ async def reference_trajectory(
     answer_tokens: int = 400,
 ) -> Trajectory:
     """The gold plan run against the real tools; the model writes only the final answer (a
-    template lists the results instead when `answer_tokens` is 0)."""
+    template lists the results instead when `answer_tokens` is 0). With no plan (a
+    should-not-call task) the model is asked the question alone, without the tools' long
+    descriptions, and its reply is the answer."""
     plan = task.plan or []
     turns = [list(enumerate(plan))] if parallel else [[(k, c)] for k, c in enumerate(plan)]
     steps: list[Any] = []
@@ -261,7 +266,10 @@ async def reference_trajectory(
         for (index, call), (result_text, error) in zip(turn, outcomes, strict=True):
             steps.append(Observation(content=result_text, call_id=f"call_{index}", error=error))
             results.append(f"[{index + 1}] {call.name}: {result_text}")
-    prompt = ANSWER_PROMPT.format(question=task.question, results="\n".join(results))
+    if results:
+        prompt = ANSWER_PROMPT.format(question=task.question, results="\n".join(results))
+    else:
+        prompt = task.question
     if lessons:
         prompt += "\n\nLessons from earlier runs:\n" + "\n".join(f"- {x}" for x in lessons)
     if answer_tokens > 0:

@@ -60,6 +60,18 @@ def test_every_task_ends_in_one_trajectory_or_one_failure(tmp_path):
     assert stats["counts"]["completion_tokens"] == served["completion_tokens"]
 
 
+def test_a_stage_closes_its_clients_connections_in_its_own_event_loop(tmp_path):
+    """Each stage runs in an event loop of its own, and connections cannot be closed once it
+    is gone ("Unclosed client session" at exit): the run closes them as the stage ends."""
+    with FakeOpenAI(Faults(), reply=two_calls_then_answer) as server:
+        project = generate_project(tmp_path, f"openai:m@{server.base_url}", make_tasks(4))
+        run = Run(load_config(project), project.parent)
+        stats = run_pipeline(run, "generate", "generate")["generate"]
+    assert stats["out"] == 4
+    client, _ = run.clients["teacher"]
+    assert client.provider._session is None  # closed, to be reopened by the next stage's loop
+    assert len(run.cache) == 4 * (CALLS + 1)  # and the cached replies are committed
+
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     faults = Faults(latency_s=0.005, rate_429=0.02, rate_500=0.01, rate_drop=0.01)
     faults.retry_after = "0"

@@ -27,6 +27,7 @@ def test_lora_smoke_run_loss_falls_and_model_reloads(tmp_path):
     summary = train(config, data, tmp_path / "out")
     losses = summary["losses"]
     assert summary["steps"] == 24
+    assert summary["examples"] + summary["too_long"] == 100  # every conversation accounted for
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.2  # it learned something
     folder = tmp_path / "out" / "model"
     assert (folder / "fcsft.json").exists() and (folder / "config.json").exists()

@@ -52,8 +52,8 @@ def main(run: Path) -> str:
     bfcl = load(run / "compare-bfcl" / "compare.json")
     layers = load(run / "compare-layers" / "compare.json")
     train = load(run / "train" / "model" / "fcsft.json")
-    stats = {s: load(run / s / "stats.json") for s in ("generate", "validate", "curate", "general")}
-    export = load(run / "export" / "stats.json")
+    stats = {s: load(run / s / "stats.json") for s in ("validate", "curate", "general")}
+    generate = [load(path) for path in sorted(run.glob("generate-*/stats.json"))]
     out = ["# Results: SmolLM2-135M before and after fcsft's data", ""]
     out += [
         "Produced by `examples/bfcl-smollm2/run.sh` on a 2-core CPU machine (no GPU); every "
@@ -100,13 +100,16 @@ def main(run: Path) -> str:
             "",
         ]
     out += ["## The data and the training run", ""]
-    gen, val, cur = stats["generate"], stats["validate"], stats["curate"]
-    if gen:
+    val, cur, general = stats["validate"], stats["curate"], stats["general"]
+    if generate:
+        total = {k: sum(g.get(k, 0) for g in generate) for k in ("in", "out", "rejected", "wall_s")}
         out.append(
-            f"- generate (reference teacher over BFCL live gold calls, simulated tools): "
-            f"{gen.get('in')} tasks, {gen.get('out')} trajectories, "
-            f"{gen.get('rejected')} failed; {gen.get('wall_s')} s"
+            f"- generate (reference teacher over BFCL live gold calls, simulated tools, in "
+            f"{len(generate)} stages, one per tool namespace): {total['in']} tasks, "
+            f"{total['out']} trajectories, {total['rejected']} failed; {total['wall_s']:.0f} s"
         )
+    if general:
+        out.append(f"- general: {general.get('out')} answers of the base model to general prompts")
     if val:
         out.append(
             f"- validate: {val.get('out')} kept, {val.get('rejected')} rejected "
@@ -117,12 +120,19 @@ def main(run: Path) -> str:
             f"- curate: {cur.get('out')} kept, {cur.get('rejected')} dropped "
             f"({', '.join(f'{k} {v}' for k, v in cur.get('reasons', {}).items())})"
         )
-    if export:
-        out.append(f"- export sizes: {export.get('sizes')}")
+    sizes = {
+        split: sum(1 for _ in path.open())
+        for split in ("train", "test")
+        if (path := run / "export" / f"{split}.openai.jsonl").exists()
+    }
+    if sizes:
+        out.append(f"- export: {sizes.get('train')} train, {sizes.get('test')} test conversations")
     if train:
         out.append(
-            f"- training: {train.get('steps')} steps, loss {train.get('loss_first')} -> "
-            f"{train.get('loss_last')}, {train.get('wall_s')} s"
+            f"- training: {train.get('steps')} steps on {train.get('examples')} conversations "
+            f"({train.get('too_long')} left out: no assistant token within max_length), "
+            f"loss {train.get('loss_first'):.3f} -> {train.get('loss_last'):.3f}, "
+            f"{train.get('wall_s'):.0f} s"
         )
     out += [
         "",

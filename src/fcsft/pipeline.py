@@ -51,6 +51,12 @@ class Run:
 
         return ResponseCache(self.run_dir / "cache.sqlite")
 
+    async def release_clients(self) -> None:
+        """Close the clients' connections, bound to the event loop of the stage now ending (the
+        next stage's loop opens new ones) and commit the cached replies."""
+        for client, _ in self.clients.values():
+            await client.close()
+
     def _open(self, role: str):
         from fcsft.models.client import Client
         from fcsft.models.registry import load_model
@@ -89,6 +95,7 @@ class Run:
                     f"stage {stage.name} reads {path}, which does not exist yet: run the "
                     f"stages before it first (fcsft run --until {before})"
                 )
+        stage.close = stage.close or self.release_clients
         stats = run_stage(stage, self.run_dir, inputs, self.on_progress(stage.name), executor)
         self.results[stage.name] = stats
         self.on_stage(stage.name, stats)

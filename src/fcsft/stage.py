@@ -77,6 +77,9 @@ class Stage:
     function, or a functools.partial of one) whose context opens what `process` needs (a model
     client, tools) and yields an equivalent Stage. None: executors that run elsewhere ship this
     Stage as it is, which works when `process` holds nothing that cannot be pickled."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Awaited in the stage's event loop once it ends, however it ends: releases what `process`
+    opened on that loop (a model client's connections), which cannot be closed after it."""
 
 
 class StopStage(Exception):
@@ -278,6 +281,22 @@ async def run_process(stage: Stage, obj: Any) -> Any:
 
 
 async def _run(
+    stage: Stage,
+    directory: Path,
+    key: str,
+    inputs: list[Path],
+    summary: Summary,
+    on_progress: Callable[[Progress], None] | None,
+    executor: Executor,
+) -> dict[str, Any]:
+    try:
+        return await _run_records(stage, directory, key, inputs, summary, on_progress, executor)
+    finally:
+        if stage.close is not None:
+            await stage.close()
+
+
+async def _run_records(
     stage: Stage,
     directory: Path,
     key: str,

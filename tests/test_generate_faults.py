@@ -72,6 +72,7 @@ def test_a_stage_closes_its_clients_connections_in_its_own_event_loop(tmp_path):
     assert client.provider._session is None  # closed, to be reopened by the next stage's loop
     assert len(run.cache) == 4 * (CALLS + 1)  # and the cached replies are committed
 
+
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     faults = Faults(latency_s=0.005, rate_429=0.02, rate_500=0.01, rate_drop=0.01)
     faults.retry_after = "0"

@@ -201,8 +201,20 @@ def run_stage(
         return json.loads((directory / "stats.json").read_text())
     summary = _recover(directory, key)
     return asyncio.run(
-        _run(stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor())
+        _closing(
+            stage,
+            _run(stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()),
+        )
     )
+
+
+async def _closing(stage: Stage, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """`work`, then the stage's `close`, in the same event loop, however the work ends."""
+    try:
+        return await work
+    finally:
+        if stage.close is not None:
+            await stage.close()
 
 
 def _recover(directory: Path, key: str) -> Summary:
@@ -281,22 +293,6 @@ async def run_process(stage: Stage, obj: Any) -> Any:
 
 
 async def _run(
-    stage: Stage,
-    directory: Path,
-    key: str,
-    inputs: list[Path],
-    summary: Summary,
-    on_progress: Callable[[Progress], None] | None,
-    executor: Executor,
-) -> dict[str, Any]:
-    try:
-        return await _run_records(stage, directory, key, inputs, summary, on_progress, executor)
-    finally:
-        if stage.close is not None:
-            await stage.close()
-
-
-async def _run_records(
     stage: Stage,
     directory: Path,
     key: str,

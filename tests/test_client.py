@@ -395,7 +395,10 @@ def test_the_body_sent_is_the_request_under_the_servers_model_name():
 
 def test_the_cache_reads_its_own_writes_and_keeps_them(tmp_path):
     path = tmp_path / "cache.sqlite"
-    reply = ChatResponse(message={"role": "assistant", "content": "x"}, prompt_tokens=3)
+    # Text that the batch's JSON must carry through unchanged: quotes, escapes, newlines,
+    # non-ASCII, and a string that is itself JSON.
+    content = 'il fait "beau" à Zürich\n\\d {"a": [1, 2]} 🌤'
+    reply = ChatResponse(message={"role": "assistant", "content": content}, prompt_tokens=3)
     with ResponseCache(path) as cache:
         cache.put("k", reply)
         assert cache.get("k") == reply  # before any commit

@@ -3,17 +3,23 @@
     python examples/bfcl-smollm2/results.py runs/bfcl-smollm2 > docs/results.md
 
 Every number comes from a file the commands wrote: compare.json for the scores, the stages'
-stats.json for the data, train/fcsft.json for training.
+stats.json for the data, train/fcsft.json for training. The comparisons' plots are copied next
+to the page (docs/results-bfcl.png, docs/results-layers.png).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from fcsft.evaluate.report import headline_metric
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+TARGET_GAIN = 0.20  # simple AST accuracy, tuned minus base
+TARGET_IRRELEVANCE = 0.80  # the tuned model's accuracy at calling nothing
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -48,6 +54,44 @@ def table(compare: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
     return lines
 
 
+def figure(compare_dir: Path, name: str) -> list[str]:
+    """The comparison's bar chart, copied into docs/, as a markdown image (or nothing)."""
+    plot = compare_dir / "compare.png"
+    if not plot.exists():
+        return []
+    DOCS.mkdir(exist_ok=True)
+    shutil.copyfile(plot, DOCS / name)
+    return [f"![base vs tuned]({name})", ""]
+
+
+def verdict(bfcl: dict[str, Any]) -> list[str]:
+    """The issue's three targets, each with the figure that decides it."""
+    layers, mmlu = bfcl.get("layers", {}), bfcl.get("mmlu", {})
+    simple = layers.get("simple_python", {}).get("full_call")
+    irrelevance = layers.get("irrelevance", {}).get("no_call")
+    counted = mmlu.get(mmlu.get("counts") or "", None)
+    checks = []
+    if simple:
+        gain = simple["difference"]
+        checks.append(
+            f"- simple AST accuracy gain >= {TARGET_GAIN:.0%}: {gain:+.1%} "
+            f"({'met' if gain >= TARGET_GAIN else 'NOT met'})"
+        )
+    if irrelevance:
+        kept = irrelevance["tuned"]["value"]
+        checks.append(
+            f"- irrelevance accuracy >= {TARGET_IRRELEVANCE:.0%} after tuning: {kept:.1%} "
+            f"({'met' if kept >= TARGET_IRRELEVANCE else 'NOT met'})"
+        )
+    if counted:
+        p = counted["p_value"]
+        checks.append(
+            f"- MMLU change not significant: {counted['difference']:+.1%}, McNemar p = {p:.3g} "
+            f"({'met' if p >= 0.05 else 'NOT met'})"
+        )
+    return ["## Targets", "", *checks, ""] if checks else []
+
+
 def main(run: Path) -> str:
     bfcl = load(run / "compare-bfcl" / "compare.json")
     layers = load(run / "compare-layers" / "compare.json")
@@ -60,6 +104,7 @@ def main(run: Path) -> str:
         "number below is read from the files those commands wrote "
         "(`examples/bfcl-smollm2/results.py`).",
         "",
+        *verdict(bfcl),
         "## BFCL (held-out categories, a seeded sample of 100 items each)",
         "",
         "Full-call accuracy is BFCL's AST accuracy, scored by fcsft's scorer (which agrees with "
@@ -68,6 +113,7 @@ def main(run: Path) -> str:
         "",
         *table(bfcl, ("tool_selection", "parse_failure")),
         "",
+        *figure(run / "compare-bfcl", "results-bfcl.png"),
     ]
     mmlu = bfcl.get("mmlu", {})
     if mmlu:
@@ -98,6 +144,7 @@ def main(run: Path) -> str:
             "",
             *table(layers, ("tool_selection", "parameters", "call_order", "parse_failure")),
             "",
+            *figure(run / "compare-layers", "results-layers.png"),
         ]
     out += ["## The data and the training run", ""]
     val, cur, general = stats["validate"], stats["curate"], stats["general"]

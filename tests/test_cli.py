@@ -78,3 +78,27 @@ def test_config_schema_documents_every_field():
     schema = json.loads(result.stdout)
     model = schema["$defs"]["ModelConfig"]["properties"]
     assert all(field.get("description") for field in model.values())
+
+
+def test_model_and_tokenizer_paths_are_relative_to_the_project_file(tmp_path, monkeypatch):
+    from fcsft.config import load_config
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "project.yaml").write_text(
+        "models:\n"
+        "  teacher: {uri: mock:replies.yaml}\n"
+        "  judge: {uri: 'openai:deepseek-chat@https://api.deepseek.com'}\n"
+        "export: {tokenizer: local:checkpoints/tok}\n"
+        "train: {base: local:smollm2}\n"
+        "evaluate: {base: local:/abs/model, model: local:~/tuned}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the project's folder
+    config = load_config("project/project.yaml")
+    here = project.resolve()
+    assert config.models["teacher"].uri == f"mock:{here / 'replies.yaml'}"
+    assert config.models["judge"].uri == "openai:deepseek-chat@https://api.deepseek.com"
+    assert config.export.tokenizer == f"local:{here / 'checkpoints' / 'tok'}"
+    assert config.train.base == "local:smollm2"  # the embedded model's name, not a path
+    assert config.evaluate.base == "local:/abs/model"
+    assert config.evaluate.model == "local:~/tuned"  # absolute once the user's home is expanded

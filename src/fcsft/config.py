@@ -115,9 +115,25 @@ def load_config(path: Path | str) -> ProjectConfig:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{path}: invalid config\n" + "\n".join(config_errors(exc))) from None
+    base_dir = path.parent.resolve()
     if not config.run_dir.is_absolute():
-        config.run_dir = (path.parent / config.run_dir).resolve()
+        config.run_dir = (base_dir / config.run_dir).resolve()
+    _anchor_model_paths(config, base_dir)
     return config
+
+
+def _anchor_model_paths(config: ProjectConfig, base_dir: Path) -> None:
+    """Model and tokenizer paths (`local:PATH`, `mock:FILE`) relative to project.yaml, like the
+    config's other paths, wherever the command is run from."""
+    from fcsft.models.registry import anchored
+
+    for settings in config.models.values():
+        settings.uri = anchored(settings.uri, base_dir)
+    config.export.tokenizer = anchored(config.export.tokenizer, base_dir)
+    config.train.base = anchored(config.train.base, base_dir)
+    config.evaluate.base = anchored(config.evaluate.base, base_dir)
+    if config.evaluate.model:
+        config.evaluate.model = anchored(config.evaluate.model, base_dir)
 
 
 def config_errors(exc: ValidationError) -> list[str]:

@@ -59,7 +59,7 @@ class Run:
 
     def _open(self, role: str):
         from fcsft.models.client import Client
-        from fcsft.models.registry import load_model
+        from fcsft.models.registry import anchored, load_model
 
         settings: ModelConfig | None = self.config.models.get(role)
         if settings is None:
@@ -67,11 +67,8 @@ class Run:
                 f"models.{role} is not configured; add e.g. "
                 f"`models: {{{role}: {{uri: local:smollm2}}}}` to project.yaml"
             )
-        uri = settings.uri
-        if uri.startswith("mock:") and not Path(uri[5:]).is_absolute():
-            uri = f"mock:{self.base_dir / uri[5:]}"
         provider = load_model(
-            uri,
+            anchored(settings.uri, self.base_dir),
             api_key_env=settings.api_key_env,
             timeout_s=settings.timeout_s,
             max_retries=settings.max_retries,

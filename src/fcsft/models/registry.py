@@ -8,6 +8,7 @@ mock:replies.yaml
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fcsft.errors import UserError
@@ -19,6 +20,22 @@ _MODULES = {
     "local": "fcsft.models.local",
     "mock": "fcsft.models.mock",
 }
+
+
+_PATH_SCHEMES = ("local", "mock")  # schemes whose rest is a path (or an embedded model's name)
+
+
+def anchored(uri: str, base_dir: Path) -> str:
+    """`uri` with a relative `local:PATH` or `mock:FILE` joined to `base_dir` (the folder of
+    project.yaml, where every relative path in a config starts); other URIs, absolute paths and
+    embedded names (`local:smollm2`) are returned as they are."""
+    from fcsft.models.weights import EMBEDDED
+
+    scheme, sep, rest = uri.partition(":")
+    if not sep or scheme not in _PATH_SCHEMES or not rest or rest in EMBEDDED:
+        return uri
+    path = Path(rest).expanduser()
+    return uri if path.is_absolute() else f"{scheme}:{base_dir / path}"
 
 
 def register(scheme: str) -> Callable[[Callable[..., Provider]], Callable[..., Provider]]:

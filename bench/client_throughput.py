@@ -8,12 +8,14 @@ not share an event loop with the clients; it answers every request after 50 ms. 
 concurrency level the same driver (N workers pulling from one list of requests) runs a bare
 aiohttp client (one session, JSON encode and decode: the practical ceiling) and fcsft's Client
 over the openai provider with a SQLite response cache, `--repeats` times each, alternating,
-each run with fresh requests and warm connections. Other load on the machine only ever slows
+each run with fresh requests and warm connections; fcsft's runs share one response cache, as
+the stages of a run do. Other load on the machine only ever slows
 a run down, so each client's figure is its best run (as timeit reports the minimum); the
 median of the paired ratios and their range are printed beside it. Then the requests of the
 last fcsft run at each level are sent again, three times, each through a new Client on the same
 cache file: all are answered from the cache, which is checked against the fake server's count of
-requests, and the best of the three is the cached figure.
+requests, and the best of the three is the cached figure. Each opens the cache file afresh, as a
+re-run in a new process would.
 
 Figures: vs_raw_cN = fcsft req/s / bare req/s at concurrency N; ratio_c64 = fcsft req/s at 64 /
 (64 / latency); cache_speedup = uncached fcsft wall time (at its best rate) / wall time of the
@@ -74,6 +76,9 @@ async def measure(
     )
     figures: dict[str, float] = {}
     uncached_wall = cached_wall = 0.0
+    # One cache for the uncached runs, as a run shares one per file across its stages (the
+    # contract ResponseCache documents); each cached run opens its own, as a re-run would.
+    shared = ResponseCache(cache_path)
     for concurrency in LEVELS:
         count = concurrency * args.rounds
         bare_rates, fcsft_rates = [], []
@@ -82,7 +87,7 @@ async def measure(
             bare_first = repeat % 2 == 0
             if bare_first:
                 bare_rates.append(count / await bare_run(base_url, requests, concurrency))
-            fcsft_rates.append(count / await fcsft_run(base_url, requests, concurrency, cache_path))
+            fcsft_rates.append(count / await fcsft_run(base_url, requests, concurrency, shared))
             if not bare_first:
                 bare_rates.append(count / await bare_run(base_url, requests, concurrency))
         # Load from elsewhere on the machine only ever slows a run down, so each client's
@@ -104,7 +109,9 @@ async def measure(
         before = server_stats(base_url)
         cached = min(
             [
-                await fcsft_run(base_url, requests, concurrency, cache_path, expect_cached=True)
+                await fcsft_run(
+                    base_url, requests, concurrency, ResponseCache(cache_path), expect_cached=True
+                )
                 for _ in range(CACHED_REPEATS)
             ]
         )
@@ -119,6 +126,7 @@ async def measure(
             f"      from the cache: {count} requests in {cached * 1000:.0f} ms, "
             f"{uncached * 1000:.0f} ms uncached ({uncached / cached:.0f}x)"
         )
+    shared.close()
     figures["cache_speedup"] = round(uncached_wall / cached_wall, 1)
     order = ["vs_raw_c16", "vs_raw_c64", "vs_raw_c256", "ratio_c64", "cache_speedup"]
     return {name: figures[name] for name in order}
@@ -172,13 +180,13 @@ async def fcsft_run(
     base_url: str,
     requests: list[ChatRequest],
     concurrency: int,
-    cache_path: Path,
+    cache: ResponseCache,
     *,
     expect_cached: bool = False,
 ) -> float:
-    """fcsft's Client over the openai provider, with a response cache, as a stage uses it."""
+    """fcsft's Client over the openai provider, with a response cache, as a stage uses it; a
+    cached run closes its cache after it."""
     provider = OpenAIProvider(MODEL, base_url, max_retries=0)
-    cache = ResponseCache(cache_path)
     client = Client(provider, concurrency=concurrency, cache=cache)
     if not expect_cached:
         warm = [
@@ -190,7 +198,8 @@ async def fcsft_run(
         await drive(warm, concurrency, client.chat)
     wall = await drive(requests, concurrency, client.chat)
     await client.close()
-    cache.close()
+    if expect_cached:
+        cache.close()
     totals = client.totals()
     if expect_cached and totals.cached != totals.requests:
         raise SystemExit(f"only {totals.cached} of {totals.requests} came from the cache")

@@ -17,4 +17,5 @@ fcsft eval --model "$RUN/train/model" --items "$RUN/testset.jsonl" --max-tokens 
   --out "$RUN/layers-tuned"
 fcsft eval compare "$RUN/eval-base" "$RUN/eval-tuned" --out "$RUN/compare-bfcl"
 fcsft eval compare "$RUN/layers-base" "$RUN/layers-tuned" --out "$RUN/compare-layers"
+mkdir -p docs
 python examples/bfcl-smollm2/results.py "$RUN" > docs/results.md

@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ TRAIN_CATEGORIES = {  # category: how many tasks to draw (all there are for the 
     "live_irrelevance": 160,
 }
 TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
+GENERIC_WORDS = {"get", "set", "find", "search", "calculate", "create", "update", "list", "fetch"}
 RETURNS = {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON value
 
 SUBJECTS = [
@@ -118,6 +120,48 @@ def bfcl_tasks(per_category: dict[str, int], seed: int) -> tuple[list[dict], dic
     return tasks, tools
 
 
+def near_misses(
+    tasks: list[dict], specs: dict[str, list], count: int, seed: int
+) -> tuple[list[dict], dict[str, list]]:
+    """Should-not-call tasks that read like call tasks: a live_simple question offered only
+    another task's functions, none sharing a word of its name with the functions the question
+    needs (`get_weather` and `weather_forecast` share one, so that pair is never made). Each keeps
+    its question's family, so the split never puts the two sides of a question apart."""
+    rng = random.Random(seed)
+    simple = [t for t in tasks if t["domain"] == "live_simple" and t.get("plan")]
+    made, offered = [], {}
+    for task in rng.sample(simple, min(count, len(simple))):
+        wanted = set().union(*(_words(call["name"]) for call in task["plan"]))
+        others = [
+            other for other in simple if not any(wanted & _words(name) for name in other["tools"])
+        ]
+        if not others:
+            continue
+        other = rng.choice(others)
+        ident = f"{task['id']}-near-miss"
+        made.append(
+            Task(
+                id=ident,
+                question=task["question"],
+                family=task["family"],
+                source="expert",
+                domain="near_miss",
+                tools=other["tools"],
+                no_tool=True,
+            ).to_json()
+        )
+        offered[ident] = specs[other["id"]]
+    return made, offered
+
+
+def _words(name: str) -> set[str]:
+    """The telling lower-case words of a function name: `Weather.getForecast_v2` -> weather,
+    forecast, v2 (verbs every API uses say nothing about what it is for)."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    words = {word.lower() for word in re.split(r"[^A-Za-z0-9]+", spaced) if word}
+    return words - GENERIC_WORDS
+
+
 def _first_values(params: dict[str, list[Any]]) -> dict[str, Any]:
     """BFCL lists acceptable values per parameter; "" means it may be left out."""
     return {key: values[0] for key, values in params.items() if values and values[0] != ""}
@@ -182,11 +226,19 @@ def main() -> int:
     parser.add_argument("--model", default="local:smollm2")
     parser.add_argument("--general", type=int, default=110, help="general prompts to answer")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--near-miss",
+        type=int,
+        default=0,
+        help="should-not-call tasks made by offering a live_simple question another task's tools",
+    )
     args = parser.parse_args()
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
 
     tasks, specs = bfcl_tasks(TRAIN_CATEGORIES, args.seed)
+    made, offered = near_misses(tasks, specs, args.near_miss, args.seed)
+    tasks, specs = tasks + made, specs | offered
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

@@ -1,0 +1,52 @@
+"""The proof's data builder (examples/bfcl-smollm2/build.py): should-not-call near misses."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "examples" / "bfcl-smollm2" / "build.py"
+
+
+def build_module():
+    spec = importlib.util.spec_from_file_location("proof_build", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def task(ident, tool, domain="live_simple"):
+    plan = [{"name": tool, "arguments": {}}]
+    return {
+        "id": ident,
+        "question": f"q {ident}",
+        "family": ident,
+        "domain": domain,
+        "tools": [tool],
+        "plan": plan,
+    }
+
+
+def test_near_misses_offer_a_question_only_unrelated_tools():
+    build = build_module()
+    tasks = [
+        task("a", "get_weather"),
+        task("b", "weather_forecast"),  # shares "weather" with a: never offered to a
+        task("c", "getStockPrice"),
+        task("d", "calculate_bmi"),
+        task("e", "irrelevant", domain="live_irrelevance"),
+    ]
+    specs = {t["id"]: [f"spec of {t['tools'][0]}"] for t in tasks}
+    made, offered = build.near_misses(tasks, specs, count=10, seed=0)
+
+    assert {m["id"] for m in made} == {"a-near-miss", "b-near-miss", "c-near-miss", "d-near-miss"}
+    for near in made:
+        original = next(t for t in tasks if f"{t['id']}-near-miss" == near["id"])
+        assert near["no_tool"] and not near.get("plan")
+        assert near["question"] == original["question"]
+        assert near["family"] == original["family"]  # the split keeps both sides together
+        assert near["tools"] != original["tools"]
+        assert offered[near["id"]] == [f"spec of {near['tools'][0]}"]
+    weather = {"get_weather", "weather_forecast"}
+    for near in made:
+        if near["id"] in ("a-near-miss", "b-near-miss"):
+            assert not weather & set(near["tools"])
+    assert build._words("Weather.getForecast_v2") == {"weather", "forecast", "v2"}

@@ -1,16 +1,6 @@
 """The proof's data builder (examples/bfcl-smollm2/build.py): should-not-call near misses."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).parents[1] / "examples" / "bfcl-smollm2" / "build.py"
-
-
-def build_module():
-    spec = importlib.util.spec_from_file_location("proof_build", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_script import load
 
 
 def task(ident, tool, domain="live_simple"):
@@ -26,7 +16,7 @@ def task(ident, tool, domain="live_simple"):
 
 
 def test_near_misses_offer_a_question_only_unrelated_tools():
-    build = build_module()
+    build = load("bfcl-smollm2/build.py")
     tasks = [
         task("a", "get_weather"),
         task("b", "weather_forecast"),  # shares "weather" with a: never offered to a

@@ -1,23 +1,13 @@
 """The proof page (examples/bfcl-smollm2/results.py) reads its numbers from the run's files."""
 
-import importlib.util
 import json
-from pathlib import Path
 
+from example_script import load
 from fcsft.evaluate.report import paired_difference
-
-SCRIPT = Path(__file__).parents[1] / "examples" / "bfcl-smollm2" / "results.py"
-
-
-def results_module():
-    spec = importlib.util.spec_from_file_location("proof_results", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_page_states_each_target_with_the_figure_that_decides_it(tmp_path, monkeypatch):
-    results = results_module()
+    results = load("bfcl-smollm2/results.py")
     monkeypatch.setattr(results, "DOCS", tmp_path / "docs")
     run = tmp_path / "run"
     (run / "compare-bfcl").mkdir(parents=True)

@@ -129,12 +129,11 @@ def near_misses(
     its question's family, so the split never puts the two sides of a question apart."""
     rng = random.Random(seed)
     simple = [t for t in tasks if t["domain"] == "live_simple" and t.get("plan")]
+    offers = {t["id"]: set().union(*(_words(name) for name in t["tools"])) for t in simple}
     made, offered = [], {}
     for task in rng.sample(simple, min(count, len(simple))):
         wanted = set().union(*(_words(call["name"]) for call in task["plan"]))
-        others = [
-            other for other in simple if not any(wanted & _words(name) for name in other["tools"])
-        ]
+        others = [other for other in simple if not wanted & offers[other["id"]]]
         if not others:
             continue
         other = rng.choice(others)

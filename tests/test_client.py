@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
 import time
@@ -434,6 +435,35 @@ def test_a_key_another_process_stored_is_found_after_the_refresh(tmp_path, monke
         assert reader.get("k") is None  # a miss is answered from the keys read
         monkeypatch.setattr(cache_module, "_REFRESH_S", 0.0)
         assert reader.get("k") == reply  # which learn the rows added since
+
+
+def test_keys_sharing_a_hash_never_get_each_others_reply(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "key_hash", lambda key: 42)  # every key collides
+    path = tmp_path / "cache.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put("first", ChatResponse(message={"content": "first"}))
+        cache.put("second", ChatResponse(message={"content": "second"}))
+    with ResponseCache(path) as cache:
+        assert cache.get("first").message == {"content": "first"}
+        assert cache.get("second") is None  # not stored: asked of the model again, not answered
+        assert len(cache) == 1
+
+
+def test_a_cache_file_from_before_the_hash_index_keeps_its_replies(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    reply = ChatResponse(message={"role": "assistant", "content": "kept"}, prompt_tokens=5)
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE responses (key TEXT PRIMARY KEY, response TEXT NOT NULL, created REAL)"
+    )
+    old.execute("INSERT INTO responses VALUES ('k', ?, 0)", (cache_module.encode_response(reply),))
+    old.commit()
+    old.close()
+    with ResponseCache(path) as cache:
+        assert cache.get("k") == reply and len(cache) == 1
+        assert cache.get("other") is None
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert [name for (name,) in tables] == ["replies"]
 
 
 def _write_entries(path, prefix, count, start=None):

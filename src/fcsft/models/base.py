@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -48,10 +47,6 @@ class ChatRequest:
             f'"seed": {json_scalar(self.seed)}, "stop": {json_scalar(self.stop)}, '
             f'"temperature": {json_scalar(self.temperature)}, "tools": {tools}}}'
         )
-
-    def key(self) -> str:
-        """The hash that names this request in the response cache."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # built once, reused

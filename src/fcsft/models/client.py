@@ -76,8 +76,8 @@ class Client:
     """A Provider behind a concurrency limit, a response cache and per-stage accounting.
 
     `prices` is looked up by the request's model name, then by the provider's name.
-    Cache keys join the provider's name to `ChatRequest.key()`, so pointing a role at another
-    model never serves the old model's replies.
+    Cache keys hash the provider's name with the whole request (`cache_key`), so pointing a
+    role at another model never serves the old model's replies.
     """
 
     def __init__(

@@ -1,5 +1,7 @@
 """The proof's data builder (examples/bfcl-smollm2/build.py): should-not-call near misses."""
 
+from types import SimpleNamespace
+
 from example_script import load
 
 
@@ -40,3 +42,24 @@ def test_near_misses_offer_a_question_only_unrelated_tools():
         if near["id"] in ("a-near-miss", "b-near-miss"):
             assert not weather & set(near["tools"])
     assert build._words("Weather.getForecast_v2") == {"weather", "forecast", "v2"}
+
+
+def test_sibling_misses_offer_a_question_the_rest_of_its_own_list():
+    build = load("bfcl-smollm2/build.py")
+    spec = SimpleNamespace
+    tasks = [
+        task("m", "get_weather", domain="live_multiple"),
+        task("n", "get_weather", domain="live_multiple"),  # its list holds nothing else
+        task("s", "get_weather"),  # live_simple: not this kind's
+    ]
+    specs = {
+        "m": [spec(name="get_weather"), spec(name="weather_forecast"), spec(name="stock_price")],
+        "n": [spec(name="get_weather"), spec(name="weatherAlerts")],
+        "s": [spec(name="get_weather")],
+    }
+    made, offered = build.sibling_misses(tasks, specs, count=10, seed=0)
+
+    assert [m["id"] for m in made] == ["m-sibling-miss"]
+    assert made[0]["tools"] == ["stock_price"]  # weather_forecast shares "weather": never offered
+    assert made[0]["no_tool"] and made[0]["family"] == "m" and made[0]["question"] == "q m"
+    assert offered["m-sibling-miss"] == [specs["m"][2]]

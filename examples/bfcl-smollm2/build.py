@@ -125,8 +125,7 @@ def near_misses(
 ) -> tuple[list[dict], dict[str, list]]:
     """Should-not-call tasks that read like call tasks: a live_simple question offered only
     another task's functions, none sharing a word of its name with the functions the question
-    needs (`get_weather` and `weather_forecast` share one, so that pair is never made). Each keeps
-    its question's family, so the split never puts the two sides of a question apart."""
+    needs (`get_weather` and `weather_forecast` share one, so that pair is never made)."""
     rng = random.Random(seed)
     simple = [t for t in tasks if t["domain"] == "live_simple" and t.get("plan")]
     offers = {t["id"]: set().union(*(_words(name) for name in t["tools"])) for t in simple}
@@ -137,20 +136,42 @@ def near_misses(
         if not others:
             continue
         other = rng.choice(others)
-        ident = f"{task['id']}-near-miss"
-        made.append(
-            Task(
-                id=ident,
-                question=task["question"],
-                family=task["family"],
-                source="expert",
-                domain="near_miss",
-                tools=other["tools"],
-                no_tool=True,
-            ).to_json()
-        )
-        offered[ident] = specs[other["id"]]
+        made.append(_no_call(task, "near-miss", other["tools"]))
+        offered[made[-1]["id"]] = specs[other["id"]]
     return made, offered
+
+
+def sibling_misses(
+    tasks: list[dict], specs: dict[str, list], count: int, seed: int
+) -> tuple[list[dict], dict[str, list]]:
+    """Should-not-call tasks from the same domain: a live_multiple question offered the other
+    functions of its own list, less the needed ones and any sharing a word of their names
+    (a weather question keeps its list's stock and news functions, not `weather_forecast`)."""
+    rng = random.Random(seed)
+    multiple = [t for t in tasks if t["domain"] == "live_multiple" and t.get("plan")]
+    made, offered = [], {}
+    for task in rng.sample(multiple, min(count, len(multiple))):
+        wanted = set().union(*(_words(call["name"]) for call in task["plan"]))
+        left = [spec for spec in specs[task["id"]] if not wanted & _words(spec.name)]
+        if not left:
+            continue
+        made.append(_no_call(task, "sibling-miss", [spec.name for spec in left]))
+        offered[made[-1]["id"]] = left
+    return made, offered
+
+
+def _no_call(task: dict, kind: str, tools: list[str]) -> dict:
+    """`task`'s question offered `tools`, none of which it needs; it keeps the question's family,
+    so the split never puts the two sides of a question apart."""
+    return Task(
+        id=f"{task['id']}-{kind}",
+        question=task["question"],
+        family=task["family"],
+        source="expert",
+        domain=kind.replace("-", "_"),
+        tools=tools,
+        no_tool=True,
+    ).to_json()
 
 
 def _words(name: str) -> set[str]:
@@ -231,13 +252,20 @@ def main() -> int:
         default=0,
         help="should-not-call tasks made by offering a live_simple question another task's tools",
     )
+    parser.add_argument(
+        "--sibling-miss",
+        type=int,
+        default=0,
+        help="should-not-call tasks made by offering a live_multiple question the rest of its list",
+    )
     args = parser.parse_args()
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
 
     tasks, specs = bfcl_tasks(TRAIN_CATEGORIES, args.seed)
     made, offered = near_misses(tasks, specs, args.near_miss, args.seed)
-    tasks, specs = tasks + made, specs | offered
+    siblings, sibling_specs = sibling_misses(tasks, specs, args.sibling_miss, args.seed)
+    tasks, specs = tasks + made + siblings, specs | offered | sibling_specs
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

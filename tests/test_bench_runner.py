@@ -1,6 +1,5 @@
 """bench/run_all.py: every figure beside its target, a JSON summary, and the exit status."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from script_module import load
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_bench_script_has_targets_and_every_target_a_bench():
-    runner = load_runner()
+    runner = load("bench/run_all.py")
     scripts = {p.stem for p in BENCH.glob("*.py") if not p.stem.startswith("_")} - {"run_all"}
     assert set(runner.TARGETS) == scripts
 
@@ -42,7 +36,7 @@ def test_a_real_bench_runs_and_its_figures_meet_their_targets():
 def test_a_missed_target_a_missing_figure_and_a_failed_bench_set_the_exit_status(
     monkeypatch, capsys
 ):
-    runner = load_runner()
+    runner = load("bench/run_all.py")
     reports = {
         "client_throughput": {"vs_raw_c64": 0.95, "vs_raw_c256": 0.8, "ratio_c64": 0.9},
         "validate_speed": {"per_core_per_s": 3000, "peak_rss_mb_1k": 50, "peak_rss_mb_10k": 90},

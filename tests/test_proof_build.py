@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from example_script import load
+from script_module import load
 
 
 def task(ident, tool, domain="live_simple"):
@@ -18,7 +18,7 @@ def task(ident, tool, domain="live_simple"):
 
 
 def test_near_misses_offer_a_question_only_unrelated_tools():
-    build = load("bfcl-smollm2/build.py")
+    build = load("examples/bfcl-smollm2/build.py")
     tasks = [
         task("a", "get_weather"),
         task("b", "weather_forecast"),  # shares "weather" with a: never offered to a
@@ -45,7 +45,7 @@ def test_near_misses_offer_a_question_only_unrelated_tools():
 
 
 def test_sibling_misses_offer_a_question_the_rest_of_its_own_list():
-    build = load("bfcl-smollm2/build.py")
+    build = load("examples/bfcl-smollm2/build.py")
     spec = SimpleNamespace
     tasks = [
         task("m", "get_weather", domain="live_multiple"),

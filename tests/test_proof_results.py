@@ -2,12 +2,12 @@
 
 import json
 
-from example_script import load
 from fcsft.evaluate.report import paired_difference
+from script_module import load
 
 
 def test_the_page_states_each_target_with_the_figure_that_decides_it(tmp_path, monkeypatch):
-    results = load("bfcl-smollm2/results.py")
+    results = load("examples/bfcl-smollm2/results.py")
     monkeypatch.setattr(results, "DOCS", tmp_path / "docs")
     run = tmp_path / "run"
     (run / "compare-bfcl").mkdir(parents=True)

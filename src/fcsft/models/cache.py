@@ -16,9 +16,9 @@ Why this shape:
 - Lookups run on the caller's thread. A query costs tens of microseconds between other work
   (two file locks and a page read), the client's largest cost at hundreds of requests in
   flight, so once misses have cost about what reading the file's keys would, the cache reads
-  their hashes (from the index, 8 bytes a key) and from then on answers a miss from memory, learning
-  the rows added since at most every quarter second. A re-run that finds everything never
-  reads them. (Asking SQLite for many keys at once instead made the event loop start
+  their hashes (from the index, 8 bytes a key) and from then on answers a miss from memory,
+  learning the rows added since at most every quarter second. A re-run that finds everything
+  never reads them. (Asking SQLite for many keys at once instead made the event loop start
   requests in bursts, and the garbage collector ran five times as often.) A key another
   process stored in the last quarter second may be missed: that request is sent again, as
   when two processes ask at the same moment.
@@ -41,6 +41,8 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,20 +130,28 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+@contextmanager
+def _writing(connection: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, holding the file's write lock from its start; rolled back if the
+    block raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def _prepare(connection: sqlite3.Connection) -> None:
     """Create the table and its index, moving an older file's replies into them."""
-    connection.execute("BEGIN IMMEDIATE")  # one process creates or migrates; others then see it
-    try:
+    with _writing(connection):  # one process creates or migrates; the others then see it done
         for statement in _SCHEMA:
             connection.execute(statement)
         if connection.execute(_OLD_TABLE).fetchone():
             connection.create_function("fcsft_key_hash", 1, key_hash, deterministic=True)
             for statement in _MIGRATE:
                 connection.execute(statement)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
 
 
 class ResponseCache:
@@ -157,8 +167,8 @@ class ResponseCache:
         self._reader = _connect(self.path)
         _prepare(self._reader)
         self._read_lock = threading.Lock()
-        # key_hash of every key in the file as of `_known_at`, once
-        # the misses answered by queries have cost as much as reading them (see `_missed`).
+        # key_hash of every key in the file as of `_known_at`, once the misses answered by
+        # queries have cost as much as reading them (see `_missed`).
         self._known: set[int] | None = None
         self._known_rowid = 0
         self._known_at = 0.0
@@ -325,12 +335,7 @@ class ResponseCache:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, rows: list[_Row]) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with _writing(connection):
             connection.execute(_INSERT_BATCH, (_JSON.encode(rows),))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         for _, key, _, _ in rows:
             self._pending.pop(key, None)

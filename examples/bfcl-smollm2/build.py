@@ -23,6 +23,7 @@ import json
 import random
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +129,10 @@ def near_misses(
     needs (`get_weather` and `weather_forecast` share one, so that pair is never made)."""
     rng = random.Random(seed)
     simple = [t for t in tasks if t["domain"] == "live_simple" and t.get("plan")]
-    offers = {t["id"]: set().union(*(_words(name) for name in t["tools"])) for t in simple}
+    offers = {t["id"]: _words_of(t["tools"]) for t in simple}
     made, offered = [], {}
     for task in rng.sample(simple, min(count, len(simple))):
-        wanted = set().union(*(_words(call["name"]) for call in task["plan"]))
+        wanted = _words_of(call["name"] for call in task["plan"])
         others = [other for other in simple if not wanted & offers[other["id"]]]
         if not others:
             continue
@@ -151,7 +152,7 @@ def sibling_misses(
     multiple = [t for t in tasks if t["domain"] == "live_multiple" and t.get("plan")]
     made, offered = [], {}
     for task in rng.sample(multiple, min(count, len(multiple))):
-        wanted = set().union(*(_words(call["name"]) for call in task["plan"]))
+        wanted = _words_of(call["name"] for call in task["plan"])
         left = [spec for spec in specs[task["id"]] if not wanted & _words(spec.name)]
         if not left:
             continue
@@ -172,6 +173,11 @@ def _no_call(task: dict, kind: str, tools: list[str]) -> dict:
         tools=tools,
         no_tool=True,
     ).to_json()
+
+
+def _words_of(names: Iterable[str]) -> set[str]:
+    """The telling words of all these function names together."""
+    return set().union(*(_words(name) for name in names))
 
 
 def _words(name: str) -> set[str]:

@@ -154,22 +154,47 @@ def test_reference_teacher_answers_should_not_call_tasks_without_tools(tmp_path)
     tasks = tmp_path / "tasks.jsonl"
     write_jsonl(tasks, [TASKS[2].to_json()])
     teacher = Teacher()
-    seen = []
-    original = teacher.chat
-
-    async def chat(request):
-        seen.append(request.messages)
-        return await original(request)
-
-    teacher.chat = chat
+    seen = _recording(teacher)
     config = GenerateConfig(reference="plan", answer="template", reply_tokens=32)
     stage = generate_stage(config, teacher, "teacher-x", Toolbox([revenue]))
     stats = run_stage(stage, tmp_path / "run", [tasks])
     assert stats["out"] == 1
-    assert seen == [[{"role": "user", "content": "What is 2+2?"}]]
+    assert [r.messages for r in seen] == [[{"role": "user", "content": "What is 2+2?"}]]
     (record,) = read_jsonl(tmp_path / "run/generate/out.jsonl")
     trajectory = get_format("openai").parse(record)
     assert trajectory.calls == [] and trajectory.meta.no_tool
     assert trajectory.final_answer == "<final_answer>4</final_answer>"
     assert trajectory.meta.teacher == "reference+teacher-x"
     assert [t.name for t in trajectory.tools] == ["revenue"]  # still offered, not called
+
+
+def test_reference_teacher_declines_with_the_configured_text(tmp_path):
+    """With `decline` set, a should-not-call task's answer is that text and the model is not
+    asked at all; tasks with a plan are untouched by it."""
+    tasks = tmp_path / "tasks.jsonl"
+    write_jsonl(tasks, [TASKS[2].to_json()])
+    teacher = Teacher()
+    asked = _recording(teacher)
+    text = "No function on offer does what this asks, so I have not called one."
+    config = GenerateConfig(reference="plan", answer="template", decline=text)
+    stats = run_stage(
+        generate_stage(config, teacher, "teacher-x", Toolbox([revenue])), tmp_path / "run", [tasks]
+    )
+    assert stats["out"] == 1 and asked == []
+    (record,) = read_jsonl(tmp_path / "run/generate/out.jsonl")
+    trajectory = get_format("openai").parse(record)
+    assert trajectory.calls == [] and trajectory.meta.no_tool
+    assert trajectory.final_answer == text
+
+
+def _recording(teacher: Teacher) -> list:
+    """The requests `teacher` is sent from now on, in order."""
+    requests = []
+    original = teacher.chat
+
+    async def chat(request):
+        requests.append(request)
+        return await original(request)
+
+    teacher.chat = chat
+    return requests

@@ -264,6 +264,10 @@ def main() -> int:
         default=0,
         help="should-not-call tasks made by offering a live_multiple question the rest of its list",
     )
+    parser.add_argument(
+        "--decline",
+        help="the reply to every should-not-call task, instead of the model's own answer",
+    )
     args = parser.parse_args()
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -289,6 +293,7 @@ def main() -> int:
         answer="template",
         max_steps=1,
         reply_tokens=96,
+        decline=args.decline,
         concurrency=32,
     )
     outputs = []

@@ -76,6 +76,11 @@ class GenerateConfig(Section):
     """Who writes the reference teacher's final answer: the model (from the question and the
     results, at most `reply_tokens`), or a template that lists the results (free and instant,
     for data where only the calls matter)."""
+    decline: str | None = None
+    """The reference teacher's reply to a should-not-call task: none asks the model (the
+    question alone); a text is used as written. A weak teacher rambles at requests that no tool
+    on offer can serve, and the rambling, not the choice not to call, is then most of what the
+    student learns from such a task."""
     plan_turns: Literal["sequential", "parallel"] = "sequential"
     """How the reference teacher makes a plan's calls: one per turn, each after the previous
     result (dependent steps), or all in one turn (parallel calls, as in BFCL's items)."""
@@ -191,7 +196,7 @@ def generate_stage(
         )
         if by_reference and (task.plan or task.no_tool):
             # A should-not-call task's gold plan is no call; the template has no results to
-            # list, so the model answers it whatever `answer` says.
+            # list, so the model answers it whatever `answer` says, unless `decline` is set.
             by_model = config.answer == "model" or not task.plan
             trajectory = await reference_trajectory(
                 task,
@@ -203,6 +208,7 @@ def generate_stage(
                 parallel=config.plan_turns == "parallel",
                 lessons=config.lessons,
                 answer_tokens=config.reply_tokens if by_model else 0,
+                decline=config.decline,
             )
             outcomes = [_outcome(trajectory)]
         else:
@@ -247,11 +253,12 @@ async def reference_trajectory(
     parallel: bool = False,
     lessons: Sequence[str] = (),
     answer_tokens: int = 400,
+    decline: str | None = None,
 ) -> Trajectory:
     """The gold plan run against the real tools; the model writes only the final answer (a
     template lists the results instead when `answer_tokens` is 0). With no plan (a
-    should-not-call task) the model is asked the question alone, without the tools' long
-    descriptions, and its reply is the answer."""
+    should-not-call task) the answer is `decline` if given, else the model is asked the
+    question alone, without the tools' long descriptions, and its reply is the answer."""
     plan = task.plan or []
     turns = [list(enumerate(plan))] if parallel else [[(k, c)] for k, c in enumerate(plan)]
     steps: list[Any] = []
@@ -272,7 +279,9 @@ async def reference_trajectory(
         prompt = task.question
     if lessons:
         prompt += "\n\nLessons from earlier runs:\n" + "\n".join(f"- {x}" for x in lessons)
-    if answer_tokens > 0:
+    if not plan and decline:
+        answer = Answer(text=decline)
+    elif answer_tokens > 0:
         answer = await ask(model, model_name, prompt, temperature=0.0, max_tokens=answer_tokens)
     else:
         answer = Answer(text="Done. " + " ".join(results))

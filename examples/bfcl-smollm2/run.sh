@@ -7,7 +7,8 @@ cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/bfcl-smollm2}
 BFCL=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --bfcl-limit 100
       --max-tokens 160 --mmlu 200)
-python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 150
+python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 \
+  --decline "No function on offer does what this asks, so I have not called one."
 fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train" \
   --config examples/bfcl-smollm2/project.yaml
 fcsft eval --model local:smollm2 "${BFCL[@]}" --out "$RUN/eval-base"

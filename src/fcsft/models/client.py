@@ -120,24 +120,15 @@ class Client:
 
     async def chat(self, request: ChatRequest, *, stage: str = DEFAULT_STAGE) -> ChatResponse:
         """The reply, from the cache or the provider; a failure is counted, then raised."""
-        outcome = await self.try_chat(request, stage=stage)
-        if isinstance(outcome, ModelError):
-            raise outcome
-        return outcome
-
-    async def try_chat(
-        self, request: ChatRequest, *, stage: str = DEFAULT_STAGE
-    ) -> ChatResponse | ModelError:
-        """The reply, or the ModelError that ended the request: counted, never raised."""
         counters = self.counters(stage)
         counters.requests += 1
         started = time.monotonic()
         key = self._cache_key(request)
         try:
             response, fresh = await self._reply(key, request)
-        except ModelError as error:
+        except ModelError:
             counters.errors += 1
-            return error
+            raise
         if not fresh:  # from the cache or from an identical request in flight
             counters.cached += 1
             response.cached = True
@@ -155,6 +146,15 @@ class Client:
         counters.cost += cost
         response.extra["cost"] = cost
         return response
+
+    async def try_chat(
+        self, request: ChatRequest, *, stage: str = DEFAULT_STAGE
+    ) -> ChatResponse | ModelError:
+        """The reply, or the ModelError that ended the request: counted, never raised."""
+        try:
+            return await self.chat(request, stage=stage)
+        except ModelError as error:
+            return error
 
     async def close(self) -> None:
         """Close the provider's connections and make every cached reply durable."""
@@ -181,8 +181,13 @@ class Client:
             # None: the request it waited for was cancelled. Go again, maybe as the sender.
         waiters = self._in_flight[key] = []
         try:
-            async with self._slots:
+            # acquire/release rather than `async with`, whose __aenter__ and __aexit__ are two
+            # more coroutines a request: at hundreds in flight the client is CPU-bound.
+            await self._slots.acquire()
+            try:
                 response = await self.provider.chat(request)
+            finally:
+                self._slots.release()
         except ModelError as error:
             for waiter in waiters:
                 if not waiter.done():

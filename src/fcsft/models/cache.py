@@ -35,6 +35,7 @@ Why this shape:
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
 import queue
@@ -70,17 +71,10 @@ _ROWS = "SELECT max(rowid) FROM replies"
 # a statement, not once a row as executemany does. Measured here on 1,000-row batches: 3-4 us
 # of CPU a row, against 9-10 us for the batch encoded as one JSON array and read back by
 # json_each (the encoding escapes every stored reply a second time). At most 128 rows (512
-# parameters) a statement stays inside any SQLite's parameter limit, and the statements for
-# each size up to it are prepared once and kept by the module's statement cache.
+# parameters) a statement stays inside any SQLite's parameter limit; a batch uses at most two
+# sizes (full chunks and the rest), whose text is built once and whose prepared statements the
+# module's statement cache keeps.
 _ROWS_PER_INSERT = 128
-
-
-def _insert(rows: int) -> str:
-    return "INSERT OR IGNORE INTO replies (hash, key, response, created) VALUES " + ",".join(
-        ["(?, ?, ?, ?)"] * rows
-    )
-
-
 _KEYS_PER_QUERY = 32  # a lookup query costs about as much as reading 32 keys into memory
 _REFRESH_S = 0.25  # how old this process's list of the keys other processes stored may get
 _BATCH = 1024  # rows per transaction at most
@@ -90,6 +84,14 @@ _CHECKPOINT_PAGES = 4000  # WAL pages before a checkpoint (SQLite's default: 100
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 _Row = tuple[int, str, str, float]  # key_hash(key), key, encoded reply, when it was stored
 _BUSY_TIMEOUT_S = 60.0  # another process may hold the write lock for a batch; wait for it
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    """The INSERT of `rows` rows, as `_commit` binds them (built once for each size)."""
+    return "INSERT OR IGNORE INTO replies (hash, key, response, created) VALUES " + ",".join(
+        ["(?, ?, ?, ?)"] * rows
+    )
 
 
 def key_hash(key: str) -> int:

@@ -193,18 +193,13 @@ class OpenAIProvider:
         """One POST: a reply, a _Retryable, or a ModelError for failures retrying cannot fix."""
         wait_s = None
         try:
-            # Awaited and released by hand: `async with` adds two coroutines a request, and at
-            # hundreds in flight the client is CPU-bound.
-            http = await session.post(self.url, data=body)
-            try:
+            async with session.post(self.url, data=body) as http:
                 status = http.status
                 raw = await http.read()
                 if status != 200:
                     wait_s = retry_after_seconds(
                         http.headers.get("Retry-After"), http.headers.get("retry-after-ms")
                     )
-            finally:
-                http.release()
         except TimeoutError:
             raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
         except aiohttp.ClientConnectionError as exc:

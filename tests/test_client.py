@@ -171,6 +171,29 @@ def test_a_timeout_is_retried_then_reported():
     assert wall < 0.35  # two attempts of 0.1 s and a short backoff, not the 0.4 s answer
 
 
+def test_a_caller_cancelling_is_not_taken_for_a_timeout():
+    """The provider times attempts out by cancelling them; a cancel of the caller's own must
+    still reach the caller as a cancel, never be retried as a timeout."""
+
+    async def go():
+        async with FakeOpenAI(Faults(latency_s=0.3)) as server:
+            model = provider(server, timeout_s=0.2, max_retries=3)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(model.chat(ask("slow")), 0.05)
+            cut = time.monotonic() - started
+            fast = provider(server, timeout_s=5.0)
+            reply = await fast.chat(ask("patient"))
+            await model.close()
+            await fast.close()
+            return cut, reply, server.stats()
+
+    cut, reply, stats = asyncio.run(go())
+    assert cut < 0.15  # the caller's 0.05 s, not the provider's 0.2 s and its retries
+    assert stats["received"] == 2  # no retry of the cancelled request
+    assert reply.message["content"]
+
+
 def test_a_wrong_key_fails_at_once_and_names_the_variable(monkeypatch):
     monkeypatch.setenv("FCSFT_TEST_KEY", "sk-wrong-0123456789")
 
@@ -255,6 +278,38 @@ def test_a_rerun_is_served_from_the_cache_for_free(tmp_path):
     assert [r.message for r in again] == [r.message for r in first]
     assert all(r.cached and r.extra["cost"] == 0.0 for r in again)
     assert [r.prompt_tokens for r in again] == [r.prompt_tokens for r in first]
+
+
+def test_the_cache_keeps_the_servers_body_and_gives_back_the_same_reply(tmp_path):
+    """A reply from an OpenAI-compatible server is stored as the body it came in, and comes
+    back from the cache as the same message, usage and finish reason."""
+
+    def reply(body):
+        return {"content": None, "reasoning": "Add.", "tool_calls": [tool_call("add", {"a": 1})]}
+
+    async def go():
+        async with FakeOpenAI(reply=reply) as server:
+            client = Client(provider(server), cache=ResponseCache(tmp_path / "cache.sqlite"))
+            fresh = await client.chat(ask("1+1?"))
+            await client.close()
+            client.cache.close()
+            client = Client(provider(server), cache=ResponseCache(tmp_path / "cache.sqlite"))
+            again = await client.chat(ask("1+1?"))
+            await client.close()
+            client.cache.close()
+            return fresh, again
+
+    fresh, again = asyncio.run(go())
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        (stored,) = db.execute("SELECT response FROM replies").fetchone()
+    assert stored == fresh.body and json.loads(stored)["object"] == "chat.completion"
+    assert again.cached and not fresh.cached
+    assert again.message == fresh.message and again.message["reasoning_content"] == "Add."
+    assert (again.prompt_tokens, again.completion_tokens, again.finish_reason) == (
+        fresh.prompt_tokens,
+        fresh.completion_tokens,
+        "tool_calls",
+    )
 
 
 def test_identical_requests_in_flight_are_sent_once():

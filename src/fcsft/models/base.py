@@ -68,7 +68,7 @@ def json_scalar(value: Any) -> str:
     return _CANONICAL_JSON.encode(value)
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: one object fewer for the garbage collector a reply
 class ChatResponse:
     """The assistant message (OpenAI shape: content, tool_calls, reasoning_content) and its cost."""
 
@@ -79,6 +79,39 @@ class ChatResponse:
     cached: bool = False
     latency_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    body: str | None = field(default=None, repr=False, compare=False)
+    """The chat-completion JSON the server sent, when one did: the response cache stores this
+    text as it is rather than encoding the reply a second time."""
+
+
+def completion_reply(data: Any) -> ChatResponse:
+    """A chat-completion object, parsed from JSON, as a ChatResponse; ValueError says what is
+    missing or wrong."""
+    try:
+        choice = data["choices"][0]
+        sent = choice["message"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError("no choices[0].message") from None
+    if not isinstance(sent, dict):
+        raise ValueError(f"choices[0].message is {type(sent).__name__}, not an object")
+    message: dict[str, Any] = {"role": "assistant", "content": sent.get("content")}
+    tool_calls = sent.get("tool_calls")
+    if tool_calls:
+        if not isinstance(tool_calls, list):
+            raise ValueError("choices[0].message.tool_calls is not a list")
+        message["tool_calls"] = tool_calls
+    # DeepSeek and vLLM call the thinking `reasoning_content`; some servers say `reasoning`.
+    reasoning = sent.get("reasoning_content") or sent.get("reasoning")
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    usage = data.get("usage") or {}
+    return ChatResponse(
+        message=message,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=choice.get("finish_reason") or "stop",
+        extra={"id": data["id"]} if data.get("id") else {},
+    )
 
 
 class ModelError(Exception):

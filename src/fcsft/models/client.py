@@ -98,8 +98,9 @@ class Client:
         self.stages: dict[str, Counters] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(concurrency)
-        # Requests being sent, by cache key, with the futures of identical requests waiting on them.
-        self._in_flight: dict[str, list[asyncio.Future[ChatResponse | None]]] = {}
+        # Requests being sent, by cache key, with the futures of identical requests waiting on
+        # them (None until one does: most requests have no twin, so no list is made for them).
+        self._in_flight: dict[str, list[asyncio.Future[ChatResponse | None]] | None] = {}
 
     def for_stage(self, stage: str) -> StageClient:
         """A view of this client that bills `stage`; it shares the limit, cache and provider."""
@@ -170,16 +171,18 @@ class Client:
                 hit = self.cache.get_encoded(key)
                 if hit is not None:
                     return decode_response(hit), False
-            waiters = self._in_flight.get(key)
-            if waiters is None:
+            if key not in self._in_flight:
                 break
+            waiters = self._in_flight[key]
+            if waiters is None:
+                waiters = self._in_flight[key] = []
             mine: asyncio.Future[ChatResponse | None] = asyncio.get_running_loop().create_future()
             waiters.append(mine)
             shared = await mine
             if shared is not None:
                 return decode_response(encode_response(shared)), False  # a copy of its own
             # None: the request it waited for was cancelled. Go again, maybe as the sender.
-        waiters = self._in_flight[key] = []
+        self._in_flight[key] = None
         try:
             # acquire/release rather than `async with`, whose __aenter__ and __aexit__ are two
             # more coroutines a request: at hundreds in flight the client is CPU-bound.
@@ -189,17 +192,16 @@ class Client:
             finally:
                 self._slots.release()
         except ModelError as error:
-            for waiter in waiters:
+            for waiter in self._in_flight.pop(key) or ():
                 if not waiter.done():
                     waiter.set_exception(error)
             raise
         except BaseException:
-            for waiter in waiters:
+            for waiter in self._in_flight.pop(key) or ():
                 if not waiter.done():
                     waiter.set_result(None)
             raise
-        finally:
-            del self._in_flight[key]
+        waiters = self._in_flight.pop(key) or ()
         if self.cache is not None:
             self.cache.put(key, response)  # encoded now, before the caller adds its cost
         for waiter in waiters:

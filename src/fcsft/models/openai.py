@@ -6,6 +6,12 @@ per event loop with a connector sized for hundreds of requests in flight. At con
 on small machines httpx's pool and the openai SDK reach a fraction of what bare aiohttp does,
 and a teacher run is mostly waiting on the network, so the client must not be the limit.
 
+Each attempt has `timeout_s` to be answered in full. A single watchdog task per provider
+enforces it, not aiohttp's per-request timeout: that arms and cancels a loop timer for every
+request, a tenth of what the client itself costs at hundreds of requests in flight, while the
+watchdog looks at the attempts in flight a few times a timeout (an attempt ends between
+`timeout_s` and 1.25 x `timeout_s`, and within a second of `timeout_s`).
+
 A failed attempt is retried with exponential backoff and jitter when trying again can help:
 429, 408, 5xx, timeouts, dropped or reset connections, and bodies that are not a completion.
 A server's Retry-After (seconds or an HTTP date) is honoured. Anything else (400, 401, 404)
@@ -17,6 +23,7 @@ aiohttp exception. The API key lives in one request header and nowhere else: it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,9 +35,16 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from fcsft.errors import UserError
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError, json_scalar
+from fcsft.models.base import (
+    ChatRequest,
+    ChatResponse,
+    ModelError,
+    completion_reply,
+    json_scalar,
+)
 from fcsft.models.registry import register
 
 log = logging.getLogger(__name__)
@@ -102,6 +116,7 @@ class OpenAIProvider:
         self.name = model
         self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/chat/completions"
+        self._url = URL(self.url)  # parsed once, not by aiohttp for every request
         self._name_json = json_scalar(model)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
@@ -112,6 +127,10 @@ class OpenAIProvider:
         self._api_key_env = api_key_env
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Attempts in flight: the task running each and when it times out (see `_watch`).
+        self._deadlines: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider({self.name!r}, {self.base_url!r})"
@@ -147,6 +166,8 @@ class OpenAIProvider:
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -165,10 +186,14 @@ class OpenAIProvider:
             session = aiohttp.ClientSession(
                 connector=connector,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                # The watchdog times attempts out; a connection that cannot even be opened
+                # is still aiohttp's to give up on.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s),
+                cookie_jar=aiohttp.DummyCookieJar(),  # the API is stateless: keep no cookies
                 raise_for_status=False,
             )
             self._session, self._loop = session, loop
+            self._deadlines, self._expired, self._watchdog = {}, set(), None
         return session
 
     def _body(self, request: ChatRequest) -> bytes:
@@ -192,20 +217,35 @@ class OpenAIProvider:
     async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> ChatResponse:
         """One POST: a reply, a _Retryable, or a ModelError for failures retrying cannot fix."""
         wait_s = None
+        task = asyncio.current_task()
+        assert task is not None, "a request runs in a task"
+        cancelling = task.cancelling()
+        self._deadlines[task] = time.monotonic() + self.timeout_s
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        # Every await of the attempt is inside this try, so the watchdog's cancel lands here.
         try:
-            async with session.post(self.url, data=body) as http:
+            async with session.post(self._url, data=body) as http:
                 status = http.status
                 raw = await http.read()
                 if status != 200:
                     wait_s = retry_after_seconds(
                         http.headers.get("Retry-After"), http.headers.get("retry-after-ms")
                     )
-        except TimeoutError:
-            raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
+        except asyncio.CancelledError:
+            # The watchdog's own cancel becomes a timeout, unless someone else cancelled too.
+            if task in self._expired and task.uncancel() <= cancelling:
+                raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
+            raise
+        except TimeoutError:  # connecting took longer than timeout_s
+            raise _Retryable(f"no connection within {self.timeout_s:g}s") from None
         except aiohttp.ClientConnectionError as exc:
             raise _Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientError as exc:  # payload cut short, bad chunking, bad headers
             raise _Retryable(f"transfer failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            del self._deadlines[task]
+            self._expired.discard(task)
         if status == 200:
             try:
                 return parse_completion(raw)
@@ -215,6 +255,21 @@ class OpenAIProvider:
         if status in _RETRY_STATUSES or status >= 500:
             raise _Retryable(reason, wait_s)
         raise ModelError(f"{self.name} at {self.url}: {self._redact(reason)}{self._hint(status)}")
+
+    async def _watch(self) -> None:
+        """Cancel the attempts past their deadline; runs while any attempt is in flight."""
+        tick = min(1.0, self.timeout_s / 4)
+        try:
+            while self._deadlines:
+                await asyncio.sleep(tick)
+                now = time.monotonic()
+                for task, deadline in list(self._deadlines.items()):
+                    if deadline <= now and task not in self._expired:
+                        self._expired.add(task)
+                        task.cancel()
+        finally:
+            if self._watchdog is asyncio.current_task():
+                self._watchdog = None
 
     def _hint(self, status: int) -> str:
         if status in (401, 403):
@@ -245,39 +300,20 @@ def retry_delay(
 
 
 def parse_completion(raw: bytes) -> ChatResponse:
-    """A chat-completion body as a ChatResponse; ValueError says what is missing or wrong."""
+    """A chat-completion body as a ChatResponse that keeps the body's text for the cache;
+    ValueError says what is missing or wrong."""
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not JSON ({exc}): {raw[:80]!r}") from None
     try:
-        choice = data["choices"][0]
-        sent = choice["message"]
-    except (KeyError, IndexError, TypeError):
-        raise ValueError(f"no choices[0].message in {raw[:120]!r}") from None
-    if not isinstance(sent, dict):
-        raise ValueError(f"choices[0].message is {type(sent).__name__}, not an object")
-    message: dict[str, Any] = {"role": "assistant", "content": sent.get("content")}
-    tool_calls = sent.get("tool_calls")
-    if tool_calls:
-        if not isinstance(tool_calls, list):
-            raise ValueError("choices[0].message.tool_calls is not a list")
-        message["tool_calls"] = tool_calls
-    # DeepSeek and vLLM call the thinking `reasoning_content`; some servers say `reasoning`.
-    reasoning = sent.get("reasoning_content") or sent.get("reasoning")
-    if reasoning:
-        message["reasoning_content"] = reasoning
-    usage = data.get("usage") or {}
-    extra: dict[str, Any] = {}
-    if data.get("id"):
-        extra["id"] = data["id"]
-    return ChatResponse(
-        message=message,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choice.get("finish_reason") or "stop",
-        extra=extra,
-    )
+        response = completion_reply(data)
+    except ValueError as exc:
+        raise ValueError(f"{exc} in {raw[:120]!r}") from None
+    # JSON in UTF-16 or 32 is rare and does not decode: the cache then encodes the reply.
+    with contextlib.suppress(UnicodeDecodeError):
+        response.body = raw.decode()
+    return response
 
 
 def retry_after_seconds(header: str | None, header_ms: str | None = None) -> float | None:

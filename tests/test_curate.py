@@ -272,3 +272,40 @@ def test_testset_layers_from_the_held_out_split(tmp_path):
             assert item["gold"] == []
         else:
             assert item["gold"] and item["gold"][0][0]["name"] in {"search", "python", "fetch"}
+
+
+def test_generated_should_not_call_items_offer_one_toolbox_not_every_tool(tmp_path):
+    """A project whose tasks bring their own functions (BFCL's) must not offer a chit-chat item
+    the union of all of them: each generated item offers one held-out trajectory's toolbox."""
+    from fcsft.evaluate.testset import build_testset
+
+    trajectories = []
+    for i in range(20):
+        schema = {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
+        own = [Tool(name=f"api{i}_lookup", parameters=schema), Tool(name=f"api{i}_list")]
+        trajectory = make(f"t{i}", f"f{i}", [])
+        trajectory.tools = own
+        trajectory.steps = [
+            ToolCall(name=f"api{i}_lookup", arguments={"key": "k"}, id="c0"),
+            Observation(content="r", call_id="c0"),
+            FinalAnswer(text="done"),
+        ]
+        trajectories.append(trajectory)
+    source = tmp_path / "validated.jsonl"
+    write_jsonl(source, (OPENAI.render(t) for t in trajectories))
+    run = tmp_path / "run"
+    run_stage(curate_stage(CurateConfig(test_share=0.5)), run, [source])
+    test = [
+        json.loads(line)
+        for line in (run / "curate/out.jsonl").open()
+        if json.loads(line)["meta"]["split"] == "test"
+    ]
+    boxes = {tuple(t["function"]["name"] for t in obj["tools"]) for obj in test}
+    items = build_testset(run / "curate/out.jsonl", adversarial=100)
+    generated = [i for i in items if i["id"].startswith("adv-")]
+    assert {i["kind"] for i in generated} == {"chit_chat", "unanswerable", "missing_value"}
+    offered = [tuple(t["function"]["name"] for t in i["tools"]) for i in generated]
+    assert set(offered) <= boxes and len(set(offered)) > 1  # one box each, taken in turn
+    for item in generated:
+        if item["kind"] == "missing_value":
+            assert item["question"].startswith(f"Please use {item['tools'][0]['function']['name']}")

@@ -23,6 +23,7 @@ import json
 import random
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ TRAIN_CATEGORIES = {  # category: how many tasks to draw (all there are for the 
 }
 TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
 GENERIC_WORDS = {"get", "set", "find", "search", "calculate", "create", "update", "list", "fetch"}
+HARD_MISS_REPEATS = 3
 RETURNS = {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON value
 
 SUBJECTS = [
@@ -93,7 +95,9 @@ TEMPLATES = [
 ]
 
 
-def bfcl_tasks(per_category: dict[str, int], seed: int) -> tuple[list[dict], dict[str, list]]:
+def bfcl_tasks(
+    per_category: dict[str, int | None], seed: int
+) -> tuple[list[dict], dict[str, list]]:
     """Tasks with the gold plan (first acceptable value of each given parameter), and the
     tools each task offers, by task id."""
     tasks, tools = [], {}
@@ -161,6 +165,44 @@ def sibling_misses(
     return made, offered
 
 
+def hard_misses(count: int, seed: int) -> tuple[list[dict], dict[str, list]]:
+    """Should-not-call tasks where the one function on offer is about the same thing as the
+    question but does something else: a live_multiple question offered a function of its own
+    list that shares a telling word with the needed one (`Movies_1_BuyMovieTickets` for a
+    question that needs `Movies_1_FindMovies`), the form of BFCL's irrelevance items. Variants
+    of the needed function (`uber_ride2` for `uber_ride`) are never offered, nor any function
+    more than `HARD_MISS_REPEATS` times (a few schemas recur across hundreds of items)."""
+    rng = random.Random(seed)
+    tasks, specs = bfcl_tasks({"live_multiple": None}, seed)
+    made, offered, uses = [], {}, Counter()
+    for task in rng.sample(tasks, len(tasks)):
+        if len(made) == count:
+            break
+        if not task.get("plan"):
+            continue
+        needed = {call["name"] for call in task["plan"]}
+        wanted = _words_of(needed)
+        close = [
+            spec
+            for spec in specs[task["id"]]
+            if wanted & _words(spec.name)
+            and not any(_variant(spec.name, n) for n in needed)
+            and uses[spec.name] < HARD_MISS_REPEATS
+        ]
+        if close:
+            spec = rng.choice(close)
+            uses[spec.name] += 1
+            made.append(_no_call(task, "hard-miss", [spec.name]))
+            offered[made[-1]["id"]] = [spec]
+    return made, offered
+
+
+def _variant(one: str, other: str) -> bool:
+    """Whether one name extends the other (`uber_ride2`, `get_readings_history_by_interval`)."""
+    a, b = (re.sub(r"[^a-z]", "", name.lower()) for name in (one, other))
+    return a.startswith(b) or b.startswith(a)
+
+
 def _no_call(task: dict, kind: str, tools: list[str]) -> dict:
     """`task`'s question offered `tools`, none of which it needs; it keeps the question's family,
     so the split never puts the two sides of a question apart."""
@@ -182,10 +224,11 @@ def _words_of(names: Iterable[str]) -> set[str]:
 
 def _words(name: str) -> set[str]:
     """The telling lower-case words of a function name: `Weather.getForecast_v2` -> weather,
-    forecast, v2 (verbs every API uses say nothing about what it is for)."""
+    forecast, v2 (verbs every API uses, and bare numbers such as the 3 of `Movies_3_FindMovies`,
+    say nothing about what it is for)."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     words = {word.lower() for word in re.split(r"[^A-Za-z0-9]+", spaced) if word}
-    return words - GENERIC_WORDS
+    return {word for word in words - GENERIC_WORDS if not word.isdigit()}
 
 
 def _first_values(params: dict[str, list[Any]]) -> dict[str, Any]:
@@ -265,6 +308,13 @@ def main() -> int:
         help="should-not-call tasks made by offering a live_multiple question the rest of its list",
     )
     parser.add_argument(
+        "--hard-miss",
+        type=int,
+        default=0,
+        help="should-not-call tasks made by offering a live_multiple question one function of "
+        "its list on the same subject that does something else",
+    )
+    parser.add_argument(
         "--decline",
         help="the reply to every should-not-call task, instead of the model's own answer",
     )
@@ -275,7 +325,9 @@ def main() -> int:
     tasks, specs = bfcl_tasks(TRAIN_CATEGORIES, args.seed)
     made, offered = near_misses(tasks, specs, args.near_miss, args.seed)
     siblings, sibling_specs = sibling_misses(tasks, specs, args.sibling_miss, args.seed)
-    tasks, specs = tasks + made + siblings, specs | offered | sibling_specs
+    hard, hard_specs = hard_misses(args.hard_miss, args.seed)
+    tasks = tasks + made + siblings + hard
+    specs = specs | offered | sibling_specs | hard_specs
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

@@ -85,12 +85,15 @@ def ood_kind(trajectory: Trajectory, held_out: set[str]) -> str | None:
     return None
 
 
-def missing_value_items(tools: list[Tool], rng: random.Random, count: int) -> list[dict[str, Any]]:
-    """Requests that name a tool's purpose but not its required value: ask, do not guess."""
+def missing_value_items(
+    toolboxes: list[list[Tool]], rng: random.Random, count: int
+) -> list[dict[str, Any]]:
+    """Requests that name a tool's purpose but not its required value: ask, do not guess. The
+    item offers the toolbox the tool came with."""
     items = []
-    candidates = [t for t in tools if t.required]
+    candidates = [(t, box) for box in toolboxes for t in box if t.required]
     for number in range(count if candidates else 0):
-        tool = candidates[number % len(candidates)]
+        tool, tools = candidates[number % len(candidates)]
         param = rng.choice(tool.required)
         question = f"Please use {tool.name} for me, I have not decided the {param} yet."
         items.append(
@@ -123,40 +126,36 @@ def build_testset(
         if obj.get("meta", {}).get("split") == "test"
     ]
     layers: dict[str, list[dict[str, Any]]] = {"standard": [], "ood": [], "adversarial": []}
-    tools: dict[str, Tool] = {}
+    toolboxes: dict[tuple[str, ...], list[Tool]] = {}
     for trajectory in test:
-        tools.update({t.name: t for t in trajectory.tools})
+        if trajectory.tools:
+            toolboxes[tuple(t.name for t in trajectory.tools)] = trajectory.tools
         if trajectory.meta.no_tool:
             layers["adversarial"].append(_item(trajectory, "adversarial", "no_tool"))
             continue
         kind = ood_kind(trajectory, held)
         layer = "ood" if kind else "standard"
         layers[layer].append(_item(trajectory, layer, kind or "held_out_family"))
-    catalogue = list(tools.values())
-    wire = [tool_json(t) for t in catalogue]
+    # Generated items offer the toolboxes the held-out trajectories came with, in turn: a
+    # project whose tasks each bring their own functions (BFCL's) has far too many to offer
+    # all at once, and one with a single toolbox offers it whole.
+    boxes = list(toolboxes.values())
     generated = [
         {
-            "id": f"adv-chat-{k}",
+            "id": f"adv-{short}-{k}",
             "layer": "adversarial",
-            "kind": "chit_chat",
+            "kind": kind,
             "question": q,
-            "tools": wire,
+            "tools": [tool_json(t) for t in boxes[k % len(boxes)]] if boxes else [],
             "gold": [],
         }
-        for k, q in enumerate(CHIT_CHAT)
+        for short, kind, questions in (
+            ("chat", "chit_chat", CHIT_CHAT),
+            ("unanswerable", "unanswerable", UNANSWERABLE),
+        )
+        for k, q in enumerate(questions)
     ]
-    generated += [
-        {
-            "id": f"adv-unanswerable-{k}",
-            "layer": "adversarial",
-            "kind": "unanswerable",
-            "question": q,
-            "tools": wire,
-            "gold": [],
-        }
-        for k, q in enumerate(UNANSWERABLE)
-    ]
-    generated += missing_value_items(catalogue, rng, 6)
+    generated += missing_value_items(boxes, rng, 6)
     layers["adversarial"] += generated
     limits = {"standard": standard, "ood": ood, "adversarial": adversarial}
     items = []

@@ -244,7 +244,7 @@ class OpenAIProvider:
         except aiohttp.ClientError as exc:  # payload cut short, bad chunking, bad headers
             raise _Retryable(f"transfer failed: {type(exc).__name__}: {exc}") from None
         finally:
-            del self._deadlines[task]
+            self._deadlines.pop(task, None)  # gone if the provider moved to another loop
             self._expired.discard(task)
         if status == 200:
             try:

@@ -191,14 +191,15 @@ class Client:
                 response = await self.provider.chat(request)
             finally:
                 self._slots.release()
-        except ModelError as error:
+        except BaseException as error:
+            # A failure is theirs too; a cancel is not: they go again (None).
+            failed = isinstance(error, ModelError)
             for waiter in self._in_flight.pop(key) or ():
-                if not waiter.done():
+                if waiter.done():
+                    continue
+                if failed:
                     waiter.set_exception(error)
-            raise
-        except BaseException:
-            for waiter in self._in_flight.pop(key) or ():
-                if not waiter.done():
+                else:
                     waiter.set_result(None)
             raise
         waiters = self._in_flight.pop(key) or ()

@@ -127,9 +127,9 @@ class OpenAIProvider:
         self._api_key_env = api_key_env
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Attempts in flight: the task running each and when it times out (see `_watch`).
+        # Attempts in flight: the task running each and when it times out. The watchdog takes
+        # an attempt out when it cancels it, so an attempt missing from here has timed out.
         self._deadlines: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -193,7 +193,7 @@ class OpenAIProvider:
                 raise_for_status=False,
             )
             self._session, self._loop = session, loop
-            self._deadlines, self._expired, self._watchdog = {}, set(), None
+            self._deadlines, self._watchdog = {}, None
         return session
 
     def _body(self, request: ChatRequest) -> bytes:
@@ -234,7 +234,7 @@ class OpenAIProvider:
                     )
         except asyncio.CancelledError:
             # The watchdog's own cancel becomes a timeout, unless someone else cancelled too.
-            if task in self._expired and task.uncancel() <= cancelling:
+            if task not in self._deadlines and task.uncancel() <= cancelling:
                 raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
             raise
         except TimeoutError:  # connecting took longer than timeout_s
@@ -244,8 +244,7 @@ class OpenAIProvider:
         except aiohttp.ClientError as exc:  # payload cut short, bad chunking, bad headers
             raise _Retryable(f"transfer failed: {type(exc).__name__}: {exc}") from None
         finally:
-            self._deadlines.pop(task, None)  # gone if the provider moved to another loop
-            self._expired.discard(task)
+            self._deadlines.pop(task, None)  # gone if it timed out
         if status == 200:
             try:
                 return parse_completion(raw)
@@ -264,8 +263,8 @@ class OpenAIProvider:
                 await asyncio.sleep(tick)
                 now = time.monotonic()
                 for task, deadline in list(self._deadlines.items()):
-                    if deadline <= now and task not in self._expired:
-                        self._expired.add(task)
+                    if deadline <= now:
+                        del self._deadlines[task]
                         task.cancel()
         finally:
             if self._watchdog is asyncio.current_task():

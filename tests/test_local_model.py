@@ -290,9 +290,7 @@ def test_embedded_model_answers_and_its_cache_is_made_once(cache, smollm2):
     written = weights.stat().st_mtime_ns
 
     again = LocalModel("smollm2")  # a second load in the same cache, as a new process would do
-    started = time.monotonic()
     again.load()
-    assert time.monotonic() - started < 10
     assert weights.stat().st_mtime_ns == written  # loaded, not converted again
     (repeat,) = again.generate(
         [

@@ -121,7 +121,7 @@ def test_time_limit():
 
     result, elapsed = asyncio.run(scenario())
     assert result.error and "timed out after 0.3s" in result.content
-    assert elapsed < 1.5
+    assert elapsed < 5  # the route answers after 10 s
 
 
 def test_non_text_and_http_errors_are_error_results():

@@ -113,9 +113,9 @@ def test_a_slow_sync_tool_times_out():
         return "done"
 
     started = time.monotonic()
-    result = run(FunctionTool(slow, timeout=0.2).run({"seconds": 2}))
+    result = run(FunctionTool(slow, timeout=0.2).run({"seconds": 6}))
     assert result == ToolResult("slow timed out after 0.2s", error=True)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4  # did not wait for the 6 s call
 
 
 def test_a_slow_async_tool_times_out_and_is_cancelled():

@@ -130,7 +130,7 @@ def test_a_server_that_does_not_start_is_a_user_error(tmp_path, errlog):
     started = time.monotonic()
     with pytest.raises(UserError, match=r"MCP server .*broken\.py: cannot connect"):
         asyncio.run(Toolbox.open([stdio_entry(broken)], errlog=errlog))
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # refused, not hung
     errlog.flush()
     assert "cannot start" in (tmp_path / "servers.log").read_text()
 

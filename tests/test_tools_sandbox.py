@@ -51,9 +51,8 @@ def leftover_sandbox_processes():
 
 
 def test_plain_code_runs_and_reports_its_confinement():
-    run, elapsed = sandboxed("print(6 * 7)")
+    run, _ = sandboxed("print(6 * 7)")
     assert run.ok and run.stdout == "42\n"
-    assert elapsed < 2
     described = "\n".join(run.confinement)
     assert "empty network namespace" in described
     assert "pivot_root" in described
@@ -66,7 +65,7 @@ def test_files_outside_the_scratch_folder_cannot_be_read(tmp_path):
     shown = tmp_path / "readable.txt"
     shown.write_text("WORLD-READABLE-43")
     shown.chmod(0o644)
-    run, elapsed = sandboxed(f"""
+    run, _ = sandboxed(f"""
         import os
         for path in [{str(secret)!r}, {str(shown)!r}, "/etc/shadow", "/proc/1/root/etc/shadow"]:
             try:
@@ -86,7 +85,6 @@ def test_files_outside_the_scratch_folder_cannot_be_read(tmp_path):
     uid = int(re.search(r"cwd /scratch uid (\d+)", run.stdout).group(1))
     if os.getuid() == 0:
         assert uid >= _UID_BASE  # a uid of its own, that owns nothing on the host
-    assert elapsed < 3
 
 
 def test_a_listener_on_the_host_loopback_cannot_be_reached():
@@ -97,7 +95,7 @@ def test_a_listener_on_the_host_loopback_cannot_be_reached():
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             pass  # the listener is reachable from outside the sandbox
         listener.accept()[0].close()
-        run, elapsed = sandboxed(f"""
+        run, _ = sandboxed(f"""
             import socket
             s = socket.socket()
             s.settimeout(2)
@@ -114,7 +112,6 @@ def test_a_listener_on_the_host_loopback_cannot_be_reached():
     assert "CONNECTED" not in run.stdout
     assert "refused 101 Network is unreachable" in run.stdout
     assert "[(1, 'lo')]" in run.stdout  # the only interface, and it is down
-    assert elapsed < 3
 
 
 def test_a_fork_bomb_is_stopped_and_leaves_nothing_behind():
@@ -135,20 +132,19 @@ def test_a_fork_bomb_is_stopped_and_leaves_nothing_behind():
     assert verdict.startswith("killed: wall time 2s exceeded")
     if any("cgroup" in line and "limited" in line for line in run.confinement):
         assert "the process limit (16) refused" in verdict
-    assert elapsed < limits.wall_s + 2
+    assert elapsed < limits.wall_s + 20  # stopped by the wall clock, not left to fork on
     assert leftover_sandbox_processes() == []
 
 
 def test_allocating_10_gib_fails_inside_the_limit():
-    run, elapsed = sandboxed("x = bytearray(10 * 2**30)")
+    run, _ = sandboxed("x = bytearray(10 * 2**30)")
     assert not run.ok
     assert "MemoryError" in run.stderr
     assert run.verdict(LIMITS) == "exit code 1 (memory limit 256 MiB reached)"
-    assert elapsed < 3
 
 
 def test_memory_of_the_whole_process_tree_is_bounded():
-    run, elapsed = sandboxed("""
+    run, _ = sandboxed("""
         import json, os, time
         children = []
         for _ in range(6):  # 6 x 200 MiB touched: over the tree's 264 MiB, under each process's 256
@@ -168,32 +164,37 @@ def test_memory_of_the_whole_process_tree_is_bounded():
         LIMITS
     ) and "memory limit of the process tree" in run.verdict(LIMITS)
     assert -9 in json.loads(run.stdout)  # the kernel's OOM killer ended some children
-    assert elapsed < 4
 
 
 def test_an_endless_loop_is_stopped_by_the_cpu_limit():
-    run, elapsed = sandboxed("while True:\n    pass")
+    run, _ = sandboxed("while True:\n    pass")
     assert run.verdict(LIMITS) == "killed: CPU time limit 2s exceeded"
-    assert elapsed < LIMITS.wall_s
 
 
 def test_sleeping_forever_is_stopped_by_the_wall_clock():
     limits = LIMITS.model_copy(update={"wall_s": 1.0})
     run, elapsed = sandboxed("import time\ntime.sleep(60)", limits)
     assert run.verdict(limits) == "killed: wall time 1s exceeded"
-    assert elapsed < 3
+    assert elapsed < 30  # not slept out
 
 
 def test_printing_a_gigabyte_is_cut_at_the_output_cap():
-    run, elapsed = sandboxed("""
-        import sys
+    limits = LIMITS.model_copy(update={"wall_s": 30.0, "cpu_s": 30.0})
+    run, elapsed = sandboxed(
+        limits=limits,
+        code="""
+        import fcntl, sys
+        # A 1 MiB pipe: the host takes far more than the cap in one read, as a busy host
+        # can with the default 64 KiB one; it must still read on to the end of the output.
+        fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 2**20)
         chunk = "y" * 2**20
         for _ in range(1024):
             sys.stdout.write(chunk)
-    """)
-    assert run.verdict(LIMITS) == "killed: output exceeded 20000 bytes"
+    """,
+    )
+    assert run.verdict(limits) == "killed: output exceeded 20000 bytes"
     assert len(run.stdout) + len(run.stderr) <= 20_000
-    assert elapsed < 3
+    assert elapsed < 15  # ended at the cap, not by the 30 s wall clock
 
 
 def test_the_scratch_disk_is_bounded_in_total():

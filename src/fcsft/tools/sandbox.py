@@ -193,13 +193,16 @@ async def _supervise(
             cgroup.kill_all()
 
     async def drain(stream: asyncio.StreamReader, into: list[bytes]) -> None:
+        # Read to the end even past the cap (keeping nothing): a reader that stopped would let
+        # the pipe's buffer fill, asyncio would pause the pipe, never see its end, and
+        # process.wait(), which waits for the pipes too, would not return.
         nonlocal budget
         while chunk := await stream.read(65536):
-            into.append(chunk[: max(budget, 0)])
+            if budget > 0:
+                into.append(chunk[:budget])
             budget -= len(chunk)
-            if budget < 0:
+            if budget < 0 and run.killed is None:
                 kill(f"output exceeded {limits.output_bytes} bytes")
-                return
 
     assert process.stdout is not None and process.stderr is not None
     readers = [

@@ -228,6 +228,31 @@ def test_other_near_misses_pass():
     )
 
 
+def test_each_trajectory_is_checked_against_its_schemas_once_and_its_own_findings_stay_its_own(
+    monkeypatch,
+):
+    from fcsft.tools.validation import SchemaChecker
+
+    checked = []
+    violations = SchemaChecker.violations
+    monkeypatch.setattr(
+        SchemaChecker,
+        "violations",
+        lambda self, value: checked.append(value) or violations(self, value),
+    )
+    bad = trajectory(
+        Think(text="look it up"),
+        call(0, max_results="three"),  # no query, and a string for an integer
+        obs(0),
+        FinalAnswer(text="Harbor Lane Foods' revenue was $1,482.6 million in fiscal 2025."),
+    )
+    assert set(failures(bad)) == {"format.missing_required", "format.bad_type"}
+    assert len(checked) == 1  # three rules read one check
+    assert failures(GOOD) == {}  # the next trajectory's own
+    assert set(failures(bad)) == {"format.missing_required", "format.bad_type"}
+    assert len(checked) == 3
+
+
 def test_rules_are_chosen_by_name():
     config = ValidateConfig(rules=["format.unknown_tool"])
     obj = get_format("openai").render(trajectory(FinalAnswer(text="made up 999")))

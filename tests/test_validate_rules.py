@@ -4,6 +4,7 @@ import pytest
 
 from fcsft.formats import get_format
 from fcsft.records import FinalAnswer, Meta, Observation, Think, Tool, ToolCall, Trajectory
+from fcsft.tools.validation import SchemaChecker
 from fcsft.validate.stage import ValidateConfig, check
 
 SEARCH = Tool(
@@ -231,8 +232,6 @@ def test_other_near_misses_pass():
 def test_each_trajectory_is_checked_against_its_schemas_once_and_its_own_findings_stay_its_own(
     monkeypatch,
 ):
-    from fcsft.tools.validation import SchemaChecker
-
     checked = []
     violations = SchemaChecker.violations
     monkeypatch.setattr(

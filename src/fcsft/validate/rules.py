@@ -102,16 +102,13 @@ def _checker(schema_json: str) -> SchemaChecker:
 def _schema_problems(trajectory: Trajectory) -> list[tuple[str, str]]:
     """(kind, message) for every call: kind is the JSON-schema keyword that failed."""
     tools = {tool.name: tool for tool in trajectory.tools}
-    checkers: dict[str, SchemaChecker] = {}
     found = []
     for call in trajectory.calls:
         tool = tools.get(call.name)
         if tool is None:
             continue
-        checker = checkers.get(call.name)
-        if checker is None:
-            checker = checkers[call.name] = _checker(json.dumps(tool.parameters, sort_keys=True))
-        for kind, message in checker.violations(call.arguments):
+        schema = json.dumps(tool.parameters, sort_keys=True)
+        for kind, message in _checker(schema).violations(call.arguments):
             found.append((kind, f"{call.id} {call.name}: {message}"))
         allowed = tool.parameters.get("properties", {})
         if not tool.parameters.get("additionalProperties"):

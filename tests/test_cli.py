@@ -1,6 +1,7 @@
 """The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
 
 import json
+import re
 from pathlib import Path
 
 from clirun import fcsft
@@ -102,3 +103,27 @@ def test_model_and_tokenizer_paths_are_relative_to_the_project_file(tmp_path, mo
     assert config.train.base == "local:smollm2"  # the embedded model's name, not a path
     assert config.evaluate.base == "local:/abs/model"
     assert config.evaluate.model == "local:~/tuned"  # absolute once the user's home is expanded
+
+
+def test_a_misspelt_key_suggests_one_the_config_accepts(tmp_path):
+    config = tmp_path / "project.yaml"
+    config.write_text("valdate: {max_steps: 5}\nvalidate: {ruls: []}\n")
+    result = fcsft("check", config)
+    assert result.returncode == 2
+    assert "valdate: unknown field; did you mean 'validate'?" in result.stderr
+    assert "validate.ruls: unknown field; did you mean 'rules'?" in result.stderr
+    config.write_text("validate: {max_steps: 5, rules: [logic.no_final_answer]}\n")
+    assert fcsft("check", config).returncode == 0
+
+
+def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
+    from fcsft.pipeline import STAGES
+
+    (tmp_path / "replies.yaml").write_text("- Hello.\n")
+    config = tmp_path / "project.yaml"
+    config.write_text("models:\n  teacher: {uri: 'mock:replies.yaml'}\n")
+    result = fcsft("run", config, "--from", "generate", "--until", "generate")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    hint = re.search(r"\(fcsft run --until (\w+)\)$", line)
+    assert hint and hint.group(1) == "expand" and hint.group(1) in STAGES, line

@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+from fcsft.errors import UserError
 from fcsft.records import Call, Seed
 from fcsft.seeds.importers import import_seeds, mine_logs
 from fcsft.seeds.stats import seed_stats
@@ -103,3 +106,23 @@ def test_near_duplicates_find_rewordings_not_strangers():
     match, score = index.add("b", "what was harbor lane foods revenue in fiscal 2025")
     assert match == "a" and score == 1.0
     assert index.add("c", "Compare the closing prices of Orrin and Vellum")[0] is None
+
+
+def test_csv_with_a_byte_order_mark_and_a_row_that_is_not_utf8(tmp_path):
+    path = tmp_path / "seeds.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfid,question\r\n"
+        b"c1,Revenue of ACME in 2025?\r\n"
+        b"c2,Caf\xe9 prices in Paris?\r\n"
+        b"c3,Price of Orrin?\r\n"
+    )
+    result = import_seeds([path])
+    assert [seed.id for seed in result.seeds] == ["c1", "c3"]
+    assert result.problems == [f"{path}:3: not valid UTF-8; save the file as UTF-8"]
+
+
+def test_yaml_seeds_that_are_not_utf8_name_the_line(tmp_path):
+    path = tmp_path / "seeds.yaml"
+    path.write_bytes(b"seeds:\n  - question: Caf\xe9?\n")
+    with pytest.raises(UserError, match=r"seeds.yaml:2: not valid UTF-8 at byte 17"):
+        import_seeds([path])

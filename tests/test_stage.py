@@ -135,3 +135,67 @@ def test_an_executor_needing_a_missing_package_says_what_to_install(monkeypatch)
         executor_for("ray")
     with pytest.raises(UserError, match="unknown executor 'dask'; known: local, ray"):
         executor_for("dask")
+
+
+def _with_bad_lines(path: Path) -> Path:
+    """Ten good records and, among them, a line of each kind that is no record."""
+    good = [json.dumps({"id": f"r{i:04d}", "n": i}).encode() for i in range(10)]
+    bad = [b'{"n": "caf\xe9"}', b"{torn", b'{"n": 3}', good[1], b"[1, 2]"]
+    lines = good[:2] + bad[:2] + good[2:6] + bad[2:] + good[6:]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_set_aside_stage_rejects_bad_lines_by_number_and_processes_the_rest(tmp_path):
+    source = _with_bad_lines(tmp_path / "in.jsonl")
+    stage = make_stage(4)
+    stage.set_aside = True
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert stats["in"] == 15 and stats["reasons"]["input.malformed"] == 5
+    rows = [json.loads(line) for line in (tmp_path / "run/fixture/rejected.jsonl").open()]
+    set_aside = [(row["id"], row["reasons"][0]["reason"]) for row in rows if row["record"] is None]
+    assert set_aside == [
+        ("in.jsonl:3", f"{source}:3: not valid UTF-8 at byte 10 (0xe9)"),
+        (
+            "in.jsonl:4",
+            f"{source}:4: not valid JSON at offset 1: Expecting property name "
+            "enclosed in double quotes",
+        ),
+        ("in.jsonl:9", f"{source}:9: record has no string 'id' (or 'meta.id')"),
+        ("in.jsonl:10", f"{source}:10: duplicate id 'r0001'; ids must be unique"),
+        ("in.jsonl:11", f"{source}:11: expected a JSON object, got list"),
+    ]
+    kept = [json.loads(line)["n"] for line in (tmp_path / "run/fixture/out.jsonl").open()]
+    assert sorted(set(kept)) == [n for n in range(10) if n % 5]
+
+    # Cut off after a few commits, the resumed run writes the same bytes.
+    directory = tmp_path / "run/fixture"
+    before = files(directory)
+    ledger = directory / "_ledger.jsonl"
+    ledger.write_text("".join(ledger.read_text().splitlines(keepends=True)[:3]))
+    (directory / "_done.json").unlink()
+    assert run_stage(stage, tmp_path / "run", [source])["in"] == 15
+    assert files(directory) == before
+
+
+def test_a_bad_input_line_stops_a_stage_before_any_work(tmp_path):
+    source = _with_bad_lines(tmp_path / "in.jsonl")
+    seen = []
+
+    def process(obj):
+        seen.append(obj["id"])
+        return [Outcome(obj)]
+
+    with pytest.raises(UserError, match=r"in.jsonl:3: not valid UTF-8 at byte 10"):
+        run_stage(Stage("strict", process), tmp_path / "run", [source])
+    assert seen == []
+
+
+def test_a_rejection_without_a_reason_is_a_bug_not_a_record(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 3)
+    silent = Verdict(stage="s", rule="s.silent", passed=False, reason=" ")
+    for outcomes in ([Outcome(None)], [Outcome({"id": "x"}, [silent])]):
+        stage = Stage("silent", lambda obj, outcomes=outcomes: outcomes)
+        with pytest.raises(AssertionError, match="without saying why"):
+            run_stage(stage, tmp_path / "run", [source])
+        assert (tmp_path / "run/silent/rejected.jsonl").read_text() == ""

@@ -103,8 +103,10 @@ def seeds_import(
     domain: Annotated[str, typer.Option(help="Domain for rows that do not say.")] = "",
 ) -> None:
     """Import seeds; a bad row is reported with file and line, the rest still imports."""
+    from fcsft.files import check_target
     from fcsft.seeds.importers import import_seeds
 
+    check_target(out_path, *files, option="--out")
     _report_import(import_seeds(files, source, domain), out_path)
 
 
@@ -118,8 +120,10 @@ def seeds_mine(
     ] = 0.8,
 ) -> None:
     """Mine user questions from chat logs: PII scrubbed, near-duplicates dropped, source=log."""
+    from fcsft.files import check_target
     from fcsft.seeds.importers import mine_logs
 
+    check_target(out_path, *logs, option="--out")
     _report_import(mine_logs(logs, domain, threshold), out_path)
 
 
@@ -131,11 +135,10 @@ def seeds_stats(
     """Counts by source, domain, tool, plan length and the no-tool share, with warnings."""
     from rich.table import Table
 
-    from fcsft.jsonl import read_jsonl
-    from fcsft.records import Seed
+    from fcsft.seeds.importers import read_seeds
     from fcsft.seeds.stats import seed_stats
 
-    stats = seed_stats(Seed.from_json(obj) for obj in read_jsonl(file))
+    stats = seed_stats(read_seeds(file))
     if as_json:
         out.print_json(json.dumps(stats))
         return
@@ -161,12 +164,25 @@ def validate(
     max_steps: Annotated[int, typer.Option(help="Most assistant steps allowed.")] = 15,
     min_steps: Annotated[int, typer.Option(help="Fewest assistant steps for a tool task.")] = 2,
 ) -> None:
-    """Format and logic rules over trajectories; every rejection keeps all its reasons."""
+    """Format and logic rules over trajectories; every rejection keeps all its reasons.
+
+    A line that is no trajectory record is set aside (rejected as input.malformed, named by
+    line); the exit code is 1 then.
+    """
+    from fcsft.files import check_output_dir, open_input
     from fcsft.stage import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
     if source.is_dir():
         source = source / "out.jsonl"
+    open_input(source).close()
+    target = check_output_dir(target, source).resolve()
+    if target.is_dir() and any(target.iterdir()) and not (target / "_state.json").exists():
+        # A stage owns its folder: a later run with other input or rules starts it afresh.
+        raise UserError(
+            f"--out {target}: holds files that no earlier `fcsft validate` wrote; "
+            "name a new or empty folder"
+        )
     options = {"max_steps": max_steps, "min_steps": min_steps}
     if rules:
         options["rules"] = [code.strip() for code in rules.split(",") if code.strip()]
@@ -180,6 +196,25 @@ def validate(
     )
     for code, count in stats["reasons"].items():
         out.print(f"  {code:28} {count}", markup=False)
+    if stats["reasons"].get("input.malformed"):
+        _print_set_aside(target / "rejected.jsonl")
+        raise typer.Exit(1)
+
+
+def _print_set_aside(rejected: Path, show: int = 10) -> None:
+    """The input lines a stage set aside, one line each (as `fcsft convert` prints them)."""
+    from fcsft.jsonl import read_jsonl
+
+    problems = [
+        verdict["reason"]
+        for row in read_jsonl(rejected)
+        for verdict in row["reasons"]
+        if verdict["rule"] == "input.malformed"
+    ]
+    for problem in problems[:show]:
+        err.print(problem, markup=False)
+    if len(problems) > show:
+        err.print(f"... and {len(problems) - show} more in {rejected}", markup=False)
 
 
 def _config(model, options: dict, where: str):
@@ -271,8 +306,10 @@ def train_command(
 ) -> None:
     """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
     from fcsft.config import load_config
+    from fcsft.files import check_output_dir
     from fcsft.train.run import TrainConfig, train
 
+    check_output_dir(target, data)
     settings = load_config(config).train if config else TrainConfig()
     if max_steps is not None:
         settings = settings.model_copy(update={"max_steps": max_steps})
@@ -333,6 +370,8 @@ def run_command(
     bars, on_progress = _live_progress()
 
     def on_stage(name: str, stats: dict) -> None:
+        for problem in stats.get("problems", [])[:10]:
+            err.print(problem, markup=False)
         if "in" in stats:
             err.print(
                 f"{name}: {stats.get('in', 0)} in, {stats.get('out', 0)} out, "
@@ -516,6 +555,9 @@ def eval_command(
     if protocol not in ("native", "tagged"):
         raise UserError(f"--protocol {protocol!r}: expected native or tagged")
     from fcsft.evaluate.run import EvalPlan, evaluate
+    from fcsft.files import check_output_dir
+
+    check_output_dir(target)
 
     plan = EvalPlan(
         model=model,
@@ -573,18 +615,16 @@ def eval_score(
     target: Annotated[Path, typer.Option("--out", help="Directory for scores and the report.")],
 ) -> None:
     """Score predictions made elsewhere against eval items."""
-    import shutil
-
+    from fcsft.evaluate.predict import read_predictions
     from fcsft.evaluate.report import report
+    from fcsft.evaluate.testset import read_items
+    from fcsft.files import check_output_dir
+    from fcsft.jsonl import write_jsonl
 
-    for path in (predictions, items):
-        if not path.exists():
-            raise UserError(f"{path}: no such file")
-    (target / "predictions").mkdir(parents=True, exist_ok=True)
-    if items.resolve() != (target / "items.jsonl").resolve():
-        shutil.copyfile(items, target / "items.jsonl")
-    if predictions.resolve() != (target / "predictions" / "out.jsonl").resolve():
-        shutil.copyfile(predictions, target / "predictions" / "out.jsonl")
+    check_output_dir(target)
+    asked, answered = read_items(items), read_predictions(predictions)
+    write_jsonl(target / "items.jsonl", asked)
+    write_jsonl(target / "predictions" / "out.jsonl", answered)
     result = report(target, {"command": "fcsft " + " ".join(sys.argv[1:])})
     _print_report(result)
     out.print(f"report: {target / 'report.html'}", markup=False)
@@ -642,12 +682,14 @@ def testset_command(
     from collections import Counter
 
     from fcsft.evaluate.testset import build_testset
+    from fcsft.files import check_target
     from fcsft.jsonl import write_jsonl
 
     if curated.is_dir():
         curated = curated / "curate" / "out.jsonl"
     if not curated.exists():
         raise UserError(f"{curated}: no such file (run fcsft run --until curate first)")
+    check_target(target, curated, option="--out")
     items = build_testset(curated, standard, ood, adversarial, held_out_tool or (), seed)
     write_jsonl(target, items)
     counts = Counter(item["layer"] for item in items)

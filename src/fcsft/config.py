@@ -18,6 +18,7 @@ from fcsft.errors import UserError, validation_problems
 from fcsft.evaluate.run import EvaluateConfig
 from fcsft.expand.pipeline import ExpandConfig
 from fcsft.export import ExportConfig
+from fcsft.files import read_text
 from fcsft.generate.stage import GenerateConfig
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
@@ -100,10 +101,9 @@ class ProjectConfig(Section):
 def load_config(path: Path | str) -> ProjectConfig:
     """Read and validate project.yaml; every problem is reported at once, each with its path."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
+    text = read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -148,14 +148,21 @@ def config_errors(exc: ValidationError) -> list[str]:
 def _suggestion(loc: tuple[Any, ...]) -> str:
     model: Any = ProjectConfig
     for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
+        field = _keys(model).get(part)
         if field is None:
             continue
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
         model = args[-1] if args else annotation
-    known = list(getattr(model, "model_fields", {}))
+    known = list(_keys(model))
     close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
     if close:
         return f"; did you mean {close[0]!r}?"
     return f"; known fields: {', '.join(known)}" if known else ""
+
+
+def _keys(model: Any) -> dict[str, Any]:
+    """A section's fields by the key written in YAML: the alias where a field has one
+    (`validate`, whose attribute is `validate_`)."""
+    fields = getattr(model, "model_fields", {})
+    return {field.alias or name: field for name, field in fields.items()}

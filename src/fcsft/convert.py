@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fcsft.errors import UserError
+from fcsft.files import check_target, open_input, replacing, same_file
 from fcsft.formats import FormatError, get_format
 from fcsft.jsonl import dumps, read_lines
 
@@ -23,14 +25,21 @@ def rejected_path_for(out: Path) -> Path:
 
 
 def convert_file(source: Path, out: Path, from_format: str, to_format: str) -> Converted:
-    """Convert every line of `source`; lines that fail go to OUT.rejected.jsonl with the reason."""
+    """Convert every line of `source`; lines that fail go to OUT.rejected.jsonl with the reason.
+
+    Neither output may be the source; both are written whole or not at all, so a failed
+    conversion leaves OUT as it was."""
     reader, writer = get_format(from_format), get_format(to_format)
     result = Converted(rejected_path=rejected_path_for(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        out.open("w", encoding="utf-8") as good,
-        result.rejected_path.open("w", encoding="utf-8") as bad,
-    ):
+    open_input(source).close()
+    check_target(out, source)
+    if same_file(result.rejected_path, source):
+        raise UserError(
+            f"{out}: its rejected lines would go to {result.rejected_path}, which is the input; "
+            "name another target"
+        )
+    check_target(result.rejected_path)
+    with replacing(out) as good, replacing(result.rejected_path) as bad:
         for line in read_lines(source):
             problem = line.error
             if problem is None:
@@ -42,10 +51,7 @@ def convert_file(source: Path, out: Path, from_format: str, to_format: str) -> C
                     problem = str(exc)
             result.rejected += 1
             result.problems.append(f"{source}:{line.number}: {problem}")
-            bad.write(
-                dumps({"line": line.number, "error": problem, "input": line.raw.rstrip("\n")})
-                + "\n"
-            )
+            bad.write(dumps({"line": line.number, "error": problem, "input": line.raw}) + "\n")
     if not result.rejected:
         result.rejected_path.unlink()
         result.rejected_path = None

@@ -1,15 +1,20 @@
-"""The one JSONL reader and writer: a line is one JSON object; a bad line is named by its number."""
+"""The one JSONL reader and writer: a line is one JSON object; a bad line is named by its number.
+
+A line that is not UTF-8, not JSON or not an object is handed back with what is wrong with it,
+so a reader can set it aside and go on; a byte order mark and CRLF line ends are read as if
+they were not there. Files are written whole or not at all (`fcsft.files.replacing`).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fcsft.errors import UserError
+from fcsft.files import decode, not_utf8, open_input, replacing
 
 
 @dataclass
@@ -17,22 +22,25 @@ class Line:
     """One line of a JSONL file: the parsed object, or why it could not be parsed."""
 
     number: int
-    raw: str
+    raw: str  # the line as read, without its line end (bytes that are not UTF-8 as \xNN)
     obj: Any = None
     error: str | None = None
 
 
 def read_lines(path: Path | str) -> Iterator[Line]:
     """Every non-blank line, parsed; a line that is not a JSON object carries an error instead."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with open_input(path) as handle:
+        for number, data in enumerate(handle, start=1):
+            try:
+                raw = decode(data, path, first=number == 1).rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raw = data.decode("utf-8", "backslashreplace").rstrip("\r\n")
+                yield Line(number, raw, error=not_utf8(exc))
+                continue
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.rstrip("\r\n"))
+                obj = json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield Line(number, raw, error=f"not valid JSON at offset {exc.pos}: {exc.msg}")
                 continue
@@ -42,36 +50,43 @@ def read_lines(path: Path | str) -> Iterator[Line]:
                 yield Line(number, raw, obj=obj)
 
 
-def read_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
-    """Objects of a file that must be valid throughout; the first bad line is a UserError."""
+def read_numbered(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a file that must be valid throughout; the first bad line is a
+    UserError."""
     for line in read_lines(path):
         if line.error:
             raise UserError(f"{path}:{line.number}: {line.error}")
-        yield line.obj
+        yield line.number, line.obj
+
+
+def read_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
+    """Objects of a file that must be valid throughout; the first bad line is a UserError."""
+    for _, obj in read_numbered(path):
+        yield obj
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """One line of JSON. Text stays as it is, except that a lone surrogate (which a `\\ud800`
+    escape in the input decodes to, and UTF-8 cannot hold) keeps its escape."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"))
+    return text
 
 
 def write_jsonl(path: Path | str, objs: Iterable[Any]) -> int:
     """Write a whole file atomically (temp file, then rename); returns the number of lines."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
+    with replacing(path) as handle:
         for obj in objs:
             handle.write(dumps(obj) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count
 
 
 def write_json(path: Path | str, obj: Any) -> None:
     """Write one JSON document atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with replacing(path) as handle:
+        handle.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")

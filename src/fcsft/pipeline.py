@@ -23,6 +23,8 @@ from fcsft.memory.history import history_lines, record_attempt
 from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
+STEP_OF = {"combine": "expand", "tasks": "expand"}
+"""The pipeline stage that writes each run-directory folder not named after a stage."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ class Run:
     ) -> dict[str, Any]:
         for path in inputs:
             if not path.exists():
-                before = path.parent.name
+                before = STEP_OF.get(path.parent.name, path.parent.name)
                 raise UserError(
                     f"stage {stage.name} reads {path}, which does not exist yet: run the "
                     f"stages before it first (fcsft run --until {before})"
@@ -112,11 +114,15 @@ def _seeds(run: Run) -> None:
     imported = import_seeds(files, seeds.source, seeds.domain)
     mined = mine_logs(logs, seeds.domain) if logs else None
     chosen = imported.seeds + (mined.seeds if mined else [])
+    problems = imported.problems + (mined.problems if mined else [])
+    if not chosen:
+        named = ", ".join(str(p) for p in files + logs)
+        first = f"; the first of {len(problems)} bad rows: {problems[0]}" if problems else ""
+        raise UserError(f"no seed to start from in {named}{first}")
     if seeds.limit is not None:
         chosen = chosen[: seeds.limit]
     directory = run.run_dir / "seeds"
     write_jsonl(directory / "out.jsonl", (s.to_json() for s in chosen))
-    problems = imported.problems + (mined.problems if mined else [])
     stats = {
         "stage": "seeds",
         "in": len(imported.seeds) + len(imported.problems),

@@ -80,6 +80,10 @@ class Stage:
     close: Callable[[], Awaitable[None]] | None = None
     """Awaited in the stage's event loop once it ends, however it ends: releases what `process`
     opened on that loop (a model client's connections), which cannot be closed after it."""
+    set_aside: bool = False
+    """For input a user brings: a line that is no record (not UTF-8, not a JSON object, no id,
+    an id seen before) is rejected under `input.malformed`, named by file and line, and the
+    rest is processed. Otherwise such a line stops the stage before any work."""
 
 
 class StopStage(Exception):
@@ -263,24 +267,40 @@ def _truncate_to(
         handle.truncate(size)
 
 
-def _inputs(paths: list[Path], skip: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+MALFORMED = "input.malformed"
+
+
+def _records(
+    paths: list[Path], set_aside: bool
+) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(id, record, None) for every input record; a line that is no record is a UserError, or
+    with `set_aside` (`FILE:LINE`, None, why), the same on every pass over the same files."""
     seen: set[str] = set()
     for path in paths:
         for line in read_lines(path):
+            where = f"{path}:{line.number}"
+            ident = None if line.error else record_id(line.obj)
             if line.error:
-                raise UserError(f"{path}:{line.number}: {line.error}")
-            ident = record_id(line.obj)
-            if ident is None:
-                raise UserError(f"{path}:{line.number}: record has no string 'id'")
-            if ident in seen:
-                raise UserError(f"{path}:{line.number}: duplicate id {ident!r}; ids must be unique")
-            seen.add(ident)
-            if ident not in skip:
-                yield ident, line.obj
+                problem = line.error
+            elif ident is None:
+                problem = "record has no string 'id' (or 'meta.id')"
+            elif ident in seen:
+                problem = f"duplicate id {ident!r}; ids must be unique"
+            else:
+                seen.add(ident)
+                yield ident, line.obj, None
+                continue
+            if not set_aside:
+                raise UserError(f"{where}: {problem}")
+            yield f"{path.name}:{line.number}", None, f"{where}: {problem}"
 
 
-def _count_lines(paths: list[Path]) -> int:
-    return sum(1 for path in paths for line in read_lines(path))
+def _inputs(
+    paths: list[Path], skip: set[str], set_aside: bool
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for ident, obj, problem in _records(paths, set_aside):
+        if problem is None and ident not in skip:
+            yield ident, obj  # type: ignore[misc]
 
 
 async def run_process(stage: Stage, obj: Any) -> Any:
@@ -303,7 +323,13 @@ async def _run(
 ) -> dict[str, Any]:
     attempt = 1 + max(summary.wall, default=0)
     started = time.monotonic()
-    total = _count_lines(inputs)
+    # One pass before any work: counts the inputs, finds the lines to set aside, and stops a
+    # stage whose input has a bad line before it spends anything.
+    total, malformed = 0, []
+    for ident, _, problem in _records(inputs, stage.set_aside):
+        total += 1
+        if problem is not None:
+            malformed.append((ident, problem))
 
     with (
         (directory / "out.jsonl").open("a", encoding="utf-8") as out,
@@ -327,14 +353,20 @@ async def _run(
                     )
                 )
 
+        for ident, problem in malformed:  # first, so that a resumed run commits the same bytes
+            if ident not in done:
+                verdict = Verdict(stage=stage.name, rule=MALFORMED, passed=False, reason=problem)
+                commit(ident, [Outcome(None, [verdict])])
         try:
             if stage.whole:
-                records = [obj for _, obj in _inputs(inputs, set())]
+                records = [obj for _, obj in _inputs(inputs, set(), stage.set_aside)]
                 for ident, outcomes in await run_process(stage, records):
                     if ident not in done:
                         commit(ident, outcomes)
             else:
-                async with aclosing(executor.results(stage, _inputs(inputs, done))) as results:
+                async with aclosing(
+                    executor.results(stage, _inputs(inputs, done, stage.set_aside))
+                ) as results:
                     async for ident, outcomes in results:
                         commit(ident, outcomes)
         except StopStage as stop:
@@ -368,6 +400,9 @@ def _commit(
             n_out += 1
             continue
         failed = [v for v in outcome.verdicts if not v.passed]
+        if not failed or not all(v.reason.strip() for v in failed):
+            # A bug in the stage, not the input: a rejection nobody can act on is not written.
+            raise AssertionError(f"stage rejected {ident} without saying why: {failed}")
         reasons.update(v.rule for v in failed)
         rejected.write(
             dumps({"id": ident, "reasons": [v.to_json() for v in failed], "record": outcome.record})

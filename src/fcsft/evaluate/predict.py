@@ -24,13 +24,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from fcsft.errors import UserError
 from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import decode_arguments, parse_reply
+from fcsft.jsonl import read_numbered
 from fcsft.models.base import ChatLike, ChatRequest, ChatResponse, ModelError
 from fcsft.stage import Outcome, Progress, Stage, run_stage
 
 Protocol = Literal["native", "tagged"]
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """The predictions of a file; one that is not a prediction is a UserError naming its line."""
+    predictions = []
+    for number, prediction in read_numbered(path):
+        turns = prediction.get("turns") or []
+        if not isinstance(prediction.get("id"), str) or not isinstance(turns, list):
+            raise UserError(
+                f"{path}:{number}: a prediction needs a string id (and 'turns', a list of "
+                "calls per turn)"
+            )
+        predictions.append(prediction)
+    return predictions
 
 
 def item_messages(item: dict[str, Any]) -> list[dict[str, Any]]:

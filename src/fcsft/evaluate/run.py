@@ -19,7 +19,8 @@ from pydantic import Field
 from fcsft.errors import UserError
 from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
 from fcsft.evaluate.report import report
-from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.evaluate.testset import read_items
+from fcsft.jsonl import write_json, write_jsonl
 from fcsft.section import Section
 from fcsft.stage import Progress
 
@@ -54,12 +55,10 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
     for path in plan.items:
         if not path.exists():
             raise UserError(f"{path}: no such items file (make one with `fcsft testset`)")
-        for number, item in enumerate(read_jsonl(path), start=1):
-            if "id" not in item or not ("question" in item or "messages" in item):
-                raise UserError(
-                    f"{path}:{number}: an eval item needs an id and a question (or messages)"
-                )
-            items.append(item)
+        found = read_items(path)
+        if not found:
+            raise UserError(f"{path}: holds no items (make them with `fcsft testset`)")
+        items += found
     if plan.bfcl:
         from fcsft.evaluate.bfcl import load_bfcl
 

@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fcsft.formats import get_format
+from fcsft.errors import UserError
+from fcsft.formats import FormatError, get_format
 from fcsft.formats.openai import conversation, tool_json
-from fcsft.jsonl import read_jsonl
+from fcsft.jsonl import read_numbered
 from fcsft.records import Tool, Trajectory, turns
 
 OPENAI = get_format("openai")
@@ -85,6 +86,18 @@ def ood_kind(trajectory: Trajectory, held_out: set[str]) -> str | None:
     return None
 
 
+def read_items(path: Path) -> list[dict[str, Any]]:
+    """The items of an items file; one that is not an item is a UserError naming its line."""
+    items = []
+    for number, item in read_numbered(path):
+        if not isinstance(item.get("id"), str) or not ("question" in item or "messages" in item):
+            raise UserError(
+                f"{path}:{number}: an eval item needs a string id and a question (or messages)"
+            )
+        items.append(item)
+    return items
+
+
 def missing_value_items(
     toolboxes: list[list[Tool]], rng: random.Random, count: int
 ) -> list[dict[str, Any]]:
@@ -120,11 +133,20 @@ def build_testset(
     """Items for the three layers from the curate stage's test split."""
     rng = random.Random(seed)
     held = set(held_out_tools)
-    test = [
-        OPENAI.parse(obj)
-        for obj in read_jsonl(curated)
-        if obj.get("meta", {}).get("split") == "test"
-    ]
+    test = []
+    for number, obj in read_numbered(curated):
+        meta = obj.get("meta")
+        if not isinstance(meta, dict):
+            raise UserError(
+                f"{curated}:{number}: not a curated trajectory (no 'meta'); "
+                "pass a run's curate/out.jsonl"
+            )
+        if meta.get("split") != "test":
+            continue
+        try:
+            test.append(OPENAI.parse(obj))
+        except FormatError as exc:
+            raise UserError(f"{curated}:{number}: {exc}") from None
     layers: dict[str, list[dict[str, Any]]] = {"standard": [], "ood": [], "adversarial": []}
     toolboxes: dict[tuple[str, ...], list[Tool]] = {}
     for trajectory in test:

@@ -7,7 +7,9 @@ still comes through. Readers register by file suffix.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,8 +20,9 @@ import yaml
 from pydantic import ValidationError
 
 from fcsft.errors import UserError, validation_problems
+from fcsft.files import open_input, read_text
 from fcsft.formats import content_id
-from fcsft.jsonl import read_lines
+from fcsft.jsonl import read_lines, read_numbered
 from fcsft.records import Seed
 from fcsft.text.minhash import NearDuplicates
 from fcsft.text.pii import scrub
@@ -34,6 +37,7 @@ class Imported:
 
 
 Row = tuple[int, dict[str, Any]]  # (line number, raw fields)
+_UNDECODED = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, read as a surrogate
 _READERS: dict[str, Callable[[Path], Iterator[Row | tuple[int, str]]]] = {}
 
 
@@ -54,12 +58,19 @@ def _jsonl_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
 
 @reader(".csv")
 def _csv_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    # Bytes that are not UTF-8 are kept as surrogates, so that only their row is set aside.
+    with (
+        open_input(path) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle,
+    ):
         rows = csv.DictReader(handle)
         if not rows.fieldnames or "question" not in rows.fieldnames:
             raise UserError(f"{path}:1: the header needs a 'question' column")
         for row in rows:
             number = rows.line_num
+            if any(_UNDECODED.search(str(value)) for value in row.values()):
+                yield number, "not valid UTF-8; save the file as UTF-8"
+                continue
             if None in row:
                 yield (
                     number,
@@ -89,7 +100,7 @@ def _from_csv(row: dict[str, str]) -> dict[str, Any]:
 @reader(".yaml", ".yml")
 def _yaml_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = yaml.compose(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML") from None
@@ -111,8 +122,7 @@ def import_seeds(paths: list[Path], source: str = "import", domain: str = "") ->
         read = _READERS.get(path.suffix.lower())
         if read is None:
             raise UserError(f"{path}: unknown seed file type; use .jsonl, .csv, .yaml or .yml")
-        if not path.exists():
-            raise UserError(f"{path}: no such file")
+        open_input(path).close()
         for number, row in read(path):
             where = f"{path}:{number}"
             if isinstance(row, str):
@@ -131,6 +141,19 @@ def import_seeds(paths: list[Path], source: str = "import", domain: str = "") ->
             ids.add(seed.id)
             result.seeds.append(seed)
     return result
+
+
+def read_seeds(path: Path) -> list[Seed]:
+    """The seeds of a file `fcsft seeds import` wrote; a row that is not one is a UserError."""
+    seeds = []
+    for number, obj in read_numbered(path):
+        try:
+            seeds.append(Seed.from_json(obj))
+        except ValidationError as exc:
+            raise UserError(
+                f"{path}:{number}: not a seed: {'; '.join(validation_problems(exc))}"
+            ) from None
+    return seeds
 
 
 def mine_logs(

@@ -20,7 +20,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fcsft.errors import UserError, require
-from fcsft.jsonl import read_jsonl
+from fcsft.formats import FormatError, get_format
+from fcsft.jsonl import read_jsonl, read_numbered
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
 from fcsft.stage import Stage, file_hash, stage_key
@@ -78,6 +79,21 @@ class TrainConfig(Section):
     """Checkpoint every this many steps (a killed run resumes from the last one)."""
     seed: int = 0
     """Seed for the validation split and the trainer."""
+
+
+def conversations(data: Path) -> int:
+    """How many conversations the training data holds, read before any model is: a line that is
+    not one, or a file with none, is a UserError naming it."""
+    count = 0
+    for number, obj in read_numbered(data):
+        try:
+            get_format("openai").parse(obj)
+        except FormatError as exc:
+            raise UserError(f"{data}:{number}: not a conversation: {exc}") from None
+        count += 1
+    if not count:
+        raise UserError(f"{data}: no conversations to train on")
+    return count
 
 
 def _datasets(config: TrainConfig, tokenizer: Any, data: Path):
@@ -191,6 +207,7 @@ def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
     A finished run with the same config and data is not repeated; checkpoints of a run with
     another config or other data are discarded rather than resumed.
     """
+    conversations(data)
     key = stage_key(
         Stage("train", lambda obj: [], config.model_dump(mode="json")), file_hash([data])
     )

@@ -93,6 +93,7 @@ def validate_stage(
         process,
         config=config.model_dump(mode="json") | {"judge": judge_name},
         concurrency=16 if config.judge else 1,
+        set_aside=True,  # trajectories a user brings: a bad line is rejected, the rest checked
     )
 
 
@@ -141,6 +142,6 @@ async def judge_verdicts(
             stage="validate",
             rule="judge.rubric",
             passed=False,
-            reason=str(verdict.get("reason", "")),
+            reason=str(verdict.get("reason") or "the judge failed it without giving a reason"),
         )
     ]

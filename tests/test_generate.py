@@ -198,3 +198,31 @@ def _recording(teacher: Teacher) -> list:
 
     teacher.chat = chat
     return requests
+
+
+def test_a_reference_answer_made_of_tool_calls_is_rejected_with_that_reason(tmp_path):
+    """The answer request offers no tools; a teacher that calls one anyway gives no answer,
+    and the rejection says so rather than carrying an empty reason."""
+    tasks = tmp_path / "tasks.jsonl"
+    write_jsonl(tasks, [TASKS[1].to_json()])
+
+    class CallsOnly:
+        async def chat(self, request):
+            call = {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "revenue", "arguments": '{"company": "Orrin Dynamics"}'},
+            }
+            return ChatResponse(message={"content": None, "tool_calls": [call]})
+
+    config = GenerateConfig(reference="plan")
+    stats = run_stage(
+        generate_stage(config, CallsOnly(), "teacher-x", Toolbox([revenue])),
+        tmp_path / "run",
+        [tasks],
+    )
+    assert stats["reasons"] == {"generate.model_error": 1}
+    (row,) = read_jsonl(tmp_path / "run/generate/rejected.jsonl")
+    assert row["reasons"][0]["reason"] == (
+        "the answer request was answered with 1 tool call(s) and no text"
+    )

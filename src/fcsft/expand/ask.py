@@ -17,6 +17,7 @@ class Answer:
     text: str = ""
     error: str | None = None  # why there is no usable answer
     usage: dict[str, float] | None = None
+    calls: int = 0  # tool calls the reply made (a prompt that offers no tools wants none)
 
 
 async def ask(
@@ -45,7 +46,11 @@ async def ask(
         "completion_tokens": response.completion_tokens,
         "cost": float(response.extra.get("cost", 0.0)),
     }
-    return Answer(text=(response.message.get("content") or "").strip(), usage=usage)
+    return Answer(
+        text=(response.message.get("content") or "").strip(),
+        usage=usage,
+        calls=len(response.message.get("tool_calls") or []),
+    )
 
 
 def string_list(text: str) -> list[str] | None:

@@ -173,7 +173,7 @@ def _outcome(trajectory: Trajectory) -> Outcome:
             stage="generate",
             rule="generate.model_error",
             passed=False,
-            reason=str(extra.get("error", "")),
+            reason=str(extra.get("error") or "the model failed without saying why"),
         )
         return Outcome(record, [verdict], counts)
     return Outcome(record, counts=counts | {"trajectories": 1})
@@ -285,6 +285,12 @@ async def reference_trajectory(
         answer = await ask(model, model_name, prompt, temperature=0.0, max_tokens=answer_tokens)
     else:
         answer = Answer(text="Done. " + " ".join(results))
+    if not answer.text and answer.error is None:
+        answer.error = (
+            f"the answer request was answered with {answer.calls} tool call(s) and no text"
+            if answer.calls
+            else "the answer request was answered with no text"
+        )
     meta = _meta(task, 0, f"reference+{model_name}")
     usage = answer.usage or {}
     fields = meta.model_dump() | {

@@ -269,3 +269,12 @@ def test_the_python_tool_from_config():
     spec, result = asyncio.run(scenario())
     assert spec.required == ["code"] and "no network access" in spec.description
     assert result.content == "45" and not result.error
+
+
+def test_a_lone_surrogate_in_the_code_is_an_error_result_not_a_raise():
+    run, _ = sandboxed("print('\ud800 alone')")
+    assert not run.ok and run.exit_code == 1
+    assert run.stderr.startswith("SyntaxError: the code is not valid text: '\\ud800'")
+    result = asyncio.run(python_tool().run({"code": "x = '\udcff'"}))
+    assert result.error and "SyntaxError: the code is not valid text" in result.content
+    assert result.content.endswith("[exit code 1]")

@@ -111,6 +111,16 @@ class SandboxRun:
 async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxRun:
     """Run `code` as a Python script under `limits`; never raises for anything the code does."""
     limits = limits or SandboxLimits()
+    try:
+        source = code.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (a `\ud800` escape in the call's JSON) cannot be a source file; the
+        # model hears it the way Python reports a source it cannot read, and nothing runs.
+        return SandboxRun(
+            stderr=f"SyntaxError: the code is not valid text: {code[exc.start]!r} at character "
+            f"{exc.start} is half of a surrogate pair; write the character itself\n",
+            exit_code=1,
+        )
     box = Path(tempfile.mkdtemp(prefix="fcsft-sandbox-"))
     uid = _UID_BASE + int.from_bytes(os.urandom(3), "big") if os.getuid() == 0 else None
     memory = limits.memory_mb * 2**20
@@ -118,7 +128,7 @@ async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxR
     cgroup = RunCgroup.create(memory + limits.disk_mb * 2**20, limits.processes + 2)
     read_end, write_end = os.pipe()
     try:
-        (box / "main.py").write_text(code, encoding="utf-8")
+        (box / "main.py").write_bytes(source)
         (box / "root").mkdir()
         if uid is not None:
             os.chown(box, uid, uid)  # the working folder where no mount namespace can be made

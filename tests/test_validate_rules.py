@@ -286,3 +286,90 @@ def test_llm_judge_is_off_by_default_and_explains_failures(tmp_path):
         validate_stage(config, judge=Judge(), judge_name="judge"), tmp_path / "b", [source]
     )
     assert stats["reasons"] == {"judge.rubric": 1}
+
+
+REPORTS_ERROR = [
+    "Error: no filing for Nobody Inc",
+    "ERROR: rate limit reached",
+    "  error: connection refused",
+    "KeyError: 'Nobody Inc'",
+    "requests.exceptions.HTTPError: 404 Client Error",
+    "fatal: not a git repository",
+    'Traceback (most recent call last):\n  File "main.py", line 1\nZeroDivisionError: x',
+    'partial output\n[stderr]\nTraceback (most recent call last):\n  File "main.py"',
+    "HTTP 404",
+    "HTTP/1.1 503 Service Unavailable",
+    "404 Not Found",
+    "429 Too Many Requests: retry in 2s",
+    '{"error": "no filing for Nobody Inc"}',
+    '{"error": {"code": 500, "message": "upstream failed"}, "data": null}',
+]
+REPORTS_NO_ERROR = [
+    "No error occurred; revenue was $1,482.6 million.",
+    "Errors: 0, warnings: 2",
+    "Error rate: 2% of orders (fiscal 2025)",
+    "ErrorHandler: registered for /api",
+    "Terror: a 2025 film",
+    "The traceback module formats stack traces.",
+    '{"error": null, "revenue": 1482.6}',
+    '{"error": false, "ok": true}',
+    '{"error": "", "items": []}',
+    '{"result": "see the error handling guide"}',
+    "HTTP 200 OK",
+    "404 pages were indexed",
+    "404 Not Foundation grants were awarded",
+    "Harbor Lane Foods revenue: an error in last year's filing was corrected.",
+]
+
+
+@pytest.mark.parametrize("content", REPORTS_ERROR)
+def test_a_result_that_reports_an_error_in_its_text_counts_as_failed(content):
+    assert Observation(content=content, call_id="c0").failed
+
+
+@pytest.mark.parametrize("content", REPORTS_NO_ERROR)
+def test_a_result_that_only_mentions_errors_does_not(content):
+    assert not Observation(content=content, call_id="c0").failed
+
+
+def _imported(first_result: str) -> dict:
+    """An OpenAI-format record as a user brings it: tool results carry no is_error flag."""
+    arguments = '{"query": "Harbor Lane revenue"}'
+    calls = [
+        {"id": f"c{n}", "type": "function", "function": {"name": "search", "arguments": arguments}}
+        for n in range(2)
+    ]
+    return {
+        "tools": [{"type": "function", "function": SEARCH.model_dump()}],
+        "messages": [
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": None, "tool_calls": calls[:1]},
+            {"role": "tool", "tool_call_id": "c0", "content": first_result},
+            {
+                "role": "assistant",
+                "content": "The search failed; trying again.",
+                "tool_calls": calls[1:],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": OBSERVED},
+            {"role": "assistant", "content": "Revenue was $1,482.6 million in fiscal 2025."},
+        ],
+        "meta": {"id": "imported"},
+    }
+
+
+@pytest.mark.parametrize("content", REPORTS_ERROR[:1] + REPORTS_ERROR[-6:])
+def test_retrying_after_an_error_told_in_text_is_not_redundant(content):
+    assert "logic.redundant_call" not in failures(_imported(content))
+
+
+@pytest.mark.parametrize("content", REPORTS_NO_ERROR[:2] + REPORTS_NO_ERROR[6:8])
+def test_repeating_a_call_that_worked_is_still_redundant(content):
+    assert "logic.redundant_call" in failures(_imported(content))
+
+
+def test_answering_past_an_error_told_in_text_is_an_ignored_error():
+    record = _imported("HTTP/1.1 503 Service Unavailable")
+    record["messages"][3:] = [{"role": "assistant", "content": "Revenue was $1,482.6 million."}]
+    assert "logic.ignored_error" in failures(record)
+    record["messages"][2]["content"] = "HTTP/1.1 200 OK"
+    assert "logic.ignored_error" not in failures(record)

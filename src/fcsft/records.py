@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fcsft.tool_errors import reports_error
+
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -80,6 +82,12 @@ class Observation(Record):
     content: str
     call_id: str
     error: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Whether the call failed: flagged so, or saying so in its text, as results in files
+        from elsewhere do (see `fcsft.tool_errors`)."""
+        return self.error or reports_error(self.content)
 
 
 class FinalAnswer(_Prose):

@@ -79,7 +79,7 @@ def ood_kind(trajectory: Trajectory, held_out: set[str]) -> str | None:
         return "unseen_tool"
     if trajectory.meta.how == "combine":
         return "combination"
-    if any(s.type == "observation" and s.error for s in trajectory.steps):
+    if any(s.type == "observation" and s.failed for s in trajectory.steps):
         return "failing_tool"
     if len(trajectory.calls) >= 3:
         return "long_chain"

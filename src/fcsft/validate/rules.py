@@ -211,7 +211,7 @@ def redundant_call(trajectory: Trajectory, settings: Settings) -> list[str]:
     problems = []
     failed: set[str] = set()
     for step in trajectory.steps:
-        if isinstance(step, Observation) and step.error:
+        if isinstance(step, Observation) and step.failed:
             failed.add(step.call_id)
         if not isinstance(step, ToolCall):
             continue
@@ -234,7 +234,7 @@ def ignored_error(trajectory: Trajectory, settings: Settings) -> list[str]:
     found = _turns(trajectory)
     problems = []
     for number, turn in enumerate(found[:-1]):
-        failed = [obs for obs in turn.observations if obs.error]
+        failed = [obs for obs in turn.observations if obs.failed]
         if not failed:
             continue
         after: Turn = found[number + 1]

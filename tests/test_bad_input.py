@@ -414,3 +414,29 @@ def test_validate_will_not_write_where_its_input_or_other_files_live(tmp_path, c
             "validate", "--in", EXAMPLE, "--out", checked, "--rules", rules, capsys=capsys
         )
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["memory", "add", "topic", "a lesson", "--dir", "{file}"],
+        ["memory", "show", "--dir", "{file}"],
+        ["memory", "lessons", "{folder}", "--dir", "{folder}/memory"],
+        ["memory", "lessons", "{file}", "--dir", "{folder}/memory"],
+        ["eval", "compare", "{folder}", "{folder}", "--out", "{file}"],
+        ["validate", "--in", "{folder}", "--out", "{folder}/checked"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_folder_argument_that_is_not_one_is_named_in_one_line(argv, tmp_path, capsys):
+    user = tmp_path / "user"
+    (user / "folder" / "predictions").mkdir(parents=True)  # passes for an eval folder
+    (user / "folder" / "predictions" / "out.jsonl").write_bytes(b"")
+    (user / "file.jsonl").write_bytes(PRECIOUS)
+    before = snapshot(user)
+    names = {"file": user / "file.jsonl", "folder": user / "folder"}
+    result = fcsft_here(*(part.format(**names) for part in argv), capsys=capsys)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(user) in line
+    assert snapshot(user) == before

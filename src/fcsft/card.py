@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from fcsft.export import SPLITS
+from fcsft.files import write_text
 from fcsft.jsonl import read_jsonl
 from fcsft.plots import bars
 
@@ -169,5 +170,5 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         "",
     ]
     card = out / "DATASET.md"
-    card.write_text("\n".join(lines), encoding="utf-8")
+    write_text(card, "\n".join(lines))
     return card

@@ -236,15 +236,20 @@ app.add_typer(memory_app, name="memory")
 MemoryDir = Annotated[Path, typer.Option("--dir", help="Memory folder.")]
 
 
+def _memory(root: Path):
+    from fcsft.files import check_output_dir
+    from fcsft.memory import MemoryWriter
+
+    return MemoryWriter(check_output_dir(root, option="--dir"))
+
+
 @memory_app.command("show")
 def memory_show(
     topic: Annotated[str, typer.Argument(help="Topic (all when omitted).")] = "",
     root: MemoryDir = Path("memory"),
 ) -> None:
     """Print memories, by topic."""
-    from fcsft.memory import MemoryWriter
-
-    writer = MemoryWriter(root)
+    writer = _memory(root)
     for name in [topic] if topic else writer.topics():
         out.print(f"# {name}", markup=False)
         for memory in writer.read(name):
@@ -259,9 +264,9 @@ def memory_add(
     root: MemoryDir = Path("memory"),
 ) -> None:
     """Add a memory (a close one in the same topic is replaced)."""
-    from fcsft.memory import Memory, MemoryWriter
+    from fcsft.memory import Memory
 
-    counts = MemoryWriter(root).add([Memory(topic, text, why)])
+    counts = _memory(root).add([Memory(topic, text, why)])
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
 
 
@@ -272,9 +277,7 @@ def memory_forget(
     root: MemoryDir = Path("memory"),
 ) -> None:
     """Remove the memory of TOPIC whose text contains TEXT."""
-    from fcsft.memory import MemoryWriter
-
-    if not MemoryWriter(root).forget(topic, text):
+    if not _memory(root).forget(topic, text):
         raise UserError(f"no memory in {topic!r} contains {text!r}")
     out.print("forgotten", markup=False)
 
@@ -285,11 +288,10 @@ def memory_lessons(
     root: MemoryDir = Path("memory"),
 ) -> None:
     """Turn what validation rejected most into teacher lessons (topic `teacher`)."""
-    from fcsft.memory import MemoryWriter
     from fcsft.memory.extract import lessons_from_validation
 
     lessons = lessons_from_validation(stage)
-    counts = MemoryWriter(root).add(lessons)
+    counts = _memory(root).add(lessons)
     for lesson in lessons:
         out.print(f"- {lesson.text} (why: {lesson.why})", markup=False)
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
@@ -638,6 +640,9 @@ def eval_compare(
 ) -> None:
     """Base vs tuned per layer and metric: McNemar's p and bootstrap intervals, MMLU paired."""
     from fcsft.evaluate.report import compare
+    from fcsft.files import check_output_dir
+
+    check_output_dir(target)
 
     for directory in (base, tuned):
         if not (directory / "predictions" / "out.jsonl").exists():

@@ -22,6 +22,7 @@ from typing import Any
 
 from fcsft.evaluate.score import score_item, summarise
 from fcsft.evaluate.significance import bootstrap_difference, mcnemar
+from fcsft.files import write_text
 from fcsft.intervals import wilson
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.plots import bars, inline_png
@@ -90,7 +91,7 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     page.append(inline_png(plot))
     if "mmlu" in result:
         page.append(_mmlu_table({"model": result["mmlu"]}))
-    (eval_dir / "report.html").write_text("\n".join(page) + "</body></html>\n", encoding="utf-8")
+    write_text(eval_dir / "report.html", "\n".join(page) + "</body></html>\n")
     return result
 
 
@@ -157,7 +158,7 @@ def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
     if len(marks) == 2:
         result["mmlu"] = _mmlu_compare(marks["base"], marks["tuned"])
     write_json(out_dir / "compare.json", result)
-    (out_dir / "compare.html").write_text(_compare_html(result, out_dir), encoding="utf-8")
+    write_text(out_dir / "compare.html", _compare_html(result, out_dir))
     return result
 
 

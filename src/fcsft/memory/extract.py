@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fcsft.errors import UserError
 from fcsft.expand.ask import ask
 from fcsft.formats._json import JsonProblem, loads_lenient
 from fcsft.jsonl import read_jsonl
@@ -65,6 +66,11 @@ async def extract_with_model(
 
 def lessons_from_validation(stage_dir: Path, top: int = 5) -> list[Memory]:
     """Teacher lessons from what validation rejected most: the rule, the share, an example."""
+    if not (stage_dir / "stats.json").is_file():
+        raise UserError(
+            f"{stage_dir}: not a finished validate stage (no stats.json); "
+            "pass the folder `fcsft validate --out` wrote, or RUN_DIR/validate"
+        )
     stats = json.loads((stage_dir / "stats.json").read_text())
     total = stats.get("in", 0) or 1
     examples: dict[str, str] = {}

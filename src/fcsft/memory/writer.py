@@ -14,7 +14,6 @@ leaves half a file. A file that does not parse is reported and left untouched.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcsft.errors import UserError
+from fcsft.files import write_text
 
 _ENTRY = re.compile(r"^- (?P<text>.+?) \(why: (?P<why>.*)\)$")
 _WORD = re.compile(r"\w+")
@@ -117,14 +117,14 @@ class MemoryWriter:
 
     def _write_topic(self, topic: str, memories: list[Memory]) -> None:
         body = [f"# {topic}", ""] + [f"- {m.text} (why: {m.why})" for m in memories]
-        _atomic_write(self.root / f"{slug(topic)}.md", "\n".join(body) + "\n")
+        write_text(self.root / f"{slug(topic)}.md", "\n".join(body) + "\n")
 
     def _write_index(self) -> None:
         lines = ["# Memory", ""]
         for name in self.topics():
             count = len(self.read(name))
             lines.append(f"- [{name}]({name}.md): {count}")
-        _atomic_write(self.root / "MEMORY.md", "\n".join(lines) + "\n")
+        write_text(self.root / "MEMORY.md", "\n".join(lines) + "\n")
 
 
 def _merge(current: list[Memory], memory: Memory, replace_at: float) -> str:
@@ -136,9 +136,3 @@ def _merge(current: list[Memory], memory: Memory, replace_at: float) -> str:
             return "replaced"
     current.append(Memory(current[0].topic if current else memory.topic, memory.text, memory.why))
     return "added"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

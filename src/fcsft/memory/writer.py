@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcsft.errors import UserError
-from fcsft.files import write_text
+from fcsft.files import read_text, write_text
 
 _ENTRY = re.compile(r"^- (?P<text>.+?) \(why: (?P<why>.*)\)$")
 _WORD = re.compile(r"\w+")
@@ -66,7 +66,7 @@ class MemoryWriter:
         path = self.root / f"{slug(topic)}.md"
         if not path.exists():
             return []
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path).splitlines()
         if not lines or not lines[0].startswith("# "):
             raise MemoryCorrupt(f"{path}:1: expected a '# topic' heading; fix or move the file")
         memories = []

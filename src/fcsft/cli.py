@@ -311,7 +311,7 @@ def train_command(
     from fcsft.files import check_output_dir
     from fcsft.train.run import TrainConfig, train
 
-    check_output_dir(target, data)
+    check_output_dir(target)
     settings = load_config(config).train if config else TrainConfig()
     if max_steps is not None:
         settings = settings.model_copy(update={"max_steps": max_steps})

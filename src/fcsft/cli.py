@@ -497,6 +497,13 @@ def eval_command(
     bfcl_limit: Annotated[
         int | None, typer.Option(help="At most this many items per BFCL category (seeded).")
     ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Part of each BFCL category: dev (make every choice here), test (score the "
+            "final model once) or all."
+        ),
+    ] = "dev",
     mmlu: Annotated[int, typer.Option(help="MMLU questions for forgetting (0: none).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the BFCL and MMLU subsets.")] = 0,
     protocol: Annotated[
@@ -515,6 +522,8 @@ def eval_command(
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
     if protocol not in ("native", "tagged"):
         raise UserError(f"--protocol {protocol!r}: expected native or tagged")
+    if split not in ("dev", "test", "all"):
+        raise UserError(f"--split {split!r}: expected dev, test or all")
     from fcsft.evaluate.run import EvalPlan, evaluate
 
     plan = EvalPlan(
@@ -523,6 +532,7 @@ def eval_command(
         items=list(items or []),
         bfcl=list(bfcl or []),
         bfcl_limit=bfcl_limit,
+        split=split,  # type: ignore[arg-type]
         mmlu=mmlu,
         seed=seed,
         protocol=protocol,  # type: ignore[arg-type]

@@ -86,6 +86,7 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     )
     page = [_head(f"fcsft eval: {html.escape(str(result.get('model', eval_dir.name)))}")]
     page.append(_command_line(result))
+    page.append(_split_line(result))
     page.append(_layers_table(result["layers"]))
     page.append(inline_png(plot))
     if "mmlu" in result:
@@ -176,7 +177,7 @@ def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, An
 def _meta(directory: Path) -> dict[str, Any]:
     path = directory / "report.json"
     meta = json.loads(path.read_text()) if path.exists() else {}
-    return {k: meta[k] for k in ("model", "command", "items") if k in meta} | {
+    return {k: meta[k] for k in ("model", "command", "items", "split") if k in meta} | {
         "dir": str(directory)
     }
 
@@ -199,6 +200,19 @@ def _head(title: str) -> str:
 def _command_line(meta: dict[str, Any]) -> str:
     command = meta.get("command")
     return f"<p>command: <code>{html.escape(command)}</code></p>" if command else ""
+
+
+def _split_line(meta: dict[str, Any]) -> str:
+    split = meta.get("split")
+    if not split:
+        return ""
+    asked = ", ".join(f"{category} {n}" for category, n in split["asked"].items())
+    part = "every item" if split["part"] == "all" else f"the {html.escape(split['part'])} part"
+    return (
+        f"<p>BFCL: {part} of each category ({asked} items; "
+        f"{split['dev_share']:.0%} of each category is dev, split by "
+        f"<code>{html.escape(split['seed'])}</code>).</p>"
+    )
 
 
 def _pct(cell: dict[str, Any]) -> str:

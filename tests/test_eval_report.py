@@ -108,7 +108,8 @@ def test_compare_pairs_items_and_tests_the_difference(tmp_path):
     assert (full["gained"], full["lost"]) == (8, 0)
     assert full["p_value"] == pytest.approx(2 / 2**8)  # exact McNemar: 8 discordant, all one way
     assert full["difference"] == pytest.approx(0.8)
-    assert full["ci95_low"] > 0.4
+    # Newcombe: 0.8 - sqrt((0.8 - 0.4902)^2 + 0.2775^2), Wilson's 8/10 low and 0/10 high.
+    assert full["ci95_low"] == pytest.approx(0.3841, abs=1e-3)
     no_call = result["layers"]["adversarial"]["no_call"]
     assert no_call["n"] == 3  # n2 failed in the tuned run, so it is not a pair
     assert (no_call["gained"], no_call["lost"]) == (0, 1)

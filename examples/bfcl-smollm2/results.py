@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fcsft.evaluate.report import headline_metric
+from fcsft.evaluate.report import difference_text, headline_metric
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TARGET_GAIN = 0.20  # simple AST accuracy, tuned minus base
@@ -34,14 +34,13 @@ def pct(cell: dict[str, Any]) -> str:
 def row(name: str, metric: str, cell: dict[str, Any]) -> str:
     return (
         f"| {name} | {metric} | {cell['n']} | {pct(cell['base'])} | {pct(cell['tuned'])} | "
-        f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, {cell['ci95_high']:+.1%}] | "
-        f"{cell['p_value']:.3g} |"
+        f"{difference_text(cell)} | {cell['p_value']:.3g} |"
     )
 
 
 def table(compare: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
     lines = [
-        "| set | metric | n | base [95% CI] | tuned [95% CI] | difference [95% bootstrap] | "
+        "| set | metric | n | base [95% CI] | tuned [95% CI] | difference [95% Newcombe] | "
         "McNemar p |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -120,7 +119,7 @@ def main(run: Path) -> str:
         out += [
             "## Forgetting: MMLU (200 questions, the same for both)",
             "",
-            "| form | n | base | tuned | difference [95% bootstrap] | McNemar p |",
+            "| form | n | base | tuned | difference [95% Newcombe] | McNemar p |",
             "|---|---|---|---|---|---|",
         ]
         for form in ("letter", "cloze", "cloze_norm"):
@@ -129,8 +128,7 @@ def main(run: Path) -> str:
                 mark = " (counts)" if mmlu.get("counts") == form else ""
                 out.append(
                     f"| {form}{mark} | {cell['n']} | {pct(cell['base'])} | {pct(cell['tuned'])} | "
-                    f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, "
-                    f"{cell['ci95_high']:+.1%}] | {cell['p_value']:.3g} |"
+                    f"{difference_text(cell)} | {cell['p_value']:.3g} |"
                 )
         out += [
             "",

@@ -606,7 +606,7 @@ def eval_compare(
     tuned: Annotated[Path, typer.Argument(help="Eval directory of the tuned model.")],
     target: Annotated[Path, typer.Option("--out", help="Directory for compare.json/.html.")],
 ) -> None:
-    """Base vs tuned per layer and metric: McNemar's p and bootstrap intervals, MMLU paired."""
+    """Base vs tuned per layer and metric: McNemar's p and Newcombe's paired intervals, MMLU."""
     from fcsft.evaluate.report import compare
 
     for directory in (base, tuned):

@@ -7,8 +7,8 @@ this module writes from them: `scores.jsonl` (per item, per metric), `report.jso
 elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
-report gives both rates with 95% Wilson intervals, the difference with a bootstrap interval
-and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
+report gives both rates with 95% Wilson intervals, the difference with Newcombe's paired 95%
+interval (none under ten pairs, see fcsft.evaluate.significance) and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
 cloze and normalised cloze on which the base model is above chance (a form at chance cannot
 show forgetting).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.evaluate.score import score_item, summarise
-from fcsft.evaluate.significance import bootstrap_difference, mcnemar
+from fcsft.evaluate.significance import mcnemar, paired_interval
 from fcsft.intervals import wilson
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.plots import bars, inline_png
@@ -115,12 +115,13 @@ def _paired(
 
 
 def paired_difference(first: list[int], second: list[int]) -> dict[str, Any]:
-    """Both rates with intervals, the difference with a bootstrap interval, McNemar's p."""
+    """Both rates with intervals, the difference with Newcombe's paired interval (None at small
+    n), McNemar's exact p."""
     return {
         "n": len(first),
         "base": wilson(sum(first), len(first)).to_json(),
         "tuned": wilson(sum(second), len(second)).to_json(),
-        **bootstrap_difference(first, second),
+        **paired_interval(first, second),
         **mcnemar(first, second),
     }
 
@@ -241,12 +242,16 @@ def _mmlu_table(sides: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows) + "</table>"
 
 
+def difference_text(cell: dict[str, Any]) -> str:
+    """`+21.0% [+13.0%, +29.0%]`, or `+66.7% [no interval at n=6]` under ten pairs."""
+    if cell.get("ci95_low") is None:
+        return f"{cell['difference']:+.1%} [no interval at n={cell['n']}]"
+    return f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, {cell['ci95_high']:+.1%}]"
+
+
 def _difference_cell(cell: dict[str, Any]) -> str:
     mark = " class='sig'" if cell["p_value"] < 0.05 else ""
-    return (
-        f"<td{mark}>{cell['difference']:+.1%} <small>[{cell['ci95_low']:+.1%}, "
-        f"{cell['ci95_high']:+.1%}] p={cell['p_value']:.3g}</small></td>"
-    )
+    return f"<td{mark}>{difference_text(cell)} <small>p={cell['p_value']:.3g}</small></td>"
 
 
 def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
@@ -255,7 +260,7 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
     page.append(
         f"<p>base: <code>{html.escape(str(result['base'].get('model')))}</code>, tuned: "
         f"<code>{html.escape(str(result['tuned'].get('model')))}</code>. Cells: base → tuned, "
-        "difference with a 95% bootstrap interval and McNemar's exact p (bold: p &lt; 0.05)."
+        "difference with Newcombe's paired 95% interval and McNemar's exact p (bold: p &lt; 0.05)."
         "</p>"
     )
     header = "<tr><th>layer</th><th>metric</th><th>n</th><th>base</th><th>tuned</th>"

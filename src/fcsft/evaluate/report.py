@@ -20,13 +20,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fcsft.evaluate.score import score_item, summarise
+from fcsft.evaluate.score import METRICS, score_item, summarise
 from fcsft.evaluate.significance import mcnemar, paired_interval
 from fcsft.intervals import wilson
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.plots import bars, inline_png
 
-METRICS = ("tool_selection", "parameters", "call_order", "full_call", "no_call", "parse_failure")
 MMLU_FORMS = ("letter", "cloze", "cloze_norm")
 CHANCE = 0.25
 

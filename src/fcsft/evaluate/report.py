@@ -3,7 +3,9 @@
 An eval directory holds `items.jsonl` (what was asked), `predictions/out.jsonl` (what the
 model called), `mmlu.jsonl` (per question, 1/0 per answer form) when MMLU was run, and what
 this module writes from them: `scores.jsonl` (per item, per metric), `report.json` and
-`report.html`. Nothing here calls a model, so a report can be rebuilt, or predictions made
+`report.html`. Predictions for BFCL items are also judged by BFCL's own checker
+(`fcsft.evaluate.official`): report.json's `official` holds both verdicts per item, their
+agreement and every disagreement with its reason. Nothing here calls a model, so a report can be rebuilt, or predictions made
 elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
@@ -20,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fcsft.errors import UserError
 from fcsft.evaluate.score import METRICS, score_item, summarise
 from fcsft.evaluate.significance import mcnemar, paired_interval
 from fcsft.intervals import wilson
@@ -58,6 +61,18 @@ def mmlu_summary(marks: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def official(eval_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """BFCL's own checker on the BFCL predictions beside fcsft's verdicts (None: no BFCL item)."""
+    from fcsft.evaluate.official import official_section
+
+    items = {item["id"]: item for item in read_jsonl(eval_dir / "items.jsonl")}
+    predictions = read_jsonl(eval_dir / "predictions" / "out.jsonl")
+    try:
+        return official_section(items, predictions, {row["id"]: row for row in rows})
+    except UserError as exc:
+        return {"skipped": str(exc)}
+
+
 def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score an eval directory and write scores.jsonl, report.json and report.html."""
     rows, failed = score_rows(eval_dir / "items.jsonl", eval_dir / "predictions" / "out.jsonl")
@@ -69,6 +84,9 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
         model_errors=len(failed),
         layers=summarise(rows, by="layer"),
     )
+    checked = official(eval_dir, rows)
+    if checked is not None:
+        result["official"] = checked
     mmlu_path = eval_dir / "mmlu.jsonl"
     if mmlu_path.exists():
         result["mmlu"] = mmlu_summary(list(read_jsonl(mmlu_path)))
@@ -88,6 +106,7 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     page.append(_split_line(result))
     page.append(_layers_table(result["layers"]))
     page.append(inline_png(plot))
+    page.append(_official_html(result.get("official")))
     if "mmlu" in result:
         page.append(_mmlu_table({"model": result["mmlu"]}))
     (eval_dir / "report.html").write_text("\n".join(page) + "</body></html>\n", encoding="utf-8")
@@ -200,6 +219,26 @@ def _head(title: str) -> str:
 def _command_line(meta: dict[str, Any]) -> str:
     command = meta.get("command")
     return f"<p>command: <code>{html.escape(command)}</code></p>" if command else ""
+
+
+def _official_html(checked: dict[str, Any] | None) -> str:
+    if not checked:
+        return ""
+    if "skipped" in checked:
+        return f"<p>BFCL's own checker was not run: {html.escape(checked['skipped'])}</p>"
+    page = [
+        f"<h2>BFCL's own checker</h2><p>{html.escape(checked['checker'])} agrees with fcsft on "
+        f"{checked['agree']} of {checked['n']} predictions ({checked['agreement']:.2%}).</p>"
+    ]
+    if checked["disagreements"]:
+        page.append("<table><tr><th>item</th><th>fcsft</th><th>BFCL</th><th>why</th></tr>")
+        for row in checked["disagreements"]:
+            page.append(
+                f"<tr><td>{html.escape(row['id'])}</td><td>{row['fcsft']}</td>"
+                f"<td>{row['bfcl']}</td><td>{html.escape(row['explanation'])}</td></tr>"
+            )
+        page.append("</table>")
+    return "\n".join(page)
 
 
 def _split_line(meta: dict[str, Any]) -> str:

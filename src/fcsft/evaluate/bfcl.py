@@ -57,7 +57,7 @@ UNSCORED = {
     "web_search": "it is scored on the final answer",
 }
 QUESTIONS = SCORED + tuple(UNSCORED)
-"""Categories whose questions bfcl_questions reads (for decontamination)."""
+"""Categories bfcl_references reads (for decontamination)."""
 
 TYPES = {
     "string": "string",
@@ -247,15 +247,26 @@ def load_bfcl(
     ]
 
 
-def bfcl_questions(categories: Iterable[str], *, folder: Path | None = None) -> Iterator[str]:
-    """Every user message of the categories' questions (what decontamination compares with)."""
+def bfcl_references(
+    categories: Iterable[str], *, folder: Path | None = None
+) -> Iterator[dict[str, Any]]:
+    """What decontamination compares with, item by item: `{"id", "questions": every user
+    message, "functions": [(name, description)] as BFCL wrote them}`."""
     categories = list(categories)
     for category in categories:
         check_category(category, QUESTIONS)
     folder = folder or data_dir()
     for category in categories:
         for entry in _entries(category, folder):
-            for turn in entry.get("question") or []:
-                for message in turn:
-                    if message.get("role") == "user" and isinstance(message.get("content"), str):
-                        yield message["content"]
+            questions = [
+                message["content"]
+                for turn in entry.get("question") or []
+                for message in turn
+                if message.get("role") == "user" and isinstance(message.get("content"), str)
+            ]
+            functions = [
+                (f.get("name", ""), f.get("description", ""))
+                for f in entry.get("function") or []
+                if isinstance(f, dict)
+            ]
+            yield {"id": entry["id"], "questions": questions, "functions": functions}

@@ -507,7 +507,12 @@ def eval_command(
     mmlu: Annotated[int, typer.Option(help="MMLU questions for forgetting (0: none).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the BFCL and MMLU subsets.")] = 0,
     protocol: Annotated[
-        str, typer.Option(help="native (function calling) or tagged (fcsft text over an API).")
+        str,
+        typer.Option(
+            help="native (function calling), tagged (fcsft text over an API), bfcl (BFCL's own "
+            "prompting form: functions in the system prompt, calls written as Python) or "
+            "bfcl-fewshot (the same with three worked examples)."
+        ),
     ] = "native",
     max_tokens: Annotated[int, typer.Option(help="Completion tokens per reply.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
@@ -520,8 +525,8 @@ def eval_command(
         return
     if model is None or target is None:
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
-    if protocol not in ("native", "tagged"):
-        raise UserError(f"--protocol {protocol!r}: expected native or tagged")
+    if protocol not in ("native", "tagged", "bfcl", "bfcl-fewshot"):
+        raise UserError(f"--protocol {protocol!r}: expected native, tagged, bfcl or bfcl-fewshot")
     if split not in ("dev", "test", "all"):
         raise UserError(f"--split {split!r}: expected dev, test or all")
     from fcsft.evaluate.run import EvalPlan, evaluate

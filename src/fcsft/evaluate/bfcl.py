@@ -2,9 +2,11 @@
 
 Each category is a file of one JSON object a line in the package's `data/`, with the possible
 answers in `data/possible_answer/`. An item here is what fcsft.evaluate.score reads:
-`{"id", "layer": category, "split", "kind", "messages", "tools", "gold", "possible"}`, where
-`possible` is BFCL's ground truth as one turn and `gold` one right answer picked from it (the
-first acceptable value of each parameter). The irrelevance categories have `gold: []`.
+`{"id", "layer": category, "split", "kind", "messages", "tools", "bfcl_functions", "gold",
+"possible"}`, where `possible` is BFCL's ground truth as one turn and `gold` one right answer
+picked from it (the first acceptable value of each parameter); the irrelevance categories have
+`gold: []`. `bfcl_functions` are the functions as BFCL shows them to models it prompts without
+function calling (its own names and types, with its Python 3 note).
 
 Tools are shown the way BFCL's own function-calling handlers show them to OpenAI-style models,
 so scores are comparable with its leaderboard: Python types as JSON-schema types (dict ->
@@ -176,6 +178,9 @@ def _item(
         "kind": "irrelevance" if category in IRRELEVANCE else "ast",
         "messages": entry["question"][0],
         "tools": [openai_tool(f) for f in entry["function"]],
+        "bfcl_functions": [
+            f | {"description": f.get("description", "") + PYTHON_NOTE} for f in entry["function"]
+        ],
         "gold": [],
     }
     if answer is not None:

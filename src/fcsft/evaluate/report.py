@@ -196,9 +196,8 @@ def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, An
 def _meta(directory: Path) -> dict[str, Any]:
     path = directory / "report.json"
     meta = json.loads(path.read_text()) if path.exists() else {}
-    return {k: meta[k] for k in ("model", "command", "items", "split") if k in meta} | {
-        "dir": str(directory)
-    }
+    kept = ("model", "protocol", "command", "items", "split")
+    return {k: meta[k] for k in kept if k in meta} | {"dir": str(directory)}
 
 
 _STYLE = (

@@ -133,6 +133,10 @@ def evaluate(
     plan: EvalPlan, on_progress: Callable[[Progress], None] | None = None
 ) -> dict[str, Any]:
     """Predict, run MMLU if asked, score; returns the report."""
+    if plan.protocol == "bfcl-fewshot":
+        from fcsft.evaluate.bfcl_prompt import check_shots_apart
+
+        check_shots_apart(plan.bfcl)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     items = gather_items(plan)
     items_path = plan.out_dir / "items.jsonl"

@@ -134,6 +134,14 @@ def test_mmlu_counts_the_first_form_above_chance(tmp_path):
     assert mmlu["counts"] == "cloze"
     assert mmlu["cloze"]["base"]["k"] == 100 and mmlu["cloze"]["tuned"]["k"] == 40
     assert mmlu["cloze"]["p_value"] < 0.001
+    # Forgetting is judged by the interval: -30 points is far outside +-3.
+    assert mmlu["margin"] == 0.03 and mmlu["cloze"]["within_margin"] is False
+    same = eval_dir(tmp_path / "same", base_predictions(), marks)
+    unchanged = compare(base, same, tmp_path / "cmp2")["mmlu"]["cloze"]
+    # No answer changed: phi = (100 * 100 - 200 / 2) / 100^2 = 0.99 and Wilson's half-width at
+    # 100/200 is 0.0686, so the interval is +-0.0686 * sqrt(2 - 2 * 0.99) = +-0.0097.
+    assert unchanged["difference"] == 0 and unchanged["within_margin"] is True
+    assert unchanged["ci95_high"] == pytest.approx(0.0097, abs=2e-4)
 
 
 def test_eval_commands_run_a_mock_model_score_and_compare(tmp_path):

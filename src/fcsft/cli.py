@@ -630,10 +630,15 @@ def eval_compare(
                 )
     mmlu = result.get("mmlu", {})
     if mmlu.get("counts"):
+        from fcsft.evaluate.report import difference_text
+
         cell = mmlu[mmlu["counts"]]
+        margin = f"±{mmlu['margin']:.0%}"
+        verdict = {True: f"within {margin}", False: f"NOT within {margin}", None: "not judged"}
         out.print(
             f"MMLU ({mmlu['counts']}) {cell['base']['value']:.1%} -> {cell['tuned']['value']:.1%} "
-            f"(p={cell['p_value']:.3g}, n={cell['n']})",
+            f"({difference_text(cell)}, {verdict[cell['within_margin']]}, "
+            f"p={cell['p_value']:.3g}, n={cell['n']})",
             markup=False,
         )
     out.print(f"report: {target / 'compare.html'}", markup=False)

@@ -12,7 +12,9 @@ Comparisons are paired: the same items, the same MMLU questions. Per layer and m
 report gives both rates with 95% Wilson intervals, the difference with Newcombe's paired 95%
 interval (none under ten pairs, see fcsft.evaluate.significance) and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
 cloze and normalised cloze on which the base model is above chance (a form at chance cannot
-show forgetting).
+show forgetting). Forgetting is judged as equivalence: the tuned model keeps what the base
+knew when the 95% interval of the paired MMLU difference lies within +-FORGETTING_MARGIN (a
+p above 0.05 says only that the test could not tell).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from fcsft.plots import bars, inline_png
 
 MMLU_FORMS = ("letter", "cloze", "cloze_norm")
 CHANCE = 0.25
+FORGETTING_MARGIN = 0.03
+"""MMLU is unchanged when the paired difference's 95% interval lies within +-this."""
 
 
 def score_rows(items_path: Path, predictions_path: Path) -> tuple[list[dict], list[str]]:
@@ -188,9 +192,20 @@ def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, An
         for form in MMLU_FORMS
         if ids and form in base[ids[0]] and form in tuned[ids[0]]
     }
+    for form in MMLU_FORMS:
+        if form in out:
+            out[form]["within_margin"] = within_margin(out[form])
     judged = mmlu_summary([base[i] for i in ids])["counts"] if ids else None
     out["counts"] = judged if judged in out else None
+    out["margin"] = FORGETTING_MARGIN
     return out
+
+
+def within_margin(cell: dict[str, Any], margin: float = FORGETTING_MARGIN) -> bool | None:
+    """Whether the difference's interval lies inside +-margin (None: no interval)."""
+    if cell.get("ci95_low") is None:
+        return None
+    return -margin <= cell["ci95_low"] and cell["ci95_high"] <= margin
 
 
 def _meta(directory: Path) -> dict[str, Any]:
@@ -328,15 +343,19 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
     )
     if "mmlu" in result:
         mmlu = result["mmlu"]
-        page.append("<h2>MMLU (forgetting)</h2><table><tr><th>form</th><th>n</th>")
-        page.append("<th>base</th><th>tuned</th><th>difference</th></tr>")
+        page.append(
+            f"<h2>MMLU (forgetting)</h2><p>Unchanged when the difference's 95% interval lies "
+            f"within ±{mmlu['margin']:.0%}.</p><table><tr><th>form</th><th>n</th>"
+        )
+        page.append("<th>base</th><th>tuned</th><th>difference</th><th>within</th></tr>")
         for form in MMLU_FORMS:
             if form in mmlu:
                 cell = mmlu[form]
                 counts = " (counts)" if mmlu.get("counts") == form else ""
                 page.append(
                     f"<tr><td>{form}{counts}</td><td>{cell['n']}</td><td>{_pct(cell['base'])}"
-                    f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}</tr>"
+                    f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}"
+                    f"<td>{cell['within_margin']}</td></tr>"
                 )
         page.append("</table>")
     return "\n".join(page) + "</body></html>\n"

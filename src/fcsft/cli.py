@@ -268,6 +268,9 @@ def train_command(
         Path | None, typer.Option(help="project.yaml whose train: section to use.")
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the validation split and the trainer.")
+    ] = None,
 ) -> None:
     """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
     from fcsft.config import load_config
@@ -276,6 +279,8 @@ def train_command(
     settings = load_config(config).train if config else TrainConfig()
     if max_steps is not None:
         settings = settings.model_copy(update={"max_steps": max_steps})
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
     summary = train(settings, data, target)
     out.print(
         f"{summary['steps']} steps, loss {summary['loss_first']:.3f} -> "

@@ -102,3 +102,25 @@ def test_model_and_tokenizer_paths_are_relative_to_the_project_file(tmp_path, mo
     assert config.train.base == "local:smollm2"  # the embedded model's name, not a path
     assert config.evaluate.base == "local:/abs/model"
     assert config.evaluate.model == "local:~/tuned"  # absolute once the user's home is expanded
+
+
+def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fcsft import cli
+    from fcsft.train import run
+
+    seen = {}
+
+    def train(settings, data, target):
+        seen["seed"] = settings.seed
+        return {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+
+    monkeypatch.setattr(run, "train", train)
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "out")]
+    assert CliRunner().invoke(cli.app, [*args, "--seed", "2"]).exit_code == 0
+    assert seen["seed"] == 2
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert seen["seed"] == 0  # the config's own (TrainConfig's default)

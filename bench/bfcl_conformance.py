@@ -11,9 +11,8 @@ out, an int for a float, a string in other case and spacing, a call too few or t
 Each (output, possible answer) pair is scored by BFCL's `ast_checker` (its `valid`) and by
 fcsft's `score_item(...)["full_call"]`; every disagreement is printed with the rule behind it.
 
-BFCL's checker module imports the model-config table, which imports every provider's handler
-and SDK; that one module is replaced in sys.modules by a stub holding the single entry the
-checker reads (a model whose tool names have "." as "_", as fcsft shows them).
+BFCL's checker is called the way `fcsft.evaluate.official` calls it on real predictions (a
+model whose tool names have "." as "_", as fcsft shows them).
 """
 
 from __future__ import annotations
@@ -21,33 +20,17 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import sys
 import time
-import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from fcsft.evaluate.bfcl import AST, VERSION, data_dir, load_bfcl
+from fcsft.evaluate.official import REASONS, bfcl_checker, passes_in_another_order
 from fcsft.evaluate.score import score_item
 from fcsft.jsonl import read_jsonl
 
-MODEL = "fcsft-conformance"
 EXTRA = "fcsft_extra_param"
-
-
-def bfcl_checker() -> Callable[[list, list, list, str], bool]:
-    """BFCL's ast_checker without its model handlers: (functions, output, possible, category)."""
-    stub = types.ModuleType("bfcl_eval.constants.model_config")
-    stub.MODEL_CONFIG_MAPPING = {MODEL: types.SimpleNamespace(underscore_to_dot=True)}
-    sys.modules["bfcl_eval.constants.model_config"] = stub
-    from bfcl_eval.constants.enums import Language
-    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
-
-    def check(functions: list, output: list, possible: list, category: str) -> bool:
-        return ast_checker(functions, output, possible, Language.PYTHON, category, MODEL)["valid"]
-
-    return check
 
 
 def _omissible(values: list) -> bool:
@@ -233,26 +216,11 @@ def probes(case: Case) -> Output:
             break
 
 
-REASONS = {
-    "greedy_pairing": "BFCL gives each possible answer the first unused call that fits it, so "
-    "an answer that fits two calls can take the one a later answer needed (the same calls pass "
-    "in another order); fcsft searches for a full pairing",
-    "probe:int_in_float_array": "BFCL takes an int for a float parameter but not inside an "
-    "array of floats (its nested type check skips the int-to-float rule); fcsft takes it at "
-    "any depth",
-    "probe:float_for_int_in_object": "BFCL does not check the types of an object's values "
-    "(5.0 == 5 passes); fcsft holds them to the nested schema",
-    "probe:string_case_in_list_in_object": "BFCL normalises strings only one level down; fcsft "
-    "normalises them at any depth",
-}
-
-
 def explain(label: str, bfcl: bool, ours: bool, calls: list, verdict: Callable) -> str:
     """Why the two checkers disagree on this pair (a key of REASONS), checked where it can be."""
     if label.startswith("probe:"):
         return label
-    few = 1 < len(calls) <= 7
-    if ours and not bfcl and few and any(map(verdict, itertools.permutations(calls))):
+    if ours and not bfcl and passes_in_another_order(calls, verdict):
         return "greedy_pairing"
     return f"unexplained:{label}"
 
@@ -266,7 +234,7 @@ class Verdict:
     def __call__(self, calls: Iterable[dict[str, Any]]) -> bool:
         output = [{c["name"]: copy.deepcopy(c["arguments"])} for c in calls]
         functions = copy.deepcopy(self.entry["function"])
-        return self.check(functions, output, copy.deepcopy(self.answer), self.category)
+        return self.check(functions, output, copy.deepcopy(self.answer), self.category)["valid"]
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from fcsft.curate.stage import CurateConfig, curate
 from fcsft.errors import UserError
 from fcsft.evaluate import bfcl
-from fcsft.evaluate.bfcl import bfcl_questions, load_bfcl
+from fcsft.evaluate.bfcl import bfcl_references, load_bfcl
 from fcsft.evaluate.score import score_item
 from fcsft.formats import get_format
 from fcsft.records import FinalAnswer, Meta, Observation, Tool, ToolCall, Trajectory
@@ -109,13 +109,13 @@ def test_errors_name_the_fix(monkeypatch):
         load_bfcl("simple_python")
 
 
-def test_questions_for_decontamination_are_the_user_messages():
-    texts = list(bfcl_questions(["irrelevance", "simple_python"]))
-    assert texts[:3] == [
-        "Who painted the ceiling of the Sistine Chapel?",
-        "Tell me a joke about otters.",
-        "Another one please.",
-    ]
+def test_references_for_decontamination_are_the_user_messages_and_functions():
+    refs = list(bfcl_references(["irrelevance", "simple_python"]))
+    assert [ref["id"] for ref in refs[:2]] == ["irrelevance_0", "irrelevance_1"]
+    assert refs[0]["questions"] == ["Who painted the ceiling of the Sistine Chapel?"]
+    assert refs[1]["questions"] == ["Tell me a joke about otters.", "Another one please."]
+    assert refs[1]["functions"] == [("weather.now", "Current weather.")]
+    texts = [q for ref in refs for q in ref["questions"]]
     assert len(texts) == 6 and "You are terse." not in texts
 
 
@@ -147,9 +147,20 @@ def test_curate_drops_what_overlaps_bfcl_and_counts_hits_per_category():
     assert verdicts["clean"] == []
     (reason,) = verdicts["leak"]
     assert reason.rule == "curate.contaminated"
-    assert reason.reason == "shares a 8-gram with bfcl:simple_python"
+    assert reason.reason == "ngram match (1.00) with bfcl:simple_python item simple_python_0"
     assert report["decontamination"]["hits"] == {"bfcl:simple_python": 1, "bfcl:irrelevance": 0}
-    assert report["decontamination"]["sets"] == {"bfcl:simple_python": 3, "bfcl:irrelevance": 3}
+    assert report["decontamination"]["sets"] == {"bfcl:simple_python": 3, "bfcl:irrelevance": 2}
+    (match,) = report["decontamination"]["matches"]
+    assert match == {
+        "id": "leak",
+        "question": "So how long does a kettle of two litres take to boil?",
+        "set": "bfcl:simple_python",
+        "match_id": "simple_python_0",
+        "match_text": "How long does a kettle of two litres take to boil on a three kilowatt "
+        "stove in my small kitchen?",
+        "how": "ngram",
+        "score": 1.0,
+    }
 
 
 def test_curate_config_checks_bfcl_categories_before_any_work(monkeypatch):

@@ -127,3 +127,25 @@ def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
     (line,) = result.stderr.strip().splitlines()
     hint = re.search(r"\(fcsft run --until (\w+)\)$", line)
     assert hint and hint.group(1) == "expand" and hint.group(1) in STAGES, line
+
+
+def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fcsft import cli
+    from fcsft.train import run
+
+    seen = {}
+
+    def train(settings, data, target):
+        seen["seed"] = settings.seed
+        return {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+
+    monkeypatch.setattr(run, "train", train)
+    data = tmp_path / "train.jsonl"
+    data.write_text("")
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "out")]
+    assert CliRunner().invoke(cli.app, [*args, "--seed", "2"]).exit_code == 0
+    assert seen["seed"] == 2
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert seen["seed"] == 0  # the config's own (TrainConfig's default)

@@ -108,7 +108,8 @@ def test_compare_pairs_items_and_tests_the_difference(tmp_path):
     assert (full["gained"], full["lost"]) == (8, 0)
     assert full["p_value"] == pytest.approx(2 / 2**8)  # exact McNemar: 8 discordant, all one way
     assert full["difference"] == pytest.approx(0.8)
-    assert full["ci95_low"] > 0.4
+    # Newcombe: 0.8 - sqrt((0.8 - 0.4902)^2 + 0.2775^2), Wilson's 8/10 low and 0/10 high.
+    assert full["ci95_low"] == pytest.approx(0.3841, abs=1e-3)
     no_call = result["layers"]["adversarial"]["no_call"]
     assert no_call["n"] == 3  # n2 failed in the tuned run, so it is not a pair
     assert (no_call["gained"], no_call["lost"]) == (0, 1)
@@ -133,6 +134,14 @@ def test_mmlu_counts_the_first_form_above_chance(tmp_path):
     assert mmlu["counts"] == "cloze"
     assert mmlu["cloze"]["base"]["k"] == 100 and mmlu["cloze"]["tuned"]["k"] == 40
     assert mmlu["cloze"]["p_value"] < 0.001
+    # Forgetting is judged by the interval: -30 points is far outside +-3.
+    assert mmlu["margin"] == 0.03 and mmlu["cloze"]["within_margin"] is False
+    same = eval_dir(tmp_path / "same", base_predictions(), marks)
+    unchanged = compare(base, same, tmp_path / "cmp2")["mmlu"]["cloze"]
+    # No answer changed: phi = (100 * 100 - 200 / 2) / 100^2 = 0.99 and Wilson's half-width at
+    # 100/200 is 0.0686, so the interval is +-0.0686 * sqrt(2 - 2 * 0.99) = +-0.0097.
+    assert unchanged["difference"] == 0 and unchanged["within_margin"] is True
+    assert unchanged["ci95_high"] == pytest.approx(0.0097, abs=2e-4)
 
 
 def test_eval_commands_run_a_mock_model_score_and_compare(tmp_path):

@@ -265,8 +265,9 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(tmp_pat
     )
     decon = report["decontamination"]
     assert (
-        f"a {decon['ngram']}-word n-gram with an evaluation set are dropped: "
-        f"{curate['reasons']['curate.contaminated']} in all." in card
+        f"{decon['ngram']}-word n-gram with one, or that offer an evaluation item's own function "
+        f"are dropped: {curate['reasons']['curate.contaminated']} in all (each beside the item "
+        f"it matched in curate/{decon['file']})." in card
     )
     sizes = decon.get("sets", {})
     assert tables(sections["Decontamination"])[1:] == [

@@ -1,35 +1,346 @@
-"""The proof page (examples/bfcl-smollm2/results.py) reads its numbers from the run's files."""
+"""The proof page (examples/bfcl-smollm2/results.py): every number on docs/results.md and in
+docs/results.json comes from the run's files, on a small run made here with scripted models."""
 
 import json
+import re
+from pathlib import Path
 
-from fcsft.evaluate.report import paired_difference
+import pytest
+import yaml
+
+from fcsft.evaluate import bfcl, bfcl_prompt
+from fcsft.evaluate.report import compare, report
+from fcsft.evaluate.run import EvalPlan, evaluate
+from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from script_module import load
+from test_eval_report import items as layer_items
+from test_eval_report import prediction
+
+pytest.importorskip("bfcl_eval")
+
+FIXTURE = Path(__file__).parent / "data" / "bfcl"
+BOIL = {
+    "match": "kettle",
+    "tool_calls": [{"name": "kitchen_boil_time", "arguments": {"litres": 2.0, "power_kw": 3}}],
+}
+CONVERT = {
+    "match": "Celsius",
+    "tool_calls": [
+        {"name": "convert_temperature", "arguments": {"value": 30.0, "to": "fahrenheit"}}
+    ],
+}
+WEATHER = {
+    "match": "Oslo",
+    "tool_calls": [
+        {"name": "weather_now", "arguments": {"city": "Oslo"}},
+        {"name": "weather_now", "arguments": {"city": "Lima"}},
+    ],
+}
+LOUD = {"match": "Another", "tool_calls": [{"name": "weather_now", "arguments": {"city": "Rome"}}]}
+QUIET = "No function fits this."
+SCRIPTS = {  # eval directory: (protocol, replies)
+    "eval-base-tagged": ("native", [QUIET] * 6),
+    "eval-base-bfcl": (
+        "bfcl",
+        [{"match": "kettle", "content": "[kitchen.boil_time(litres=2.0, power_kw=3)]"}]
+        + [QUIET] * 6,
+    ),
+    # A call that cannot be read: on irrelevance BFCL counts it as no call, fcsft as a failure.
+    "eval-base-bfcl-fewshot": ("bfcl-fewshot", ["weather_now(city="] * 6),
+    "eval-tuned-s0": ("native", [BOIL, CONVERT, WEATHER, *[QUIET] * 3]),
+    "eval-tuned-s1": ("native", [BOIL, WEATHER, LOUD, *[QUIET] * 3]),
+    "eval-tuned-s2": ("native", [BOIL, CONVERT, *[QUIET] * 4]),
+}
 
 
-def test_the_page_states_each_target_with_the_figure_that_decides_it(tmp_path, monkeypatch):
+def mmlu(correct_every: int, n: int = 60) -> list[dict]:
+    return [
+        {
+            "id": f"mmlu-{k}",
+            "topic": "t",
+            "letter": int(k % 4 == 0),
+            "cloze": int(k % correct_every != 0),
+        }
+        for k in range(n)
+    ]
+
+
+def make_run(root: Path, scripts: Path) -> None:
+    """A complete small proof run: three base forms, three seeds, comparisons, stage stats,
+    the contamination list, training summaries, a dev evaluation and the command log."""
+    scripts.mkdir()
+    for name, (protocol, replies) in SCRIPTS.items():
+        (scripts / f"{name}.yaml").write_text(yaml.safe_dump(replies))
+        plan = EvalPlan(
+            model=f"mock:{scripts / f'{name}.yaml'}",
+            out_dir=root / name,
+            bfcl=["simple_python", "parallel", "irrelevance"],
+            split="test",
+            protocol=protocol,
+            command=f"fcsft eval --protocol {protocol} --split test --out {name}",
+        )
+        evaluate(plan)
+    marks = {
+        "eval-base-tagged": mmlu(3),
+        "eval-tuned-s0": mmlu(4),
+        "eval-tuned-s1": mmlu(3),
+        "eval-tuned-s2": mmlu(5),
+    }
+    for name, rows in marks.items():
+        write_jsonl(root / name / "mmlu.jsonl", rows)
+        report(root / name, json.loads((root / name / "report.json").read_text()))
+    for seed in range(3):
+        for form in ("tagged", "bfcl", "bfcl-fewshot"):
+            compare(
+                root / f"eval-base-{form}",
+                root / f"eval-tuned-s{seed}",
+                root / f"compare-{form}-s{seed}",
+            )
+        for side, right in (("layers-base", 0), (f"layers-tuned-s{seed}", 7 + seed)):
+            directory = root / side
+            write_jsonl(directory / "items.jsonl", layer_items())
+            write_jsonl(
+                directory / "predictions" / "out.jsonl",
+                [
+                    prediction(i, i["gold"] if i["gold"] and int(i["id"][1:]) < right else [])
+                    for i in layer_items()
+                ],
+            )
+            report(directory, {"model": side})
+        compare(
+            root / "layers-base", root / f"layers-tuned-s{seed}", root / f"compare-layers-s{seed}"
+        )
+        write_json(
+            root / f"train-s{seed}" / "model" / "fcsft.json",
+            {
+                "steps": 240,
+                "examples": 605 + seed,
+                "too_long": 9,
+                "loss_first": 1.6612,
+                "loss_last": 0.1357 + seed / 100,
+                "wall_s": 3301.7 + seed,
+            },
+        )
+    dev = root / "dev" / "recipe-b-240-steps"
+    dev.mkdir(parents=True)
+    for name in ("items.jsonl", "predictions"):
+        src = root / "eval-tuned-s1" / name
+        (dev / name).symlink_to(src, target_is_directory=src.is_dir())
+    meta = json.loads((root / "eval-tuned-s1" / "report.json").read_text())
+    meta["split"]["part"] = "dev"
+    report(dev, meta | {"command": "fcsft eval --split dev --out dev/recipe-b-240-steps"})
+    write_json(
+        root / "generate-0" / "stats.json", {"in": 726, "out": 711, "rejected": 15, "wall_s": 12.4}
+    )
+    write_json(
+        root / "generate-1" / "stats.json", {"in": 14, "out": 14, "rejected": 0, "wall_s": 1.1}
+    )
+    write_json(root / "general" / "stats.json", {"in": 110, "out": 108, "rejected": 2})
+    write_json(
+        root / "validate" / "stats.json",
+        {"in": 725, "out": 710, "rejected": 15, "reasons": {"format.bad_type": 15}},
+    )
+    write_json(
+        root / "curate" / "stats.json",
+        {
+            "in": 818,
+            "out": 761,
+            "rejected": 57,
+            "reasons": {"curate.duplicate": 17, "curate.contaminated": 2},
+            "report": {
+                "decontamination": {
+                    "ngram": 8,
+                    "near": 0.7,
+                    "removed": 2,
+                    "file": "contamination.jsonl",
+                }
+            },
+        },
+    )
+    write_jsonl(
+        root / "curate" / "contamination.jsonl",
+        [
+            {
+                "id": "live_irrelevance_12-3-1",
+                "question": "Who painted the Sistine Chapel ceiling?",
+                "set": "bfcl:irrelevance",
+                "match_id": "irrelevance_0",
+                "match_text": "Who painted the ceiling of the Sistine Chapel?",
+                "how": "near",
+                "score": 0.7313,
+            },
+            {
+                "id": "general:general-44",
+                "question": "Tell me a joke about otters",
+                "set": "bfcl:irrelevance",
+                "match_id": "irrelevance_1",
+                "match_text": "Tell me a joke about otters.",
+                "how": "exact",
+                "score": 1.0,
+            },
+        ],
+    )
+    write_jsonl(root / "export" / "train.openai.jsonl", [{"messages": []}] * 7)
+    write_jsonl(root / "export" / "test.openai.jsonl", [{"messages": []}] * 3)
+    write_jsonl(
+        root / "commands.jsonl",
+        [
+            {
+                "argv": ["python", "examples/bfcl-smollm2/build.py", "--near-miss", "200"],
+                "started": "2026-12-01T08:00:00Z",
+                "wall_s": 2711.3,
+                "exit": 0,
+            },
+            {
+                "argv": ["fcsft", "train", "--seed", "0"],
+                "started": "2026-12-01T08:45:11Z",
+                "wall_s": 3302.9,
+                "exit": 0,
+            },
+            {
+                "argv": ["fcsft", "eval", "--mmlu", "1000", "--max-tokens", "160"],
+                "started": "2026-12-01T09:40:14Z",
+                "wall_s": 4100.0,
+                "exit": 1,
+            },
+        ],
+    )
+
+
+def numbers(value) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list):
+        return [len(value)] + [n for v in value for n in numbers(v)]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return []
+    return [value]
+
+
+def renderings(value: float) -> set[str]:
+    """The ways a page may write a number (signs are not part of a token)."""
+    value = abs(value)
+    out = {
+        str(value),
+        f"{value:.0f}",
+        f"{value:.1f}",
+        f"{value:.2f}",
+        f"{value:.3f}",
+        f"{value:.3g}",
+    }
+    out |= {f"{100 * value:.0f}", f"{100 * value:.1f}", f"{100 * value:.2f}"}
+    return out
+
+
+TOKEN = re.compile(r"\d+(?:\.\d+)?")
+
+
+def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(bfcl, "data_dir", lambda: FIXTURE)
+    # The fixture has no live categories to draw few-shot examples from; the form is tested
+    # in test_bfcl_prompt.py.
+    monkeypatch.setattr(bfcl_prompt, "shots", lambda folder: ())
     results = load("examples/bfcl-smollm2/results.py")
     monkeypatch.setattr(results, "DOCS", tmp_path / "docs")
     run = tmp_path / "run"
-    (run / "compare-bfcl").mkdir(parents=True)
-    simple = paired_difference([0] * 100, [1] * 30 + [0] * 70)  # 0% -> 30%
-    irrelevance = paired_difference([1] * 100, [1] * 70 + [0] * 30)  # 100% -> 70%
-    mmlu = paired_difference([1] * 60 + [0] * 140, [1] * 58 + [0] * 142)
-    compare = {
-        "layers": {
-            "simple_python": {"full_call": simple},
-            "irrelevance": {"no_call": irrelevance},
-        },
-        "mmlu": {"cloze": mmlu, "counts": "cloze"},
+    make_run(run, tmp_path / "scripts")
+
+    page, figures = results.main(run)
+    results.write(page, figures)
+    assert (tmp_path / "docs" / "results.md").read_text() == page
+    assert json.loads((tmp_path / "docs" / "results.json").read_text()) == figures
+
+    # results.json, worked out here from the run's files.
+    tuned = [json.loads((run / f"eval-tuned-s{s}" / "report.json").read_text()) for s in range(3)]
+    base = {
+        f: json.loads((run / f"eval-base-{f}" / "report.json").read_text())
+        for f in ("tagged", "bfcl", "bfcl-fewshot")
     }
-    (run / "compare-bfcl" / "compare.json").write_text(json.dumps(compare))
-    (run / "compare-bfcl" / "compare.png").write_bytes(b"\x89PNG not really")
 
-    page = results.main(run)
+    def mean(category, metric):
+        return round(sum(r["layers"][category][metric]["rate"] for r in tuned) / 3, 4)
 
-    assert "- simple AST accuracy gain >= 20%: +30.0% (met)" in page
-    assert "- irrelevance accuracy >= 80% after tuning: 70.0% (NOT met)" in page
-    assert f"McNemar p = {mmlu['p_value']:.3g} (met)" in page
-    assert "| simple_python | full_call | 100 | 0.0% [" in page
-    assert "![base vs tuned](results-bfcl.png)" in page
-    assert (tmp_path / "docs" / "results-bfcl.png").read_bytes() == b"\x89PNG not really"
-    assert "fcsft eval compare" in page  # the commands, from run.sh
+    cells = [
+        json.loads((run / f"compare-tagged-s{s}" / "compare.json").read_text())["mmlu"]["cloze"]
+        for s in range(3)
+    ]
+    sections = [r["official"] for r in (*base.values(), *tuned)]
+    assert figures["split"] == "test" and figures["seeds"] == [0, 1, 2]
+    assert figures["simple_python_n"] == 3
+    assert (
+        figures["simple_python_full_call"] == mean("simple_python", "full_call") == round(5 / 9, 4)
+    )
+    assert figures["parallel_full_call"] == mean("parallel", "full_call") == round(2 / 3, 4)
+    assert figures["irrelevance_no_call"] == mean("irrelevance", "no_call") == round(5 / 6, 4)
+    assert figures["simple_python_call_rate"] == mean("simple_python", "called")
+    assert figures["multiple_full_call"] is None  # not in this run
+    assert figures["mmlu_n"] == 60
+    assert figures["mmlu_diff_low"] == round(min(c["ci95_low"] for c in cells), 4)
+    assert figures["mmlu_diff_high"] == round(max(c["ci95_high"] for c in cells), 4)
+    agreement = sum(s["agree"] for s in sections) / sum(s["n"] for s in sections)
+    assert figures["official_agreement"] == round(agreement, 5)
+    assert figures["base_forms"]["simple_python"] == "bfcl"  # the base's best form there
+    assert (
+        figures["base"]["simple_python_full_call"]
+        == base["bfcl"]["layers"]["simple_python"]["full_call"]["rate"]
+    )
+
+    # The page states each target with the figure that decides it, and lists what it must.
+    assert re.search(
+        r"- simple_python AST accuracy >= 40%: tuned 55\.6% \(33\.3% to 66\.7%\), base 33\.3% \(bfcl\): met",
+        page,
+    )
+    assert "- parallel AST accuracy >= 10%: tuned 66.7% (0.0% to 100.0%)" in page
+    assert "MMLU (cloze, 60 questions)" in page
+    assert "## BFCL (test part)" in page
+    for row in read_jsonl(run / "curate" / "contamination.jsonl"):
+        assert f"| {row['id']} |" in page and row["match_id"] in page
+    assert "| recipe-b-240-steps | dev |" in page
+    for command in read_jsonl(run / "commands.jsonl"):
+        assert " ".join(command["argv"]) in page
+    assert "exit 1" in page
+    assert "agrees with fcsft's verdict on 34 of 36" in page
+    assert page.count("| base bfcl-fewshot | irrelevance_") == 2
+    assert "BFCL counts a reply it cannot decode as calling nothing" in page
+    assert "![base vs tuned, seed 0](results-bfcl.png)" in page
+    assert (tmp_path / "docs" / "results-bfcl.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Nothing else: every number on the page is one the run's files hold (or a figure worked
+    # out from them above), or one of the issue's targets.
+    known = set()
+    for path in run.rglob("*"):
+        if path.suffix in (".json", ".jsonl"):
+            text = path.read_text()
+            known |= set(TOKEN.findall(text))
+            docs = (
+                [json.loads(text)]
+                if path.suffix == ".json"
+                else [json.loads(line) for line in text.splitlines()]
+            )
+            known |= {r for doc in docs for n in numbers(doc) for r in renderings(n)}
+            if path.suffix == ".jsonl":
+                known.add(str(len(docs)))
+    generate = [json.loads((run / f"generate-{k}" / "stats.json").read_text()) for k in range(2)]
+    derived = [sum(g[k] for g in generate) for k in ("in", "out", "rejected", "wall_s")]
+    commands = list(read_jsonl(run / "commands.jsonl"))
+    derived += [sum(c["wall_s"] for c in commands) / 3600, agreement]
+    derived += [
+        sum(r["layers"][c][m]["rate"] for r in tuned) / 3
+        for c, m in (
+            ("simple_python", "full_call"),
+            ("simple_python", "called"),
+            ("parallel", "full_call"),
+            ("irrelevance", "no_call"),
+        )
+    ]
+    derived += [sum(s["agree"] for s in sections), sum(s["n"] for s in sections)]
+    known |= {r for n in derived for r in renderings(n)}
+    known |= {
+        r for n in [*results.TARGETS.values(), results.TARGET_AGREEMENT] for r in renderings(n)
+    }
+
+    def stray(text):
+        return set(TOKEN.findall(text)) - known
+
+    assert not stray(page), stray(page)
+    assert stray(page + "\n| simple_python | typed by hand | 37.9% |") == {"37.9"}

@@ -75,6 +75,7 @@ def test_an_exact_answer_is_right_on_every_metric():
         "call_order": True,
         "full_call": True,
         "no_call": None,
+        "called": True,
         "parse_failure": False,
     }
 
@@ -87,7 +88,7 @@ def test_a_parse_failure_fails_every_call_metric_and_is_never_a_no_call():
     empty = score(item([]), [], parse_error="unclosed <tool_call>")
     assert empty["no_call"] is False and empty["tool_selection"] is False
     assert empty["parse_failure"] is True
-    assert [empty[m] for m in ("parameters", "call_order", "full_call")] == [None] * 3
+    assert [empty[m] for m in ("parameters", "call_order", "full_call", "called")] == [None] * 4
 
 
 def test_no_call_items():
@@ -98,11 +99,21 @@ def test_no_call_items():
         "call_order": None,
         "full_call": None,
         "no_call": True,
+        "called": None,
         "parse_failure": False,
     }
     loud = score(item([]), [[call("get_weather", city="Paris")]])
     assert loud["no_call"] is False and loud["tool_selection"] is False
     assert score(item([]), [[]])["no_call"] is True  # an empty turn calls nothing
+
+
+def test_the_call_rate_counts_any_parsed_call_on_items_that_need_one():
+    wrong = score(WEATHER, [[call("get_time", city="Paris")]])
+    assert wrong["called"] is True and wrong["full_call"] is False
+    assert score(WEATHER, [])["called"] is False  # declined where a call was needed
+    assert score(WEATHER, [[]])["called"] is False
+    assert score(WEATHER, [], parse_error="unclosed <tool_call>")["called"] is False
+    assert score(item([]), [[call("get_weather", city="Paris")]])["called"] is None
 
 
 def test_parallel_calls_in_swapped_order_are_right():

@@ -1,197 +1,497 @@
-"""Write docs/results.md from the proof experiment's run directory (see run.sh).
+"""Write docs/results.md and docs/results.json from the proof experiment's run directory.
 
-    python examples/bfcl-smollm2/results.py runs/bfcl-smollm2 > docs/results.md
+    python examples/bfcl-smollm2/results.py runs/bfcl-smollm2
 
-Every number comes from a file the commands wrote: compare.json for the scores, the stages'
-stats.json for the data, train/fcsft.json for training. The comparisons' plots are copied next
-to the page (docs/results-bfcl.png, docs/results-layers.png).
+Every figure is read from a file the run wrote (see run.sh): report.json of each eval
+directory (rates, the dev/test split, BFCL's own checker), compare.json of each comparison
+(paired differences, MMLU), the stages' stats.json, curate/contamination.jsonl, each training
+run's model/fcsft.json, dev/*/report.json for the choices made on dev, and commands.jsonl for
+the commands as they ran and the time they took. The only numbers typed here are the issue's
+targets (TARGETS). The comparisons' plots are copied next to the page.
+
+The tuned model is trained once per seed: its figure is the mean over seeds, with the lowest
+and highest seed beside it. The base model is asked in every form in BASE_FORMS; per
+category the form that scores best is the one the tuned model is compared with.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from fcsft.evaluate.report import headline_metric
+from fcsft.evaluate.report import difference_text, headline_metric
+from fcsft.jsonl import read_jsonl, write_json
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-TARGET_GAIN = 0.20  # simple AST accuracy, tuned minus base
-TARGET_IRRELEVANCE = 0.80  # the tuned model's accuracy at calling nothing
+BASE_FORMS = ("tagged", "bfcl", "bfcl-fewshot")
+CATEGORIES = ("simple_python", "multiple", "parallel", "irrelevance")
+TARGETS = {  # (category, metric): the least the tuned model's mean must reach
+    ("simple_python", "full_call"): 0.40,
+    ("multiple", "full_call"): 0.30,
+    ("parallel", "full_call"): 0.10,
+    ("irrelevance", "no_call"): 0.80,
+    ("simple_python", "called"): 0.85,
+}
+TARGET_AGREEMENT = 0.995  # BFCL's own checker and fcsft's, over every BFCL prediction
+NAMES = {"full_call": "AST accuracy", "no_call": "no-call accuracy", "called": "call rate"}
 
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def pct(cell: dict[str, Any]) -> str:
-    low, high = cell["ci95"]
-    return f"{cell['value']:.1%} [{low:.1%}, {high:.1%}]"
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
-def row(name: str, metric: str, cell: dict[str, Any]) -> str:
-    return (
-        f"| {name} | {metric} | {cell['n']} | {pct(cell['base'])} | {pct(cell['tuned'])} | "
-        f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, {cell['ci95_high']:+.1%}] | "
-        f"{cell['p_value']:.3g} |"
+class Run:
+    """The run directory's files, read once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.seeds = sorted(
+            int(m.group(1))
+            for p in root.glob("eval-tuned-s*")
+            if (m := re.fullmatch(r"eval-tuned-s(\d+)", p.name))
+        )
+        self.base = {form: load(root / f"eval-base-{form}" / "report.json") for form in BASE_FORMS}
+        self.base = {form: report for form, report in self.base.items() if report}
+        self.tuned = {s: load(root / f"eval-tuned-s{s}" / "report.json") for s in self.seeds}
+        self.compares = {
+            (form, s): load(root / f"compare-{form}-s{s}" / "compare.json")
+            for form in self.base
+            for s in self.seeds
+        }
+        self.layers = {s: load(root / f"compare-layers-s{s}" / "compare.json") for s in self.seeds}
+        self.commands = (
+            list(read_jsonl(root / "commands.jsonl")) if (root / "commands.jsonl").exists() else []
+        )
+
+    def rate(self, report: dict[str, Any], category: str, metric: str) -> float | None:
+        return report.get("layers", {}).get(category, {}).get(metric, {}).get("rate")
+
+    def tuned_rates(self, category: str, metric: str) -> list[float]:
+        rates = [self.rate(self.tuned[s], category, metric) for s in self.seeds]
+        return [r for r in rates if r is not None]
+
+    def best_form(self, category: str) -> str | None:
+        """The base form with the highest headline rate on this category (first on a tie)."""
+        metric = "no_call" if category == "irrelevance" else "full_call"
+        scored = [(self.rate(r, category, metric), form) for form, r in self.base.items()]
+        scored = [(rate, form) for rate, form in scored if rate is not None]
+        return max(scored, key=lambda pair: pair[0])[1] if scored else None
+
+    def split(self) -> dict[str, Any]:
+        """The split every BFCL evaluation asked; a run that mixed parts is refused."""
+        records = [r["split"] for r in (*self.base.values(), *self.tuned.values()) if "split" in r]
+        parts = {record["part"] for record in records}
+        if len(parts) > 1:
+            raise SystemExit(f"{self.root}: evaluations asked different parts {sorted(parts)}")
+        return records[0] if records else {}
+
+
+def mean_and_range(rates: list[float]) -> tuple[float | None, float | None, float | None]:
+    if not rates:
+        return None, None, None
+    return sum(rates) / len(rates), min(rates), max(rates)
+
+
+def tuned_text(rates: list[float]) -> str:
+    mean, low, high = mean_and_range(rates)
+    if mean is None:
+        return "-"
+    return f"{mean:.1%} ({low:.1%} to {high:.1%})" if len(rates) > 1 else f"{mean:.1%}"
+
+
+def mmlu_cells(run: Run) -> dict[int, dict[str, Any]]:
+    """Per seed, the MMLU comparison cell of the form that counts (from the tagged base)."""
+    out = {}
+    for seed in run.seeds:
+        mmlu = run.compares.get(("tagged", seed), {}).get("mmlu", {})
+        if mmlu.get("counts"):
+            out[seed] = mmlu[mmlu["counts"]] | {"form": mmlu["counts"], "margin": mmlu["margin"]}
+    return out
+
+
+def mmlu_envelope(cells: dict[int, dict[str, Any]]) -> tuple[float | None, float | None]:
+    """The lowest low and highest high of the seeds' intervals (None if any has none)."""
+    lows = [c["ci95_low"] for c in cells.values()]
+    highs = [c["ci95_high"] for c in cells.values()]
+    if not cells or None in lows or None in highs:
+        return None, None
+    return min(lows), max(highs)
+
+
+def official(run: Run) -> tuple[int, int, list[tuple[str, dict[str, Any]]], str | None]:
+    """(agree, n, [(run name, disagreement)], checker) over every BFCL evaluation."""
+    agree = n = 0
+    rows, checker = [], None
+    named = [(f"base {form}", r) for form, r in run.base.items()]
+    named += [(f"tuned seed {s}", run.tuned[s]) for s in run.seeds]
+    for name, report in named:
+        section = report.get("official") or {}
+        if "n" in section:
+            agree, n, checker = agree + section["agree"], n + section["n"], section["checker"]
+            rows += [(name, row) for row in section["disagreements"]]
+    return agree, n, rows, checker
+
+
+def headline(run: Run) -> dict[str, Any]:
+    """The figures of docs/results.json (fractions; tuned = mean over seeds)."""
+    split = run.split()
+    figures: dict[str, Any] = {"split": split.get("part"), "seeds": run.seeds}
+    figures["simple_python_n"] = (
+        run.tuned[run.seeds[0]]["layers"]["simple_python"]["full_call"]["n"] if run.seeds else None
     )
+    ranges, base = {}, {}
+    keys = {
+        "simple_python_full_call": ("simple_python", "full_call"),
+        "multiple_full_call": ("multiple", "full_call"),
+        "parallel_full_call": ("parallel", "full_call"),
+        "irrelevance_no_call": ("irrelevance", "no_call"),
+        "simple_python_call_rate": ("simple_python", "called"),
+    }
+    for key, (category, metric) in keys.items():
+        mean, low, high = mean_and_range(run.tuned_rates(category, metric))
+        figures[key] = None if mean is None else round(mean, 4)
+        ranges[key] = [low, high]
+        form = run.best_form(category)
+        base[key] = run.rate(run.base[form], category, metric) if form else None
+    cells = mmlu_cells(run)
+    figures["mmlu_n"] = next(iter(cells.values()))["n"] if cells else None
+    low, high = mmlu_envelope(cells)
+    figures["mmlu_diff_low"] = None if low is None else round(low, 4)
+    figures["mmlu_diff_high"] = None if high is None else round(high, 4)
+    agree, n, _, _ = official(run)
+    figures["official_agreement"] = round(agree / n, 5) if n else None
+    figures["ranges"] = ranges
+    figures["base"] = base
+    figures["base_forms"] = {c: run.best_form(c) for c in CATEGORIES}
+    figures["wall_s"] = round(sum(c["wall_s"] for c in run.commands), 1)
+    return figures
 
 
-def table(compare: dict[str, Any], metrics: tuple[str, ...]) -> list[str]:
-    lines = [
-        "| set | metric | n | base [95% CI] | tuned [95% CI] | difference [95% bootstrap] | "
-        "McNemar p |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for layer, cells in compare.get("layers", {}).items():
-        if layer == "all":
+def targets(run: Run, figures: dict[str, Any]) -> list[str]:
+    lines = ["## Targets", ""]
+    for (category, metric), target in TARGETS.items():
+        mean, _, _ = mean_and_range(run.tuned_rates(category, metric))
+        if mean is None:
             continue
-        for metric in (headline_metric(cells), *metrics):
-            if metric in cells and not lines[-1].startswith(f"| {layer} | {metric} "):
-                lines.append(row(layer, metric, cells[metric]))
-    return lines
+        form = run.best_form(category)
+        base = run.rate(run.base[form], category, metric) if form else None
+        lines.append(
+            f"- {category} {NAMES[metric]} >= {target:.0%}: tuned "
+            f"{tuned_text(run.tuned_rates(category, metric))}, base {pct(base)} ({form}): "
+            f"{'met' if mean >= target else 'NOT met'}"
+        )
+    cells = mmlu_cells(run)
+    if cells:
+        low, high = figures["mmlu_diff_low"], figures["mmlu_diff_high"]
+        margin = next(iter(cells.values()))["margin"]
+        verdict = "not judged (no interval)"
+        if low is not None:
+            inside = -margin <= low and high <= margin
+            verdict = f"[{low:+.1%}, {high:+.1%}]: {'met' if inside else 'NOT met'}"
+        lines.append(
+            f"- MMLU ({next(iter(cells.values()))['form']}, {figures['mmlu_n']} questions): "
+            f"every seed's 95% interval of tuned minus base inside ±{margin:.0%}: {verdict}"
+        )
+    agree, n, _, _ = official(run)
+    if n:
+        lines.append(
+            f"- BFCL's own checker agrees with fcsft's on >= {TARGET_AGREEMENT:.1%} of the "
+            f"predictions: {agree / n:.2%} ({agree} of {n}): "
+            f"{'met' if agree / n >= TARGET_AGREEMENT else 'NOT met'}"
+        )
+    return [*lines, ""]
 
 
-def figure(compare_dir: Path, name: str) -> list[str]:
-    """The comparison's bar chart, copied into docs/, as a markdown image (or nothing)."""
-    plot = compare_dir / "compare.png"
+def bfcl_tables(run: Run) -> list[str]:
+    split = run.split()
+    sizes = ", ".join(
+        f"{category} {split['asked'][category]} of {sum(sizes.values())}"
+        for category, sizes in split.get("sizes", {}).items()
+    )
+    lines = [
+        f"## BFCL ({split.get('part')} part)",
+        "",
+        f"Each category was split once into dev ({split.get('dev_share', 0):.0%}) and test by a "
+        f"keyed hash of the item id (`{split.get('seed')}`); every choice was made on dev and "
+        f"these figures are the {split.get('part')} part: {sizes} items. AST accuracy is "
+        "scored by fcsft's scorer, with BFCL's own checker beside it (below); the call rate is "
+        "the share of items needing a call where the model called at all, the other side of "
+        "no-call accuracy.",
+        "",
+        "| category | metric | n | "
+        + " | ".join(f"base {f}" for f in run.base)
+        + " | tuned (seeds: mean, lowest to highest) |",
+        "|---|---|---|" + "---|" * len(run.base) + "---|",
+    ]
+    for category in CATEGORIES:
+        metrics = ("no_call",) if category == "irrelevance" else ("full_call", "called")
+        for metric in metrics:
+            rates = run.tuned_rates(category, metric)
+            if not rates:
+                continue
+            n = run.tuned[run.seeds[0]]["layers"][category][metric]["n"]
+            base = " | ".join(pct(run.rate(r, category, metric)) for r in run.base.values())
+            lines.append(f"| {category} | {NAMES[metric]} | {n} | {base} | {tuned_text(rates)} |")
+    lines += [
+        "",
+        "Tuned against the base's best form, seed by seed (Newcombe's paired 95% interval, "
+        "McNemar's exact p):",
+        "",
+        "| category | base form | seed | difference [95% CI] | McNemar p |",
+        "|---|---|---|---|---|",
+    ]
+    for category in CATEGORIES:
+        form = run.best_form(category)
+        for seed in run.seeds:
+            cells = run.compares.get((form, seed), {}).get("layers", {}).get(category, {})
+            cell = cells.get(headline_metric(cells)) if cells else None
+            if cell:
+                lines.append(
+                    f"| {category} | {form} | {seed} | {difference_text(cell)} | "
+                    f"{cell['p_value']:.3g} |"
+                )
+    return [*lines, "", *figure(run, f"compare-{run.best_form('simple_python')}", "bfcl"), ""]
+
+
+def figure(run: Run, prefix: str, name: str) -> list[str]:
+    """The first seed's comparison bar chart, copied into docs/, as a markdown image."""
+    if not run.seeds:
+        return []
+    plot = run.root / f"{prefix}-s{run.seeds[0]}" / "compare.png"
     if not plot.exists():
         return []
     DOCS.mkdir(exist_ok=True)
-    shutil.copyfile(plot, DOCS / name)
-    return [f"![base vs tuned]({name})", ""]
+    shutil.copyfile(plot, DOCS / f"results-{name}.png")
+    return [f"![base vs tuned, seed {run.seeds[0]}](results-{name}.png)", ""]
 
 
-def verdict(bfcl: dict[str, Any]) -> list[str]:
-    """The issue's three targets, each with the figure that decides it."""
-    layers, mmlu = bfcl.get("layers", {}), bfcl.get("mmlu", {})
-    simple = layers.get("simple_python", {}).get("full_call")
-    irrelevance = layers.get("irrelevance", {}).get("no_call")
-    counted = mmlu.get(mmlu.get("counts") or "", None)
-    checks = []
-    if simple:
-        gain = simple["difference"]
-        checks.append(
-            f"- simple AST accuracy gain >= {TARGET_GAIN:.0%}: {gain:+.1%} "
-            f"({'met' if gain >= TARGET_GAIN else 'NOT met'})"
-        )
-    if irrelevance:
-        kept = irrelevance["tuned"]["value"]
-        checks.append(
-            f"- irrelevance accuracy >= {TARGET_IRRELEVANCE:.0%} after tuning: {kept:.1%} "
-            f"({'met' if kept >= TARGET_IRRELEVANCE else 'NOT met'})"
-        )
-    if counted:
-        p = counted["p_value"]
-        checks.append(
-            f"- MMLU change not significant: {counted['difference']:+.1%}, McNemar p = {p:.3g} "
-            f"({'met' if p >= 0.05 else 'NOT met'})"
-        )
-    return ["## Targets", "", *checks, ""] if checks else []
-
-
-def main(run: Path) -> str:
-    bfcl = load(run / "compare-bfcl" / "compare.json")
-    layers = load(run / "compare-layers" / "compare.json")
-    train = load(run / "train" / "model" / "fcsft.json")
-    stats = {s: load(run / s / "stats.json") for s in ("validate", "curate", "general")}
-    generate = [load(path) for path in sorted(run.glob("generate-*/stats.json"))]
-    out = ["# Results: SmolLM2-135M before and after fcsft's data", ""]
-    out += [
-        "Produced by `examples/bfcl-smollm2/run.sh` on a 2-core CPU machine (no GPU); every "
-        "number below is read from the files those commands wrote "
-        "(`examples/bfcl-smollm2/results.py`).",
+def official_section(run: Run) -> list[str]:
+    agree, n, rows, checker = official(run)
+    if not n:
+        return []
+    lines = [
+        "## BFCL's own checker",
         "",
-        *verdict(bfcl),
-        "## BFCL (held-out categories, a seeded sample of 100 items each)",
+        f"Every BFCL prediction of every run above was also judged by {checker}: it agrees with "
+        f"fcsft's verdict on {agree} of {n} ({agree / n:.2%}).",
         "",
-        "Full-call accuracy is BFCL's AST accuracy, scored by fcsft's scorer (which agrees with "
-        "BFCL's `ast_checker` on 24,315 of 24,316 pairs, see the README); on irrelevance the "
-        "right move is to call nothing.",
-        "",
-        *table(bfcl, ("tool_selection", "parse_failure")),
-        "",
-        *figure(run / "compare-bfcl", "results-bfcl.png"),
     ]
-    mmlu = bfcl.get("mmlu", {})
-    if mmlu:
-        out += [
-            "## Forgetting: MMLU (200 questions, the same for both)",
-            "",
-            "| form | n | base | tuned | difference [95% bootstrap] | McNemar p |",
-            "|---|---|---|---|---|---|",
+    if rows:
+        lines += ["| run | item | fcsft | BFCL | why |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {name} | {row['id']} | {row['fcsft']} | {row['bfcl']} | {row['explanation']} |"
+            for name, row in rows
         ]
-        for form in ("letter", "cloze", "cloze_norm"):
-            if form in mmlu:
-                cell = mmlu[form]
-                mark = " (counts)" if mmlu.get("counts") == form else ""
-                out.append(
-                    f"| {form}{mark} | {cell['n']} | {pct(cell['base'])} | {pct(cell['tuned'])} | "
-                    f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, "
-                    f"{cell['ci95_high']:+.1%}] | {cell['p_value']:.3g} |"
+        lines.append("")
+    return lines
+
+
+def mmlu_section(run: Run) -> list[str]:
+    cells = mmlu_cells(run)
+    if not cells:
+        return []
+    first = next(iter(cells.values()))
+    lines = [
+        f"## Forgetting: MMLU ({first['n']} questions, the same for every model)",
+        "",
+        f"Judged as equivalence: the tuned model keeps what the base knew when the 95% interval "
+        f"of the paired difference lies within ±{first['margin']:.0%}. The form that counts is "
+        "the first on which the base model is above chance.",
+        "",
+        "| seed | form | base | tuned | difference [95% CI] | within | McNemar p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for seed, cell in cells.items():
+        lines.append(
+            f"| {seed} | {cell['form']} | {pct(cell['base']['value'])} | "
+            f"{pct(cell['tuned']['value'])} | {difference_text(cell)} | "
+            f"{cell['within_margin']} | {cell['p_value']:.3g} |"
+        )
+    return [*lines, ""]
+
+
+def layers_section(run: Run) -> list[str]:
+    rows = []
+    for seed, compare in run.layers.items():
+        for layer, cells in compare.get("layers", {}).items():
+            if layer != "all" and cells:
+                metric = headline_metric(cells)
+                cell = cells[metric]
+                rows.append(
+                    f"| {layer} | {metric} | {seed} | {cell['n']} | {pct(cell['base']['value'])} "
+                    f"| {pct(cell['tuned']['value'])} | {difference_text(cell)} | "
+                    f"{cell['p_value']:.3g} |"
                 )
-        out += [
-            "",
-            "The form that counts is the first one on which the base model is above chance "
-            "(25%): letter answers of a 135M model sit at chance and cannot show forgetting.",
-            "",
-        ]
-    if layers:
-        out += [
-            "## fcsft's own three layers (from the run's held-out families)",
-            "",
-            *table(layers, ("tool_selection", "parameters", "call_order", "parse_failure")),
-            "",
-            *figure(run / "compare-layers", "results-layers.png"),
-        ]
-    out += ["## The data and the training run", ""]
+    if not rows:
+        return []
+    return [
+        "## fcsft's own three layers (the run's held-out families)",
+        "",
+        "| layer | metric | seed | n | base | tuned | difference [95% CI] | McNemar p |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def dev_section(run: Run) -> list[str]:
+    """The evaluations on the dev part that the choices were made on (RUN/dev/NAME)."""
+    reports = [(p.parent.name, load(p)) for p in sorted(run.root.glob("dev/*/report.json"))]
+    if not reports:
+        return []
+    lines = [
+        "## Choices made on dev",
+        "",
+        "| run | part | simple_python AST | irrelevance no-call | simple_python call rate | "
+        "command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, report in reports:
+        lines.append(
+            f"| {name} | {report.get('split', {}).get('part')} | "
+            f"{pct(run.rate(report, 'simple_python', 'full_call'))} | "
+            f"{pct(run.rate(report, 'irrelevance', 'no_call'))} | "
+            f"{pct(run.rate(report, 'simple_python', 'called'))} | `{report.get('command')}` |"
+        )
+    return [*lines, ""]
+
+
+def decontamination_section(run: Run) -> list[str]:
+    path = run.root / "curate" / "contamination.jsonl"
+    stats = load(run.root / "curate" / "stats.json").get("report", {}).get("decontamination", {})
+    if not path.exists():
+        return []
+    removed = list(read_jsonl(path))
+    lines = [
+        "## Decontamination",
+        "",
+        f"Curation removed {len(removed)} training records (tool data and the general mix) "
+        "that matched an evaluation item: the same question after normalisation, a question "
+        f"within a character-gram similarity of {stats.get('near')}, a shared "
+        f"{stats.get('ngram')}-word run, or one of the item's own functions. Every one, beside "
+        "the item it matched:",
+        "",
+        "| removed record | its question | matched | matched text | rule | similarity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in removed:
+        lines.append(
+            f"| {row['id']} | {_cell(row['question'])} | {row['set']} {row['match_id']} | "
+            f"{_cell(row['match_text'])} | {row['how']} | {row['score']} |"
+        )
+    return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def data_section(run: Run) -> list[str]:
+    root = run.root
+    stats = {s: load(root / s / "stats.json") for s in ("validate", "curate", "general")}
+    generate = [load(path) for path in sorted(root.glob("generate-*/stats.json"))]
+    out = ["## The data and the training runs", ""]
     val, cur, general = stats["validate"], stats["curate"], stats["general"]
     if generate:
         total = {k: sum(g.get(k, 0) for g in generate) for k in ("in", "out", "rejected", "wall_s")}
         out.append(
-            f"- generate (reference teacher over BFCL live gold calls, simulated tools, in "
-            f"{len(generate)} stages, one per tool namespace): {total['in']} tasks, "
-            f"{total['out']} trajectories, {total['rejected']} failed; {total['wall_s']:.0f} s"
+            f"- generate (reference teacher over BFCL live gold calls, simulated tools, one stage "
+            f"per tool namespace, {len(generate)} in all): {total['in']} tasks, {total['out']} "
+            f"trajectories, {total['rejected']} failed; {total['wall_s']:.0f} s"
         )
     if general:
         out.append(f"- general: {general.get('out')} answers of the base model to general prompts")
-    if val:
-        out.append(
-            f"- validate: {val.get('out')} kept, {val.get('rejected')} rejected "
-            f"({', '.join(f'{k} {v}' for k, v in val.get('reasons', {}).items())})"
-        )
-    if cur:
-        out.append(
-            f"- curate: {cur.get('out')} kept, {cur.get('rejected')} dropped "
-            f"({', '.join(f'{k} {v}' for k, v in cur.get('reasons', {}).items())})"
-        )
+    for name, stage in (("validate", val), ("curate", cur)):
+        if stage:
+            reasons = ", ".join(f"{k} {v}" for k, v in stage.get("reasons", {}).items())
+            out.append(
+                f"- {name}: {stage.get('out')} kept, {stage.get('rejected')} dropped ({reasons})"
+            )
     sizes = {
         split: sum(1 for _ in path.open())
         for split in ("train", "test")
-        if (path := run / "export" / f"{split}.openai.jsonl").exists()
+        if (path := root / "export" / f"{split}.openai.jsonl").exists()
     }
     if sizes:
         out.append(f"- export: {sizes.get('train')} train, {sizes.get('test')} test conversations")
-    if train:
-        out.append(
-            f"- training: {train.get('steps')} steps on {train.get('examples')} conversations "
-            f"({train.get('too_long')} left out: no assistant token within max_length), "
-            f"loss {train.get('loss_first'):.3f} -> {train.get('loss_last'):.3f}, "
-            f"{train.get('wall_s'):.0f} s"
-        )
-    out += [
-        "",
+    for seed in run.seeds:
+        train = load(root / f"train-s{seed}" / "model" / "fcsft.json")
+        if train:
+            out.append(
+                f"- training, seed {seed}: {train.get('steps')} steps on {train.get('examples')} "
+                f"conversations ({train.get('too_long')} left out: no assistant token within "
+                f"max_length), loss {train.get('loss_first'):.3f} -> "
+                f"{train.get('loss_last'):.3f}, {train.get('wall_s'):.0f} s"
+            )
+    return [*out, ""]
+
+
+def commands_section(run: Run) -> list[str]:
+    if not run.commands:
+        return []
+    total = sum(c["wall_s"] for c in run.commands)
+    lines = [
         "## Commands",
         "",
-        "```bash",
-        (Path(__file__).parent / "run.sh").read_text().split("set -euo pipefail\n", 1)[1].strip(),
-        "```",
+        f"As run by `examples/bfcl-smollm2/run.sh` and logged in commands.jsonl, with each "
+        f"one's wall time: {len(run.commands)} commands, {total / 3600:.1f} h in all (a resumed "
+        "step is listed once for each time it ran).",
         "",
+        "```bash",
     ]
-    return "\n".join(out)
+    for command in run.commands:
+        failed = f", exit {command['exit']}" if command["exit"] else ""
+        lines.append(f"{shlex.join(command['argv'])}  # {command['wall_s']:.0f} s{failed}")
+    return [*lines, "```", ""]
+
+
+def main(root: Path) -> tuple[str, dict[str, Any]]:
+    """The page and the headline figures of a run directory."""
+    run = Run(root)
+    figures = headline(run)
+    model = next(iter(run.base.values()), {}).get("model", "the base model")
+    out = [
+        f"# Results: `{model}` before and after fcsft's data",
+        "",
+        "Produced by `examples/bfcl-smollm2/run.sh` (see Commands); every number below is read "
+        "from the files the run wrote (`examples/bfcl-smollm2/results.py`). The tuned model was "
+        f"trained with seeds {', '.join(map(str, run.seeds))}: its figures are the mean over "
+        "seeds with the lowest and highest beside it. The base model was asked in the forms "
+        f"{', '.join(run.base)}; each category compares with the form that scored best there.",
+        "",
+        *targets(run, figures),
+        *bfcl_tables(run),
+        *official_section(run),
+        *mmlu_section(run),
+        *layers_section(run),
+        *figure(run, "compare-layers", "layers"),
+        *dev_section(run),
+        *decontamination_section(run),
+        *data_section(run),
+        *commands_section(run),
+    ]
+    return "\n".join(out), figures
+
+
+def write(page: str, figures: dict[str, Any]) -> None:
+    """docs/results.md and docs/results.json, each replaced whole (temp file, then rename)."""
+    DOCS.mkdir(exist_ok=True)
+    tmp = DOCS / ".results.md.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, DOCS / "results.md")
+    write_json(DOCS / "results.json", figures)
 
 
 if __name__ == "__main__":
-    print(main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/bfcl-smollm2")))
+    write(*main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/bfcl-smollm2")))
+    print(f"wrote {DOCS / 'results.md'} and {DOCS / 'results.json'}")

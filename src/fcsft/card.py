@@ -154,11 +154,13 @@ def write_card(run_dir: Path, out: Path, config: dict[str, Any], name: str) -> P
         "",
         "## Decontamination",
         "",
-        f"Candidates sharing a {decon.get('ngram', '?')}-word n-gram with an evaluation set "
-        f"are dropped: {curate_reasons.get('curate.contaminated', 0)} in all.",
+        f"Candidates whose question equals or nearly equals an evaluation question, shares a "
+        f"{decon.get('ngram', '?')}-word n-gram with one, or that offer an evaluation item's own "
+        f"function are dropped: {curate_reasons.get('curate.contaminated', 0)} in all (each "
+        f"beside the item it matched in curate/{decon.get('file', 'contamination.jsonl')}).",
         "",
         *_table(
-            ("evaluation set", "questions", "overlapping candidates"),
+            ("evaluation set", "items", "matching candidates"),
             ((source, sizes.get(source, "?"), hits.get(source, 0)) for source in {**sizes, **hits}),
         ),
         "",

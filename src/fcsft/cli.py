@@ -305,6 +305,9 @@ def train_command(
         Path | None, typer.Option(help="project.yaml whose train: section to use.")
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the validation split and the trainer.")
+    ] = None,
 ) -> None:
     """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
     from fcsft.config import load_config
@@ -315,6 +318,8 @@ def train_command(
     settings = load_config(config).train if config else TrainConfig()
     if max_steps is not None:
         settings = settings.model_copy(update={"max_steps": max_steps})
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
     summary = train(settings, data, target)
     out.print(
         f"{summary['steps']} steps, loss {summary['loss_first']:.3f} -> "
@@ -538,10 +543,22 @@ def eval_command(
     bfcl_limit: Annotated[
         int | None, typer.Option(help="At most this many items per BFCL category (seeded).")
     ] = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="Part of each BFCL category: dev (make every choice here), test (score the "
+            "final model once) or all."
+        ),
+    ] = "dev",
     mmlu: Annotated[int, typer.Option(help="MMLU questions for forgetting (0: none).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the BFCL and MMLU subsets.")] = 0,
     protocol: Annotated[
-        str, typer.Option(help="native (function calling) or tagged (fcsft text over an API).")
+        str,
+        typer.Option(
+            help="native (function calling), tagged (fcsft text over an API), bfcl (BFCL's own "
+            "prompting form: functions in the system prompt, calls written as Python) or "
+            "bfcl-fewshot (the same with three worked examples)."
+        ),
     ] = "native",
     max_tokens: Annotated[int, typer.Option(help="Completion tokens per reply.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
@@ -554,8 +571,10 @@ def eval_command(
         return
     if model is None or target is None:
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
-    if protocol not in ("native", "tagged"):
-        raise UserError(f"--protocol {protocol!r}: expected native or tagged")
+    if protocol not in ("native", "tagged", "bfcl", "bfcl-fewshot"):
+        raise UserError(f"--protocol {protocol!r}: expected native, tagged, bfcl or bfcl-fewshot")
+    if split not in ("dev", "test", "all"):
+        raise UserError(f"--split {split!r}: expected dev, test or all")
     from fcsft.evaluate.run import EvalPlan, evaluate
     from fcsft.files import check_output_dir
 
@@ -567,6 +586,7 @@ def eval_command(
         items=list(items or []),
         bfcl=list(bfcl or []),
         bfcl_limit=bfcl_limit,
+        split=split,  # type: ignore[arg-type]
         mmlu=mmlu,
         seed=seed,
         protocol=protocol,  # type: ignore[arg-type]
@@ -638,7 +658,7 @@ def eval_compare(
     tuned: Annotated[Path, typer.Argument(help="Eval directory of the tuned model.")],
     target: Annotated[Path, typer.Option("--out", help="Directory for compare.json/.html.")],
 ) -> None:
-    """Base vs tuned per layer and metric: McNemar's p and bootstrap intervals, MMLU paired."""
+    """Base vs tuned per layer and metric: McNemar's p and Newcombe's paired intervals, MMLU."""
     from fcsft.evaluate.report import compare
     from fcsft.files import check_output_dir
 
@@ -660,10 +680,15 @@ def eval_compare(
                 )
     mmlu = result.get("mmlu", {})
     if mmlu.get("counts"):
+        from fcsft.evaluate.report import difference_text
+
         cell = mmlu[mmlu["counts"]]
+        margin = f"±{mmlu['margin']:.0%}"
+        verdict = {True: f"within {margin}", False: f"NOT within {margin}", None: "not judged"}
         out.print(
             f"MMLU ({mmlu['counts']}) {cell['base']['value']:.1%} -> {cell['tuned']['value']:.1%} "
-            f"(p={cell['p_value']:.3g}, n={cell['n']})",
+            f"({difference_text(cell)}, {verdict[cell['within_margin']]}, "
+            f"p={cell['p_value']:.3g}, n={cell['n']})",
             markup=False,
         )
     out.print(f"report: {target / 'compare.html'}", markup=False)

@@ -1,10 +1,13 @@
 """The curate stage: from validated trajectories to a balanced, clean, leak-free train/test set.
 
 In order: keep one trajectory per task (the one with fewest calls), drop exact and near
-duplicates, drop training candidates that share a long n-gram with an evaluation set, split
-by family, balance the tool distribution of the training side, and mix in general
-instruction data at the configured share. Every dropped record is kept in rejected.jsonl with
-its reason; out.jsonl carries `meta.split` on every record.
+duplicates, drop training candidates that match an evaluation item (the same or nearly the
+same question, a shared long n-gram, or one of its functions: fcsft.curate.decontaminate),
+split by family, balance the tool distribution of the training side, and mix in general
+instruction data at the configured share, itself decontaminated the same way. Every dropped
+record is kept in rejected.jsonl with its reason; out.jsonl carries `meta.split` on every
+record; contamination.jsonl lists every record removed as contaminated beside the
+evaluation item it matched.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from fcsft.curate.balance import balance
-from fcsft.curate.decontaminate import Contamination
+from fcsft.curate.decontaminate import Contamination, EvalItem
 from fcsft.curate.split import assign_splits
 from fcsft.errors import UserError
 from fcsft.evaluate import bfcl
 from fcsft.formats import FormatError, get_format
-from fcsft.jsonl import read_lines
+from fcsft.jsonl import read_lines, write_jsonl
 from fcsft.records import Trajectory, Verdict
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
@@ -56,6 +59,9 @@ class CurateConfig(Section):
     overlap; their questions are read from the installed bfcl-eval package."""
     ngram: int = Field(8, ge=3)
     """Word n-gram length that counts as overlap with an evaluation set."""
+    near_match: float = Field(0.7, gt=0, le=1)
+    """Character 5-gram Jaccard similarity at which a question nearly equals an evaluation
+    question (and share of a function description that makes it the evaluation item's own)."""
     seed: int = 0
     """Seed of the family split."""
 
@@ -92,19 +98,31 @@ def _files(paths: list[Path]) -> list[Path]:
     return out
 
 
-def _questions(path: Path) -> list[str]:
-    texts = []
+def _references(path: Path) -> list[EvalItem]:
+    """An evaluation set's items: JSONL with `question` (and OpenAI `tools`), or openai format."""
+    items = []
     for line in read_lines(path):
         if line.error:
             continue
-        if isinstance(line.obj.get("question"), str):
-            texts.append(line.obj["question"])
-        else:
-            try:
-                texts.append(OPENAI.parse(line.obj).question)
-            except FormatError:
-                continue
-    return texts
+        obj = line.obj
+        ident = str(obj.get("id", f"{path.name}:{line.number}"))
+        if isinstance(obj.get("question"), str):
+            tools = [t.get("function", t) for t in obj.get("tools") or [] if isinstance(t, dict)]
+            functions = tuple(
+                (str(t.get("name", "")), str(t.get("description", ""))) for t in tools
+            )
+            items.append(EvalItem(ident, (obj["question"],), functions))
+            continue
+        try:
+            trajectory = OPENAI.parse(obj)
+        except FormatError:
+            continue
+        items.append(EvalItem(ident, (trajectory.question,), _functions(trajectory)))
+    return items
+
+
+def _functions(trajectory: Trajectory) -> tuple[tuple[str, str], ...]:
+    return tuple((tool.name, tool.description or "") for tool in trajectory.tools)
 
 
 def load_general(paths: list[Path]) -> tuple[list[Trajectory], list[str]]:
@@ -146,12 +164,29 @@ def curate(
             best[task] = t
     index = NearDuplicates(config.near_duplicate)
     exact: dict[str, str] = {}
-    contamination = Contamination(config.ngram)
+    contamination = Contamination(config.ngram, config.near_match)
     for path in _files(config.decontaminate):
-        contamination.add(path.stem, _questions(path))
+        contamination.add(path.stem, _references(path))
     for category in config.decontaminate_bfcl:
-        contamination.add(f"bfcl:{category}", bfcl.bfcl_questions([category]))
+        contamination.add(
+            f"bfcl:{category}",
+            (
+                EvalItem(ref["id"], tuple(ref["questions"]), tuple(ref["functions"]))
+                for ref in bfcl.bfcl_references([category])
+            ),
+        )
     hits: Counter = Counter(dict.fromkeys(contamination.sizes, 0))
+    matches: list[dict[str, Any]] = []
+
+    def contaminated(t: Trajectory) -> Outcome | None:
+        """The rejection of a trajectory that matches an evaluation item, noted in `matches`."""
+        found = contamination.match(t.question, _functions(t))
+        if found is None:
+            return None
+        hits[found.set] += 1
+        matches.append({"id": t.id, "question": t.question, **found.to_json()})
+        return _reject(OPENAI.render(t), "curate.contaminated", found.reason())
+
     for t in trajectories:
         record = OPENAI.render(t)
         task = t.meta.task_id or t.id
@@ -171,14 +206,9 @@ def curate(
                 record, "curate.near_duplicate", f"{score:.2f} similar to {match}"
             )
             continue
-        sets = contamination.hits(t.question)
-        if sets:
-            hits.update(sets)
-            outcomes[t.id] = _reject(
-                record,
-                "curate.contaminated",
-                f"shares a {config.ngram}-gram with {', '.join(sorted(sets))}",
-            )
+        rejected = contaminated(t)
+        if rejected is not None:
+            outcomes[t.id] = rejected
             continue
         alive.append(t)
 
@@ -205,7 +235,15 @@ def curate(
                 "dropped to bring the tool distribution toward its target",
             )
     kept_train = [t for t in train if t.id not in dropped]
-    general, problems = load_general(config.general)
+    loaded, problems = load_general(config.general)
+    general, dropped_general = [], []
+    for t in loaded:
+        rejected = contaminated(t)
+        if rejected is None:
+            general.append(t)
+        else:
+            outcomes[t.id] = rejected
+            dropped_general.append(t.id)
     wanted = round(config.general_ratio / (1 - config.general_ratio) * len(kept_train))
     mixed = general[:wanted]
     for t in kept_train + mixed:
@@ -213,7 +251,7 @@ def curate(
     for t in test:
         outcomes[t.id] = Outcome(OPENAI.render(_with_split(t, "test")))
 
-    order = [t.id for t in trajectories] + [t.id for t in mixed]
+    order = [t.id for t in trajectories] + dropped_general + [t.id for t in mixed]
     train_total = len(kept_train) + len(mixed)
     report = {
         "split": {"train": train_total, "test": len(test)},
@@ -230,8 +268,11 @@ def curate(
         },
         "decontamination": {
             "ngram": config.ngram,
+            "near": config.near_match,
             "hits": dict(hits),
             "sets": dict(contamination.sizes),
+            "removed": len(matches),
+            "matches": matches,
         },
         "families": {
             "train": len({t.meta.family for t in kept_train}),
@@ -251,6 +292,12 @@ def _with_split(trajectory: Trajectory, split: str) -> Trajectory:
     )
 
 
+CONTAMINATION_FILE = "contamination.jsonl"
+"""In the curate directory: every record removed as contaminated, one a line, with the
+evaluation item it matched (`id`, `question`, `set`, `match_id`, `match_text`, `how`,
+`score`)."""
+
+
 def curate_stage(config: CurateConfig) -> Stage:
     reports: dict[str, Any] = {}
 
@@ -259,10 +306,18 @@ def curate_stage(config: CurateConfig) -> Stage:
         reports.update(report)
         return pairs
 
+    def report(directory: Path) -> dict[str, Any]:
+        """The curate report for stats.json; the list of matches goes to its own file."""
+        out = dict(reports)
+        decontamination = dict(out.get("decontamination", {}))
+        write_jsonl(directory / CONTAMINATION_FILE, decontamination.pop("matches", []))
+        out["decontamination"] = decontamination | {"file": CONTAMINATION_FILE}
+        return out
+
     return Stage(
         "curate",
         process,
         config=config.model_dump(mode="json"),
         whole=True,
-        report=lambda _: dict(reports),
+        report=report,
     )

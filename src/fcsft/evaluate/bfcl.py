@@ -2,25 +2,34 @@
 
 Each category is a file of one JSON object a line in the package's `data/`, with the possible
 answers in `data/possible_answer/`. An item here is what fcsft.evaluate.score reads:
-`{"id", "layer": category, "kind", "messages", "tools", "gold", "possible"}`, where `possible`
-is BFCL's ground truth as one turn and `gold` one right answer picked from it (the first
-acceptable value of each parameter). The irrelevance categories have `gold: []`.
+`{"id", "layer": category, "split", "kind", "messages", "tools", "bfcl_functions", "gold",
+"possible"}`, where `possible` is BFCL's ground truth as one turn and `gold` one right answer
+picked from it (the first acceptable value of each parameter); the irrelevance categories have
+`gold: []`. `bfcl_functions` are the functions as BFCL shows them to models it prompts without
+function calling (its own names and types, with its Python 3 note).
 
 Tools are shown the way BFCL's own function-calling handlers show them to OpenAI-style models,
 so scores are comparable with its leaderboard: Python types as JSON-schema types (dict ->
 object, float -> number with format float, tuple -> array, any -> string), "." in function
 names as "_" (OpenAI's name pattern has no dots; names in `possible` follow), and BFCL's
 "Python 3 syntax" note on each description.
+
+Dev and test: every category is split once, by `SPLIT_SEED`, into a dev part (the
+`DEV_SHARE` of its items whose keyed hash of the id is smallest, rounded down) and a test part
+(the rest). The split depends on nothing but the ids, so it is the same on every machine and for
+every `--seed`; every choice (data recipe, steps, checkpoint, decoding) is made on dev, and the
+test part is scored once, on the final model. Each item carries its part in `split`.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import random
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fcsft.errors import UserError
 from fcsft.jsonl import read_jsonl
@@ -50,7 +59,7 @@ UNSCORED = {
     "web_search": "it is scored on the final answer",
 }
 QUESTIONS = SCORED + tuple(UNSCORED)
-"""Categories whose questions bfcl_questions reads (for decontamination)."""
+"""Categories bfcl_references reads (for decontamination)."""
 
 TYPES = {
     "string": "string",
@@ -67,6 +76,12 @@ TYPES = {
 PYTHON_NOTE = " Note that the provided function is in Python 3 syntax."
 FLOAT_NOTE = " This is a float type value."
 INSTALL = "pip install --no-deps bfcl-eval"
+
+Split = Literal["dev", "test", "all"]
+SPLITS: tuple[Split, ...] = ("dev", "test", "all")
+SPLIT_SEED = "fcsft-bfcl-dev-test-1"
+DEV_SHARE = 0.2
+"""Share of each category in the dev part (at most 25%, as the evaluation protocol asks)."""
 
 
 def data_dir() -> Path:
@@ -153,13 +168,19 @@ def _pick(value: Any, known: Collection[str] | None = None) -> Any:
     return picked
 
 
-def _item(entry: dict[str, Any], category: str, answer: list[dict[str, Any]] | None) -> dict:
+def _item(
+    entry: dict[str, Any], category: str, answer: list[dict[str, Any]] | None, part: str
+) -> dict:
     item = {
         "id": entry["id"],
         "layer": category,
+        "split": part,
         "kind": "irrelevance" if category in IRRELEVANCE else "ast",
         "messages": entry["question"][0],
         "tools": [openai_tool(f) for f in entry["function"]],
+        "bfcl_functions": [
+            f | {"description": f.get("description", "") + PYTHON_NOTE} for f in entry["function"]
+        ],
         "gold": [],
     }
     if answer is not None:
@@ -178,18 +199,47 @@ def _item(entry: dict[str, Any], category: str, answer: list[dict[str, Any]] | N
     return item
 
 
-def load_bfcl(
-    category: str, limit: int | None = None, seed: int = 0, *, folder: Path | None = None
-) -> list[dict[str, Any]]:
-    """A BFCL category's items, all of them or `limit` drawn at random (in file order)."""
+def parts(ids: Iterable[str]) -> dict[str, str]:
+    """Each id's part of the split, "dev" or "test" (see the module docstring)."""
+    ids = list(ids)
+
+    def key(ident: str) -> str:
+        return hashlib.sha256(f"{SPLIT_SEED}:{ident}".encode()).hexdigest()
+
+    dev = set(sorted(ids, key=key)[: int(DEV_SHARE * len(ids))])
+    return {ident: "dev" if ident in dev else "test" for ident in ids}
+
+
+def split_sizes(category: str, *, folder: Path | None = None) -> dict[str, int]:
+    """How many items of the category each part holds."""
     check_category(category)
+    assigned = parts(entry["id"] for entry in _entries(category, folder or data_dir()))
+    return {part: sum(1 for p in assigned.values() if p == part) for part in ("dev", "test")}
+
+
+def load_bfcl(
+    category: str,
+    limit: int | None = None,
+    seed: int = 0,
+    *,
+    split: Split = "all",
+    folder: Path | None = None,
+) -> list[dict[str, Any]]:
+    """A BFCL category's items of one part of the split (or all), all of them or `limit`
+    drawn at random from that part (in file order)."""
+    check_category(category)
+    if split not in SPLITS:
+        raise UserError(f"BFCL split {split!r}: expected one of {', '.join(SPLITS)}")
     folder = folder or data_dir()
     entries = _entries(category, folder)
+    assigned = parts(entry["id"] for entry in entries)
+    if split != "all":
+        entries = [entry for entry in entries if assigned[entry["id"]] == split]
     if limit is not None and limit < len(entries):
         chosen = sorted(random.Random(seed).sample(range(len(entries)), limit))
         entries = [entries[i] for i in chosen]
     if category in IRRELEVANCE:
-        return [_item(entry, category, None) for entry in entries]
+        return [_item(entry, category, None, assigned[entry["id"]]) for entry in entries]
     answers = {
         a["id"]: a["ground_truth"]
         for a in read_jsonl(folder / "possible_answer" / f"{VERSION}_{category}.json")
@@ -197,18 +247,31 @@ def load_bfcl(
     missing = [entry["id"] for entry in entries if entry["id"] not in answers]
     if missing:
         raise UserError(f"BFCL {category}: no possible answer for {', '.join(missing[:5])}")
-    return [_item(entry, category, answers[entry["id"]]) for entry in entries]
+    return [
+        _item(entry, category, answers[entry["id"]], assigned[entry["id"]]) for entry in entries
+    ]
 
 
-def bfcl_questions(categories: Iterable[str], *, folder: Path | None = None) -> Iterator[str]:
-    """Every user message of the categories' questions (what decontamination compares with)."""
+def bfcl_references(
+    categories: Iterable[str], *, folder: Path | None = None
+) -> Iterator[dict[str, Any]]:
+    """What decontamination compares with, item by item: `{"id", "questions": every user
+    message, "functions": [(name, description)] as BFCL wrote them}`."""
     categories = list(categories)
     for category in categories:
         check_category(category, QUESTIONS)
     folder = folder or data_dir()
     for category in categories:
         for entry in _entries(category, folder):
-            for turn in entry.get("question") or []:
-                for message in turn:
-                    if message.get("role") == "user" and isinstance(message.get("content"), str):
-                        yield message["content"]
+            questions = [
+                message["content"]
+                for turn in entry.get("question") or []
+                for message in turn
+                if message.get("role") == "user" and isinstance(message.get("content"), str)
+            ]
+            functions = [
+                (f.get("name", ""), f.get("description", ""))
+                for f in entry.get("function") or []
+                if isinstance(f, dict)
+            ]
+            yield {"id": entry["id"], "questions": questions, "functions": functions}

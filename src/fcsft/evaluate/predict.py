@@ -5,6 +5,9 @@ Every provider is asked the same way the model was trained: OpenAI function-call
 — the function training renders with — and an API server renders with its own template. For a
 model served behind an API that was trained on fcsft's tagged text (a fine-tune on vLLM, say),
 `protocol="tagged"` renders the prompt with `text_messages` here and parses the reply text.
+`protocol="bfcl"` and `"bfcl-fewshot"` ask in BFCL's own prompting form instead (functions in
+the system prompt, calls written as Python; fcsft.evaluate.bfcl_prompt), for a base model that
+was never taught fcsft's protocol.
 
 Multi-step items are replayed: an item that carries the gold `conversation` is asked once per
 gold turn, each time with the gold history up to that turn (the teacher's calls and the real
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fcsft.errors import UserError
+from fcsft.evaluate.bfcl_prompt import FORMS as BFCL_FORMS
+from fcsft.evaluate.bfcl_prompt import bfcl_reply, bfcl_request
 from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import decode_arguments, parse_reply
@@ -32,7 +37,7 @@ from fcsft.jsonl import read_numbered
 from fcsft.models.base import ChatLike, ChatRequest, ChatResponse, ModelError
 from fcsft.stage import Outcome, Progress, Stage, run_stage
 
-Protocol = Literal["native", "tagged"]
+Protocol = Literal["native", "tagged", "bfcl", "bfcl-fewshot"]
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
@@ -76,7 +81,10 @@ def request_for(
     tools: list[dict[str, Any]],
     protocol: Protocol,
     max_tokens: int,
+    bfcl_functions: list[dict[str, Any]] | None = None,
 ) -> ChatRequest:
+    if protocol in BFCL_FORMS:
+        return bfcl_request(model_name, messages, tools, protocol, max_tokens, bfcl_functions)
     if protocol == "tagged":
         return ChatRequest(
             model=model_name,
@@ -89,8 +97,12 @@ def request_for(
     )
 
 
-def reply_calls(response: ChatResponse, protocol: Protocol) -> tuple[list[dict], str | None, str]:
+def reply_calls(
+    response: ChatResponse, protocol: Protocol, tools: list[dict[str, Any]] | None = None
+) -> tuple[list[dict], str | None, str]:
     """(calls, parse error, raw text) of one reply."""
+    if protocol in BFCL_FORMS:
+        return bfcl_reply(response, tools or [])
     raw = str(response.extra.get("raw", response.message.get("content") or ""))
     if response.extra.get("parse_error"):
         return [], str(response.extra["parse_error"]), raw
@@ -129,7 +141,14 @@ async def predict_item(
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
     started = time.monotonic()
     for messages in prompts(item):
-        request = request_for(model_name, messages, item.get("tools") or [], protocol, max_tokens)
+        request = request_for(
+            model_name,
+            messages,
+            item.get("tools") or [],
+            protocol,
+            max_tokens,
+            item.get("bfcl_functions"),
+        )
         try:
             response = await model.chat(request)
         except ModelError as exc:
@@ -138,7 +157,7 @@ async def predict_item(
         usage["prompt_tokens"] += response.prompt_tokens
         usage["completion_tokens"] += response.completion_tokens
         usage["cost"] += float(response.extra.get("cost", 0.0))
-        calls, error, raw = reply_calls(response, protocol)
+        calls, error, raw = reply_calls(response, protocol, item.get("tools"))
         raws.append(raw)
         if error or not calls:
             break

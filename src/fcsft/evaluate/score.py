@@ -24,11 +24,14 @@ Metrics per item, None where one does not apply:
     full_call       turn by turn, every call pairs off with a gold call, name and arguments
                     right: BFCL's AST accuracy
     no_call         should-not-call items only: nothing was called and the reply parsed
+    called          should-call items only: the reply parsed and called at least one function
+                    (its rate is the call rate, the other side of no_call: a model that learns
+                    to decline everywhere scores well on no_call and badly here)
     parse_failure   the reply tried to call and could not be parsed (every item)
 
-A reply that could not be parsed is never "did not call": every call metric and no_call are
-False for it. On should-not-call items (gold []) tool_selection is True when nothing was called,
-and parameters, call_order and full_call do not apply.
+A reply that could not be parsed is never "did not call" and never "called": every call metric,
+no_call and called are False for it. On should-not-call items (gold []) tool_selection is True
+when nothing was called, and parameters, call_order, full_call and called do not apply.
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ from typing import Any
 
 from fcsft.intervals import wilson
 
-METRICS = ("tool_selection", "parameters", "call_order", "full_call", "no_call", "parse_failure")
+METRICS = (
+    "tool_selection",
+    "parameters",
+    "call_order",
+    "full_call",
+    "no_call",
+    "called",
+    "parse_failure",
+)
 CALL_METRICS = ("parameters", "call_order", "full_call")
 
 _IGNORED = re.compile(r"[ ,./\-_*^]")
@@ -262,7 +273,7 @@ def score_item(item: dict[str, Any], prediction: dict[str, Any]) -> dict[str, bo
         if should_call:
             row["no_call"] = None
         else:
-            row.update(dict.fromkeys(CALL_METRICS, None))
+            row.update(dict.fromkeys((*CALL_METRICS, "called"), None))
         return row
     turns = [[c for c in turn if isinstance(c, dict)] for turn in prediction.get("turns") or []]
     turns = [turn for turn in turns if turn]
@@ -271,6 +282,7 @@ def score_item(item: dict[str, Any], prediction: dict[str, Any]) -> dict[str, bo
             "tool_selection": not turns,
             **dict.fromkeys(CALL_METRICS, None),
             "no_call": not turns,
+            "called": None,
             "parse_failure": False,
         }
     schemas = tool_schemas(item)
@@ -285,6 +297,7 @@ def score_item(item: dict[str, Any], prediction: dict[str, Any]) -> dict[str, bo
         "full_call": aligned
         and all(_pair_off(t, e, schemas) for t, e in zip(turns, expected, strict=True)),
         "no_call": None,
+        "called": bool(calls),
         "parse_failure": False,
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,16 +27,26 @@ def shingles(text: str, size: int = 3) -> set[str]:
 
 
 class MinHasher:
-    """Signatures of `permutations` slots; equal seeds give equal signatures across runs."""
+    """Signatures of `permutations` slots; equal seeds give equal signatures across runs.
 
-    def __init__(self, permutations: int = 128, shingle_size: int = 3, seed: int = 1):
+    A text's set is its word `shingle_size`-grams, or whatever `grams` makes of it."""
+
+    def __init__(
+        self,
+        permutations: int = 128,
+        shingle_size: int = 3,
+        seed: int = 1,
+        grams: Callable[[str], set[str]] | None = None,
+    ):
         rng = np.random.default_rng(seed)
         self.a = rng.integers(1, int(_PRIME), permutations, dtype=np.uint64)
         self.b = rng.integers(0, int(_PRIME), permutations, dtype=np.uint64)
         self.shingle_size = shingle_size
+        self.grams = grams
 
     def signature(self, text: str) -> np.ndarray:
-        grams = shingles(text, self.shingle_size) or {""}
+        made = self.grams(text) if self.grams else shingles(text, self.shingle_size)
+        grams = made or {""}
         hashes = np.array(
             [
                 int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") >> 3
@@ -55,11 +66,17 @@ def similarity(first: np.ndarray, second: np.ndarray) -> float:
 class NearDuplicates:
     """An index that answers: is this text a near-duplicate of one already added?"""
 
-    def __init__(self, threshold: float = 0.8, permutations: int = 128, bands: int = 32):
+    def __init__(
+        self,
+        threshold: float = 0.8,
+        permutations: int = 128,
+        bands: int = 32,
+        grams: Callable[[str], set[str]] | None = None,
+    ):
         if permutations % bands:
             raise ValueError("permutations must be a multiple of bands")
         self.threshold = threshold
-        self.hasher = MinHasher(permutations)
+        self.hasher = MinHasher(permutations, grams=grams)
         self.rows = permutations // bands
         self.buckets: list[dict[bytes, list[str]]] = [defaultdict(list) for _ in range(bands)]
         self.signatures: dict[str, np.ndarray] = {}
@@ -87,10 +104,17 @@ class NearDuplicates:
         match, score = self._nearest(signature)
         if match is not None and score >= self.threshold:
             return match, score
+        self._index(key, signature)
+        return None, score
+
+    def index(self, key: str, text: str) -> None:
+        """Index `text` under `key` whatever is already there."""
+        self._index(key, self.hasher.signature(text))
+
+    def _index(self, key: str, signature: np.ndarray) -> None:
         self.signatures[key] = signature
         for band, bucket in enumerate(self.buckets):
             bucket[self._band(signature, band)].append(key)
-        return None, score
 
     def _band(self, signature: np.ndarray, band: int) -> bytes:
         return signature[band * self.rows : (band + 1) * self.rows].tobytes()

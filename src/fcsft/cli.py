@@ -116,11 +116,15 @@ def seeds_mine(
     threshold: Annotated[
         float, typer.Option(help="Jaccard similarity that counts as duplicate.")
     ] = 0.8,
+    pii: Annotated[
+        str,
+        typer.Option(help="PII detector: patterns, or presidio (pip install 'fcsft[pii]')."),
+    ] = "patterns",
 ) -> None:
     """Mine user questions from chat logs: PII scrubbed, near-duplicates dropped, source=log."""
     from fcsft.seeds.importers import mine_logs
 
-    _report_import(mine_logs(logs, domain, threshold), out_path)
+    _report_import(mine_logs(logs, domain, threshold, pii=pii), out_path)
 
 
 @seeds_app.command("stats")

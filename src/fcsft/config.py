@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -62,6 +62,10 @@ class SeedsConfig(Section):
     """Seed files (.jsonl, .csv, .yaml); relative paths are relative to project.yaml."""
     logs: list[Path] = Field(default_factory=list)
     """Chat logs (JSONL of {"messages": [...]}) to mine user questions from."""
+    pii: Literal["patterns", "presidio"] = "patterns"
+    """What scrubs personal data from mined questions: fcsft's patterns (e-mail, IBAN, card,
+    SSN, IP, account number, street address, phone), or those and Presidio's analyzer for
+    names and places (`pip install 'fcsft[pii]'` and a spaCy model)."""
     source: str = "import"
     """Source for seed rows that do not say (log, expert or import)."""
     domain: str = ""

@@ -110,7 +110,7 @@ def _seeds(run: Run) -> None:
     if not files and not logs:
         raise UserError("seeds.files and seeds.logs are both empty: nothing to start from")
     imported = import_seeds(files, seeds.source, seeds.domain)
-    mined = mine_logs(logs, seeds.domain) if logs else None
+    mined = mine_logs(logs, seeds.domain, pii=seeds.pii) if logs else None
     chosen = imported.seeds + (mined.seeds if mined else [])
     if seeds.limit is not None:
         chosen = chosen[: seeds.limit]

@@ -266,7 +266,13 @@ def memory_lessons(
 
 @app.command("train")
 def train_command(
-    data: Annotated[Path, typer.Option(help="Training data: an exported train.openai.jsonl.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training data in the openai format, e.g. RUN/curate/out.jsonl (its test split "
+            "is left out) or an exported train.openai.jsonl (which has no thinking)."
+        ),
+    ],
     target: Annotated[Path, typer.Option("--out", help="Output folder (model/ and checkpoints/).")],
     config: Annotated[
         Path | None, typer.Option(help="project.yaml whose train: section to use.")
@@ -410,14 +416,30 @@ app.command("curate")(
         "(fcsft run --from curate --until curate).",
     )
 )
-app.command("export")(
-    _stage_command(
-        "export",
-        "export",
-        "The dataset files in export.formats and the card DATASET.md "
-        "(fcsft run --from export --until export).",
-    )
-)
+
+
+@app.command("export")
+def export_command(
+    config: Annotated[Path, typer.Argument(help="project.yaml")],
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="REPO",
+            help="Then upload the folder as Hub dataset REPO (user/name); token from HF_TOKEN.",
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option(help="Create the Hub repository private.")] = False,
+) -> None:
+    """The dataset files in export.formats and the card README.md
+    (fcsft run --from export --until export), optionally pushed to the Hugging Face Hub."""
+    run_command(config, start="export", until="export")
+    if push_to_hub:
+        from fcsft.config import load_config
+        from fcsft.hub import push_folder
+
+        folder = load_config(config).run_dir / "export"
+        out.print(f"pushed to {push_folder(folder, push_to_hub, private)}", markup=False)
 
 
 @app.command("review")

@@ -17,9 +17,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fcsft import __version__
+
+        out.print(f"fcsft {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Function-calling SFT by data engineering: build, check, train and prove."""
 
 
 @app.command()
@@ -52,10 +71,13 @@ def convert(
 
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-    """Validate a project config; every error is listed with its field path."""
-    from fcsft.config import load_config
+    """Validate a project config; every error is listed with its field path, and a model whose
+    API key variable is unset is warned about."""
+    from fcsft.config import load_config, missing_keys
 
     project = load_config(config)
+    for warning in missing_keys(project):
+        err.print(f"warning: {warning}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
 
 
@@ -155,20 +177,37 @@ def seeds_stats(
 
 @app.command()
 def validate(
-    source: Annotated[
-        Path, typer.Option("--in", help="openai JSONL, or a stage dir (its out.jsonl).")
-    ],
-    target: Annotated[Path, typer.Option("--out", help="Directory for out/rejected/stats.")],
+    source_arg: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SOURCE", help="openai JSONL, or a stage dir (its out.jsonl); or use --in."
+        ),
+    ] = None,
+    target_arg: Annotated[
+        Path | None,
+        typer.Argument(metavar="TARGET", help="Directory for out/rejected/stats; or use --out."),
+    ] = None,
+    source_opt: Annotated[
+        Path | None, typer.Option("--in", help="The same as SOURCE.", show_default=False)
+    ] = None,
+    target_opt: Annotated[
+        Path | None, typer.Option("--out", help="The same as TARGET.", show_default=False)
+    ] = None,
     rules: Annotated[
         str, typer.Option(help="Comma-separated reason codes to run (default all).")
     ] = "",
     max_steps: Annotated[int, typer.Option(help="Most assistant steps allowed.")] = 15,
     min_steps: Annotated[int, typer.Option(help="Fewest assistant steps for a tool task.")] = 2,
 ) -> None:
-    """Format and logic rules over trajectories; every rejection keeps all its reasons."""
+    """Format and logic rules over trajectories; every rejection keeps all its reasons.
+
+    Files are given as `convert` takes them, SOURCE then TARGET, or as --in and --out.
+    """
     from fcsft.stage import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
+    source = _one_of(source_arg, source_opt, "SOURCE", "--in")
+    target = _one_of(target_arg, target_opt, "TARGET", "--out")
     if source.is_dir():
         source = source / "out.jsonl"
     options = {"max_steps": max_steps, "min_steps": min_steps}
@@ -184,6 +223,14 @@ def validate(
     )
     for code, count in stats["reasons"].items():
         out.print(f"  {code:28} {count}", markup=False)
+
+
+def _one_of(argument: Path | None, option: Path | None, name: str, flag: str) -> Path:
+    if argument is not None and option is not None:
+        raise UserError(f"give {name} or {flag}, not both")
+    if argument is None and option is None:
+        raise UserError(f"missing {name} (or {flag})")
+    return argument if argument is not None else option  # type: ignore[return-value]
 
 
 def _config(model, options: dict, where: str):
@@ -536,6 +583,17 @@ def eval_command(
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
+        given = [  # by name: typer may bring its own copy of click's ParameterSource
+            param.opts[0]
+            for param in ctx.command.params
+            if getattr(ctx.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
+        ]
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: options of `fcsft eval` itself, which `fcsft eval "
+                f"{ctx.invoked_subcommand}` does not take; see fcsft eval "
+                f"{ctx.invoked_subcommand} --help"
+            )
         return
     if model is None or target is None:
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")

@@ -7,6 +7,7 @@ and what to write instead. `fcsft config --schema` prints the JSON schema of all
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +100,16 @@ class ProjectConfig(Section):
     """Fine-tuning."""
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     """Base vs trained model on the three layers of the run's test split (and BFCL, MMLU)."""
+
+
+def missing_keys(project: ProjectConfig) -> list[str]:
+    """One warning per API model whose key variable is unset or empty in this environment."""
+    return [
+        f"models.{role}: {model.api_key_env} is not set, so {model.uri} is asked without a key "
+        "(fine for a local server that wants none)"
+        for role, model in project.models.items()
+        if model.uri.startswith("openai:") and not os.environ.get(model.api_key_env)
+    ]
 
 
 def load_config(path: Path | str) -> ProjectConfig:

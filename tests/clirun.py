@@ -8,10 +8,13 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def fcsft(*args, cwd: Path | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
+def fcsft(
+    *args, cwd: Path | None = None, timeout: int = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     # The tests folder is importable, so configs may name test helpers as `module:function`.
     env = {
         **os.environ,
+        **(env or {}),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from fcsft.formats.sharegpt import RESULT_SEPARATOR
 from fcsft.formats.tagged import _ANY_TAG as TAG  # the tags the format cannot carry in text
 from fcsft.records import (
     FinalAnswer,
     Meta,
     Observation,
+    Say,
     Think,
     Tool,
     ToolCall,
     Trajectory,
     call_id,
+    turns,
 )
 
 text = st.text(max_size=40)
 # The tagged format cannot carry its own tags inside free text; everything else is fair game.
 free_text = text.filter(lambda value: not TAG.search(value))
-observation_text = text.filter(lambda value: "</observation>" not in value)
+said_text = free_text.filter(lambda value: bool(value.strip()))
+# ShareGPT joins parallel results with LLaMA-Factory's separator, so a result cannot hold it.
+observation_text = text.filter(
+    lambda value: "</observation>" not in value and RESULT_SEPARATOR not in value
+)
 
 json_scalar = (
     st.none()
@@ -64,6 +71,8 @@ def trajectories(draw) -> Trajectory:
         if kind == "final":
             steps.append(FinalAnswer(text=draw(free_text)))
             break
+        if draw(st.booleans()):
+            steps.append(Say(text=draw(said_text)))
         batch = []
         for _ in range(draw(st.integers(1, 3))):
             canonical = draw(st.booleans())
@@ -87,11 +96,16 @@ def trajectories(draw) -> Trajectory:
         no_tool=draw(st.booleans()),
         **draw(st.dictionaries(st.sampled_from(["extra_a", "extra_b"]), json_value, max_size=2)),
     )
+    n_turns = len(turns(steps))
+    weights = draw(
+        st.just([]) | st.lists(st.sampled_from([0, 1]), min_size=n_turns, max_size=n_turns)
+    )
     return Trajectory(
         id=draw(st.text(min_size=1, max_size=10)),
         question=draw(text),
         system=draw(st.none() | text),
         tools=draw(tools),
         steps=steps,
+        weights=weights,
         meta=meta,
     )

@@ -46,7 +46,10 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.jsonl'}: no such file"
     result = fcsft("convert", EXAMPLE, tmp_path / "o.jsonl", "--to", "csv")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown format 'csv'; known: openai, sharegpt, tagged"
+    assert (
+        result.stderr.strip()
+        == "error: unknown format 'csv'; known: openai, openai-finetune, sharegpt, tagged"
+    )
 
 
 def test_check_reports_every_error_with_its_path(tmp_path):

@@ -208,26 +208,39 @@ def test_every_export_loads_back(tmp_path):
     result = export_dataset(run / "curate/out.jsonl", out, config)
     assert result["sizes"] == stats["report"]["split"]
     assert result["sizes"]["test"] > 0
-    sharegpt = get_format("sharegpt")
+    sharegpt, finetune = get_format("sharegpt"), get_format("openai-finetune")
     for split, size in result["sizes"].items():
         expected = [r for r in curated if r["meta"]["split"] == split]
         assert len(expected) == size
         wanted = [OPENAI.parse(r) for r in expected]
-        # openai and sharegpt through the project's own parsers: the same trajectories back.
-        assert [OPENAI.parse(r) for r in read_jsonl(out / f"{split}.openai.jsonl")] == wanted
-        assert [sharegpt.parse(r) for r in read_jsonl(out / f"{split}.sharegpt.jsonl")] == wanted
+        # The sidecar's line N is the metadata of line N of each JSON-lines export.
+        meta = [
+            {k: v for k, v in m.items() if k != "line"}
+            for m in read_jsonl(out / f"{split}.meta.jsonl")
+        ]
+        assert meta == [r["meta"] for r in expected]
+        # openai is OpenAI's fine-tuning record of each trajectory; sharegpt with its
+        # metadata put back is the same trajectories through the project's own parser.
+        assert list(read_jsonl(out / f"{split}.openai.jsonl")) == [
+            finetune.render(t) for t in wanted
+        ]
+        back = [
+            sharegpt.parse({**r, "meta": m})
+            for r, m in zip(read_jsonl(out / f"{split}.sharegpt.jsonl"), meta, strict=True)
+        ]
+        assert back == wanted
         loaded = datasets.load_dataset(
             "parquet", data_files=str(out / f"hf/{split}.parquet"), split="train"
         )
         assert [row["id"] for row in loaded] == [r["meta"]["id"] for r in expected]
-        rows = [
-            {
-                "messages": row["messages"],
-                "tools": json.loads(row["tools"]),
-                "meta": json.loads(row["meta"]),
-            }
-            for row in loaded
-        ]
+        # Tools, call arguments and meta come back as objects, not JSON text.
+        rows = []
+        for row in loaded:
+            messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+            for message in messages:
+                for call in message.get("tool_calls", []):
+                    assert isinstance(call["function"]["arguments"], dict)
+            rows.append({"messages": messages, "tools": row["tools"], "meta": row["meta"]})
         assert [OPENAI.parse(row) for row in rows] == wanted
     info = json.loads((out / "dataset_info.json").read_text())
     assert {entry["file_name"] for entry in info.values()} == {

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -46,7 +47,12 @@ def test_chat_spans_are_exactly_the_assistant_turns_and_give_the_training_mask(t
     folder = tokenizer_folder(tmp_path)
     config = ExportConfig(formats=["chat"], tokenizer=f"local:{folder}")
     result = export_dataset(curated, tmp_path / "out", config)
-    assert result["files"] == ["train.chat.jsonl", "test.chat.jsonl"]
+    assert result["files"] == [
+        "train.chat.jsonl",
+        "test.chat.jsonl",
+        "train.meta.jsonl",
+        "test.meta.jsonl",
+    ]
     loaded = datasets.load_dataset(
         "json", data_files={s: str(tmp_path / "out" / f"{s}.chat.jsonl") for s in SPLITS}
     )
@@ -160,6 +166,25 @@ def tables(section: str) -> list[list[str]]:
     ]
 
 
+def cut_from(shown, original) -> bool:
+    """Whether `shown` is `original` with some strings cut short and ended with an ellipsis."""
+    if isinstance(original, dict):
+        return (
+            isinstance(shown, dict)
+            and shown.keys() == original.keys()
+            and all(cut_from(shown[key], original[key]) for key in original)
+        )
+    if isinstance(original, list):
+        return (
+            isinstance(shown, list)
+            and len(shown) == len(original)
+            and all(cut_from(a, b) for a, b in zip(shown, original, strict=True))
+        )
+    if isinstance(original, str) and isinstance(shown, str) and shown != original:
+        return shown.endswith("…") and original.startswith(shown[:-1])
+    return shown == original
+
+
 def numbers_in(value) -> set[str]:
     if isinstance(value, dict):
         return set().union(*(numbers_in(v) for v in value.values()), set())
@@ -170,24 +195,54 @@ def numbers_in(value) -> set[str]:
     return {str(value)}
 
 
-def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(tmp_path):
+@pytest.fixture(scope="module")
+def finance_run(tmp_path_factory):
+    """The finance example run through export with the mock teacher, as a user runs it."""
     from fcsft.config import load_config
     from fcsft.pipeline import Run, run_pipeline
 
-    path = finance_project(tmp_path)
+    root = tmp_path_factory.mktemp("finance")
+    path = finance_project(root)
     project = load_config(path)
-    run_pipeline(Run(project, tmp_path), until="validate")
+    run_pipeline(Run(project, root), until="validate")
     for command in ("curate", "export"):  # the two stage commands, as a user runs them
-        result = fcsft(command, path, cwd=tmp_path)
+        result = fcsft(command, path, cwd=root, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
     assert "card:" in result.stdout
+    return root, project
+
+
+def portable_config(project, root: Path) -> dict:
+    """The project's config as the card should show it: paths inside the project folder made
+    relative to it, paths outside it as `<local>/NAME`, and no absolute path left."""
+
+    def show(value):
+        if isinstance(value, dict):
+            return {key: show(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [show(item) for item in value]
+        if isinstance(value, str):
+            prefix, _, rest = value.partition(":") if ":/" in value else ("", "", value)
+            if rest.startswith("/"):
+                path = Path(rest)
+                inside = path.is_relative_to(root)
+                shown = str(path.relative_to(root)) if inside else f"<local>/{path.name}"
+                return f"{prefix}:{shown}" if prefix else shown
+        return value
+
+    return show(project.model_dump(mode="json", by_alias=True))
+
+
+def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(finance_run):
+    tmp_path, project = finance_run
     run, out = tmp_path / "run", tmp_path / "run" / "export"
-    card = (out / "DATASET.md").read_text()
+    card = (out / "README.md").read_text()
     stages = {
         p.parent.name: json.loads(p.read_text())
         for p in run.glob("*/stats.json")
         if p.parent.name != "export"
     }
+    export = json.loads((out / "stats.json").read_text())
     validate, curate = stages["validate"], stages["curate"]
     report = curate["report"]
     # The fixture exercises every part of the card.
@@ -199,7 +254,11 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(tmp_pat
         assert (out / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(re.findall(r"!\[", card)) == 3
 
-    body, config_block = card.split("## Config", 1)
+    front, body, config_block = (
+        card.split("---\n", 2)[1],
+        *card.split("---\n", 2)[2].split("## Config", 1),
+    )
+    assert yaml.safe_load(front)["configs"]
     sections = dict(re.findall(r"## ([^\n]+)\n(.*?)(?=\n## |\Z)", body, re.DOTALL))
     size = tables(sections["Size"])
     assert size[:3] == [
@@ -276,17 +335,234 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(tmp_pat
     ]
 
     shown = yaml.safe_load(config_block.split("```yaml\n", 1)[1].split("```", 1)[0])
-    assert shown == project.model_dump(mode="json", by_alias=True)
+    assert shown == portable_config(project, tmp_path)
+    for local in (str(tmp_path), str(FINANCE), str(Path.home())):
+        assert local not in card
 
-    # Nothing else: every number outside the config is one of the stats or the step counts.
-    known = set().union(*(numbers_in(stats) for stats in stages.values()))
+    # Token lengths: the chat export's own ids, counted here.
+    lengths = {
+        split: sorted(len(row["input_ids"]) for row in read_jsonl(out / f"{split}.chat.jsonl"))
+        for split in SPLITS
+    }
+    assert tables(sections["Token lengths"]) == [
+        ["split", "records", "min", "median", "p95", "max"],
+        *(
+            [
+                split,
+                str(len(ls)),
+                str(ls[0]),
+                str(ls[(len(ls) - 1) // 2]),
+                str(ls[math.ceil(0.95 * len(ls)) - 1]),
+                str(ls[-1]),
+            ]
+            for split, ls in lengths.items()
+        ),
+    ]
+
+    # The sample is a line of the OpenAI export, long strings cut with an ellipsis.
+    sample = json.loads(sections["Sample record"].split("```json\n", 1)[1].split("```", 1)[0])
+    line = int(re.search(r"line (\d+) of `train.openai.jsonl`", sections["Sample record"])[1])
+    assert any(m.get("tool_calls") for m in sample["messages"])
+    exported = list(read_jsonl(out / "train.openai.jsonl"))[line - 1]
+    assert cut_from(sample, exported)
+
+    # Nothing else: every number outside the config and the sample is one of the stats or the
+    # step counts, but for the LLaMA-Factory version the card names and the p95 column.
+    known = set().union(*(numbers_in(stats) for stats in [*stages.values(), export]))
     known |= {str(n) for counts in expected_steps.values() for n in [*counts, *counts.values()]}
-    known |= {f"{100 * general['ratio']:.2f}", str(len(general["problems"]))}
-    stray = set(re.findall(r"\d+(?:\.\d+)?", body)) - known
+    known |= {f"{100 * general['ratio']:.2f}", str(len(general["problems"])), "95"}
+    counted = body.replace("LLaMA-Factory 0.9.2", "LLaMA-Factory").replace(
+        sections["Sample record"], ""
+    )
+    stray = set(re.findall(r"\d+(?:\.\d+)?", counted)) - known
     assert not stray, stray
 
     # Every export of the run loads back with the sizes the card shows.
-    export = json.loads((out / "stats.json").read_text())
     assert export["sizes"] == report["split"]
     for split in SPLITS:
         assert sum(1 for _ in read_jsonl(out / f"{split}.chat.jsonl")) == report["split"][split]
+
+
+# A Qwen2.5-style template, written here: tools as JSON in the system turn, each call as
+# {"name", "arguments": <object>} in <tool_call> tags, each result in its own <tool_response>.
+TOOLS_TEMPLATE = """\
+{%- if tools %}
+{{- '<|im_start|>system\\n' }}
+{%- if messages[0].role == 'system' %}{{- messages[0].content }}{%- else %}{{- 'You help.' }}{%- endif %}
+{{- '\\n\\n# Tools\\n\\n<tools>' }}
+{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}
+{{- '\\n</tools><|im_end|>\\n' }}
+{%- elif messages[0].role == 'system' %}
+{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+{%- endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' or (message.role == 'assistant' and not message.tool_calls) %}
+{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+{%- elif message.role == 'assistant' %}
+{{- '<|im_start|>assistant' }}
+{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}
+{%- for tool_call in message.tool_calls %}
+{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}
+{{- '\\n<tool_call>\\n{"name": "' + tool_call.name + '", "arguments": ' }}
+{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}
+{%- endfor %}
+{{- '<|im_end|>\\n' }}
+{%- elif message.role == 'tool' %}
+{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
+{{- '\\n<tool_response>\\n' + message.content + '\\n</tool_response>' }}
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{- '<|im_end|>\\n' }}{%- endif %}
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
+"""
+
+# LLaMA-Factory's converter separates parallel results this way (data/converter.py, 0.9.4+).
+RESULT_BLOCKS = "\n</tool_response>\n<tool_response>\n"
+
+
+def llamafactory_problems(example: dict, attr: dict) -> list[str]:
+    """What LLaMA-Factory's ShareGPT converter and function formatter would refuse or skip in
+    one record, checked here from its rules: roles alternate (user or observation, then
+    assistant or function call), the count is even, a function call's value is JSON (after a
+    <think>…</think> thought) holding calls with a name and arguments, tools is a JSON list."""
+    tags, columns = attr["tags"], attr["columns"]
+    messages = example[columns["messages"]]
+    if messages and messages[0][tags["role_tag"]] == tags["system_tag"]:
+        messages = messages[1:]
+    problems = []
+    odd = (tags["user_tag"], tags["observation_tag"])
+    even = (tags["assistant_tag"], tags["function_tag"])
+    calls = 0
+    for index, message in enumerate(messages):
+        role, value = message[tags["role_tag"]], message[tags["content_tag"]]
+        if role not in (odd, even)[index % 2]:
+            problems.append(f"turn {index}: role {role!r} out of turn")
+        if not isinstance(value, str):
+            problems.append(f"turn {index}: value is not a string")
+            continue
+        if role == tags["function_tag"]:
+            body = re.sub(r"<think>(.*?)</think>", "", value, count=1, flags=re.DOTALL)
+            try:
+                parsed = json.loads(body)
+            except json.JSONDecodeError:
+                problems.append(f"turn {index}: function call is not JSON")
+                continue
+            items = parsed if isinstance(parsed, list) else [parsed]
+            calls = len(items)
+            if not all(isinstance(c.get("arguments"), dict) and c.get("name") for c in items):
+                problems.append(f"turn {index}: a call without a name or object arguments")
+        elif role == tags["observation_tag"] and len(value.split(RESULT_BLOCKS)) != calls:
+            problems.append(f"turn {index}: {calls} calls but not as many result blocks")
+    if len(messages) % 2:
+        problems.append(f"{len(messages)} turns: LLaMA-Factory needs an even count")
+    tools = json.loads(example[columns["tools"]] or "[]")
+    if not isinstance(tools, list) or not all(isinstance(t.get("name"), str) for t in tools):
+        problems.append("tools is not a JSON list of named functions")
+    if not isinstance(example.get(columns["system"]) or "", str):
+        problems.append("system is not a string")
+    return problems
+
+
+def test_finance_export_loads_in_each_consumers_own_terms(finance_run, tmp_path):
+    import datasets
+    import jsonschema
+
+    from fcsft.formats import get_format
+    from test_train_render import char_tokenizer
+
+    root, _ = finance_run
+    out = root / "run" / "export"
+    curated = list(read_jsonl(root / "run" / "curate" / "out.jsonl"))
+    sizes = json.loads((out / "stats.json").read_text())["sizes"]
+    lines = {split: list(read_jsonl(out / f"{split}.openai.jsonl")) for split in SPLITS}
+
+    # OpenAI: every line valid against the fine-tuning format's schema, ids answer calls, the
+    # metadata at the same line of the sidecar.
+    schema = json.loads(
+        (Path(__file__).parent / "data/openai-chat-finetune.schema.json").read_text()
+    )
+    validator = jsonschema.Draft202012Validator(schema)
+    for split in SPLITS:
+        meta = list(read_jsonl(out / f"{split}.meta.jsonl"))
+        ids = [r["meta"]["id"] for r in curated if r["meta"]["split"] == split]
+        assert [m["id"] for m in meta] == ids and len(lines[split]) == sizes[split]
+        assert [m["line"] for m in meta] == list(range(1, len(ids) + 1))
+        for number, line in enumerate(lines[split], start=1):
+            errors = [e.message for e in validator.iter_errors(line)]
+            assert not errors, f"{split}.openai.jsonl:{number}: {errors[:3]}"
+            waiting: set[str] = set()
+            for message in line["messages"]:
+                for call in message.get("tool_calls", []):
+                    assert isinstance(json.loads(call["function"]["arguments"]), dict)
+                    waiting.add(call["id"])
+                if message["role"] == "tool":
+                    waiting.remove(message["tool_call_id"])
+    assert any("tools" not in line for line in lines["train"])  # general chats: no []
+
+    # datasets: every config the card lists, and the parquet folder, from the folder alone.
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---\n", 2)[1])
+    assert {c["config_name"] for c in front["configs"]} == {"openai", "sharegpt", "chat"}
+    cache = tmp_path / "hf-cache"
+    for config in front["configs"]:
+        loaded = datasets.load_dataset(str(out), config["config_name"], cache_dir=str(cache))
+        assert {split: len(loaded[split]) for split in SPLITS} == sizes, config["config_name"]
+    parquet = datasets.load_dataset(str(out), data_dir="hf", cache_dir=str(cache))
+    assert {split: len(parquet[split]) for split in SPLITS} == sizes
+
+    # transformers: a parquet row through a chat template that uses tools renders each tool
+    # and each call's arguments as the objects they are (no JSON in a JSON string).
+    tokenizer = char_tokenizer()
+    rendered_calls = 0
+    for row, line in zip(parquet["train"], lines["train"], strict=True):
+        text = tokenizer.apply_chat_template(
+            row["messages"], tools=row["tools"], tokenize=False, chat_template=TOOLS_TEMPLATE
+        )
+        for tool in line.get("tools", []):
+            assert json.dumps(tool, ensure_ascii=False) in text
+        calls = [
+            {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+            for m in line["messages"]
+            for c in m.get("tool_calls", [])
+        ]
+        shown = [json.loads(b) for b in re.findall(r"<tool_call>\n(.*?)\n</tool_call>", text)]
+        assert shown == calls
+        rendered_calls += len(calls)
+        results = [m["content"] for m in line["messages"] if m["role"] == "tool"]
+        assert re.findall(r"<tool_response>\n(.*?)\n</tool_response>", text, re.DOTALL) == results
+    assert rendered_calls > 0
+
+    # LLaMA-Factory: its dataset_info entries, named after the project, and its converter's
+    # rules over every ShareGPT record.
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert set(info) == {"finance_quickstart_train", "finance_quickstart_test"}
+    for split in SPLITS:
+        attr = info[f"finance_quickstart_{split}"]
+        assert attr["formatting"] == "sharegpt"
+        records = list(read_jsonl(out / attr["file_name"]))
+        assert len(records) == sizes[split]
+        for number, record in enumerate(records, start=1):
+            problems = llamafactory_problems(record, attr)
+            assert not problems, f"{attr['file_name']}:{number}: {problems}"
+        # The same trajectories, meta from the sidecar, as the project's parser reads them.
+        meta = list(read_jsonl(out / f"{split}.meta.jsonl"))
+        sharegpt = get_format("sharegpt")
+        back = [
+            sharegpt.parse({**r, "meta": {k: v for k, v in m.items() if k != "line"}})
+            for r, m in zip(records, meta, strict=True)
+        ]
+        openai = get_format("openai")
+        assert back == [openai.parse(r) for r in curated if r["meta"]["split"] == split]
+
+
+def test_push_to_hub_without_a_reachable_hub_is_one_line(finance_run):
+    root, _ = finance_run
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_token", "HF_HUB_OFFLINE": "0"}
+    result = fcsft(
+        "export", root / "project.yaml", "--push-to-hub", "someone/finance", cwd=root, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: could not push ")
+    assert "someone/finance" in result.stderr and "HF_TOKEN" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert (root / "run" / "export" / "README.md").exists()  # the export itself was written

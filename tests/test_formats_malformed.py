@@ -60,6 +60,12 @@ def test_a_comma_inside_a_string_is_not_touched():
         ('<tool_call>{"name": "", "arguments": {}}</tool_call>', "non-empty string"),
         ('<tool_call>{"name": "s", "arguments": {}, "id": 3}</tool_call>', "id must be a string"),
         ("hello <final_answer>x</final_answer>", "text outside any tag: 'hello"),
+        # Untagged text is what the assistant shows beside calls: only before a turn's calls.
+        ('<tool_call>{"name": "s"}</tool_call> hi', "text outside any tag: 'hi"),
+        (
+            '<tool_call>{"name": "s"}</tool_call>hi<tool_call>{"name": "t"}</tool_call>',
+            r"offset 36: 1 tool call\(s\) answered by 0 observation\(s\)",
+        ),
         ("<think>a<final_answer>b</final_answer></think>", "contains <final_answer>"),
     ],
 )
@@ -150,7 +156,7 @@ def test_reply_may_not_invent_observations():
                     {"from": "observation", "value": "only one"},
                 ]
             },
-            "conversations.2: 2 parallel calls need a JSON list of result strings",
+            "conversations.2: 2 parallel calls but 1 results; results are joined with",
         ),
         (
             "sharegpt",

@@ -66,7 +66,7 @@ def test_run_until_export_then_resume_is_a_no_op(tmp_path):
     export = run / "export"
     sizes = json.loads((export / "stats.json").read_text())["sizes"]
     assert sizes == curated["report"]["split"]
-    assert (export / "DATASET.md").exists() and (export / "dataset_info.json").exists()
+    assert (export / "README.md").exists() and (export / "dataset_info.json").exists()
     # A second run finds every stage done and asks the teacher nothing.
     before = (run / "generate/_ledger.jsonl").read_bytes()
     again = fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300)

@@ -60,6 +60,67 @@ def test_pii_is_scrubbed_and_numbers_survive():
     assert found == {"EMAIL": 1, "PHONE": 1, "CARD": 1, "ID": 1}
 
 
+@pytest.mark.parametrize(
+    ("text", "scrubbed", "kind"),
+    [
+        # IBANs, spaced or not, only when the mod-97 check passes.
+        ("Pay DE89 3704 0044 0532 0130 00 today", "Pay [IBAN] today", "IBAN"),
+        ("to GB82WEST12345698765432.", "to [IBAN].", "IBAN"),
+        ("NL91ABNA0417164300 please", "[IBAN] please", "IBAN"),
+        ("bad DE88 3704 0044 0532 0130 00 x", None, None),  # one check digit off
+        ("ref DE89370400440532013001 x", None, None),  # last digit off
+        # IP addresses: four parts of 0-255, IPv6 with :: or eight groups.
+        ("server 192.168.1.20 is down", "server [IP] is down", "IP"),
+        ("from fe80::1ff:fe23:4567:890a today", "from [IP] today", "IP"),
+        ("host 2001:db8:0:0:0:0:2:1 up", "host [IP] up", "IP"),
+        ("version 1.2.3.4.5 shipped", None, None),
+        ("256.10.1.1 is no address", None, None),
+        ("the call at 10:30:00 ran long", None, None),
+        ("margin 12.6 and 187.9 in Q2", None, None),
+        # Account numbers after their keyword; amounts are not accounts.
+        ("my account number is 12345678", "my account number is [ACCOUNT]", "ACCOUNT"),
+        ("acct #: 9876-5432-10 frozen", "acct #: [ACCOUNT] frozen", "ACCOUNT"),
+        ("a/c 00123456 at Vellum", "a/c [ACCOUNT] at Vellum", "ACCOUNT"),
+        ("exports account for 12% of revenue", None, None),
+        ("it accounted for 1204500 shares", None, None),
+        ("the account for 1,204,500 shares", None, None),
+        ("account 2025 filings", None, None),
+        # Street addresses written number first; a year before a company name is not one.
+        ("ship to 221 Baker Street, London", "ship to [ADDRESS], London", "ADDRESS"),
+        ("at 1600 Pennsylvania Ave NW", "at [ADDRESS] NW", "ADDRESS"),
+        ("send it to 12B Harbor Lane, Apt 4 now", "send it to [ADDRESS] now", "ADDRESS"),
+        ("In 2025 Harbor Lane Foods recalled peanuts", None, None),
+        ("we sold 5 Road Bikes", None, None),
+        ("Kestrel Mining Way forward in 12 steps", None, None),
+    ],
+)
+def test_pii_patterns_and_their_near_misses(text, scrubbed, kind):
+    clean, found = scrub(text)
+    if kind is None:
+        assert (clean, found) == (text, {})
+    else:
+        assert (clean, found) == (scrubbed, {kind: 1})
+
+
+def test_a_detector_adds_what_patterns_cannot_define_and_presidio_is_optional():
+    def names(text):
+        start = text.find("Ann Lee")
+        return [(start, start + len("Ann Lee"), "PERSON")] if start >= 0 else []
+
+    clean, found = scrub("Ann Lee at 192.168.1.20 asked", names)
+    assert (clean, found) == ("[PERSON] at [IP] asked", {"PERSON": 1, "IP": 1})
+    # A detector's span over a placeholder the patterns put in is not replaced twice.
+    clean, found = scrub("mail ann@corp.example", lambda text: [(5, 12, "URL")])
+    assert (clean, found) == ("mail [EMAIL]", {"EMAIL": 1})
+    try:
+        import presidio_analyzer  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match=r"pip install 'fcsft\[pii\]'"):
+            mine_logs([], pii="presidio")
+    with pytest.raises(UserError, match="unknown PII detector 'names'"):
+        mine_logs([], pii="names")
+
+
 def test_mining_logs_takes_user_questions_scrubs_and_dedups(tmp_path):
     logs = tmp_path / "chat.jsonl"
     conversations = [

@@ -88,7 +88,7 @@ LOCAL = fetch_tool(allow_networks=["127.0.0.1/32"])
 def test_an_allowed_local_server_is_fetched_as_text():
     [result] = fetch_all([(LOCAL, "/page")])
     assert not result.error
-    assert result.content == "Docs\n\nHello\n\nWorld"
+    assert result.content == "Docs\n\nHello\nWorld"
 
 
 def test_the_same_url_is_refused_by_default():

@@ -106,6 +106,36 @@ def test_rest_docstring():
     assert spec.parameters["properties"]["verbose"]["description"] == "Include line items."
 
 
+def test_numpy_docstring():
+    def convert(amount: float, to: str = "EUR") -> float:
+        """Convert an amount between currencies.
+
+        Uses the day's reference rate.
+
+        Parameters
+        ----------
+        amount : float
+            How much to convert,
+            in the source currency.
+        to : str, optional
+            Target currency code.
+
+        Returns
+        -------
+        float
+            The converted amount.
+        """
+        return amount
+
+    spec = function_spec(convert)
+    assert spec.description == (
+        "Convert an amount between currencies.\n\nUses the day's reference rate."
+    )
+    props = spec.parameters["properties"]
+    assert props["amount"]["description"] == "How much to convert, in the source currency."
+    assert props["to"]["description"] == "Target currency code."
+
+
 def test_docstring_parser_ignores_other_sections():
     doc = parse_docstring(
         """Summary.

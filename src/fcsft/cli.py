@@ -17,9 +17,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fcsft import __version__
+
+        out.print(f"fcsft {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Function-calling SFT by data engineering: build, check, train and prove."""
 
 
 @app.command()
@@ -52,10 +71,13 @@ def convert(
 
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-    """Validate a project config; every error is listed with its field path."""
-    from fcsft.config import load_config
+    """Validate a project config; every error is listed with its field path, and a model whose
+    API key variable is unset is warned about."""
+    from fcsft.config import load_config, missing_keys
 
     project = load_config(config)
+    for warning in missing_keys(project):
+        err.print(f"warning: {warning}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
 
 
@@ -118,13 +140,17 @@ def seeds_mine(
     threshold: Annotated[
         float, typer.Option(help="Jaccard similarity that counts as duplicate.")
     ] = 0.8,
+    pii: Annotated[
+        str,
+        typer.Option(help="PII detector: patterns, or presidio (pip install 'fcsft[pii]')."),
+    ] = "patterns",
 ) -> None:
     """Mine user questions from chat logs: PII scrubbed, near-duplicates dropped, source=log."""
     from fcsft.files import check_target
     from fcsft.seeds.importers import mine_logs
 
     check_target(out_path, *logs, option="--out")
-    _report_import(mine_logs(logs, domain, threshold), out_path)
+    _report_import(mine_logs(logs, domain, threshold, pii=pii), out_path)
 
 
 @seeds_app.command("stats")
@@ -154,10 +180,22 @@ def seeds_stats(
 
 @app.command()
 def validate(
-    source: Annotated[
-        Path, typer.Option("--in", help="openai JSONL, or a stage dir (its out.jsonl).")
-    ],
-    target: Annotated[Path, typer.Option("--out", help="Directory for out/rejected/stats.")],
+    source_arg: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SOURCE", help="openai JSONL, or a stage dir (its out.jsonl); or use --in."
+        ),
+    ] = None,
+    target_arg: Annotated[
+        Path | None,
+        typer.Argument(metavar="TARGET", help="Directory for out/rejected/stats; or use --out."),
+    ] = None,
+    source_opt: Annotated[
+        Path | None, typer.Option("--in", help="The same as SOURCE.", show_default=False)
+    ] = None,
+    target_opt: Annotated[
+        Path | None, typer.Option("--out", help="The same as TARGET.", show_default=False)
+    ] = None,
     rules: Annotated[
         str, typer.Option(help="Comma-separated reason codes to run (default all).")
     ] = "",
@@ -166,13 +204,16 @@ def validate(
 ) -> None:
     """Format and logic rules over trajectories; every rejection keeps all its reasons.
 
-    A line that is no trajectory record is set aside (rejected as input.malformed, named by
-    line); the exit code is 1 then.
+    Files are given as `convert` takes them, SOURCE then TARGET, or as --in and --out. A line
+    that is no trajectory record is set aside (rejected as input.malformed, named by line);
+    the exit code is 1 then.
     """
     from fcsft.files import check_output_dir, open_input
     from fcsft.stage import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
+    source = _one_of(source_arg, source_opt, "SOURCE", "--in")
+    target = _one_of(target_arg, target_opt, "TARGET", "--out")
     if source.is_dir():
         source = source / "out.jsonl"
     open_input(source).close()
@@ -215,6 +256,14 @@ def _print_set_aside(rejected: Path, show: int = 10) -> None:
         err.print(problem, markup=False)
     if len(problems) > show:
         err.print(f"... and {len(problems) - show} more in {rejected}", markup=False)
+
+
+def _one_of(argument: Path | None, option: Path | None, name: str, flag: str) -> Path:
+    if argument is not None and option is not None:
+        raise UserError(f"give {name} or {flag}, not both")
+    if argument is None and option is None:
+        raise UserError(f"missing {name} (or {flag})")
+    return argument if argument is not None else option  # type: ignore[return-value]
 
 
 def _config(model, options: dict, where: str):
@@ -299,7 +348,13 @@ def memory_lessons(
 
 @app.command("train")
 def train_command(
-    data: Annotated[Path, typer.Option(help="Training data: an exported train.openai.jsonl.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training data in the openai format, e.g. RUN/curate/out.jsonl (its test split "
+            "is left out) or an exported train.openai.jsonl (which has no thinking)."
+        ),
+    ],
     target: Annotated[Path, typer.Option("--out", help="Output folder (model/ and checkpoints/).")],
     config: Annotated[
         Path | None, typer.Option(help="project.yaml whose train: section to use.")
@@ -452,14 +507,30 @@ app.command("curate")(
         "(fcsft run --from curate --until curate).",
     )
 )
-app.command("export")(
-    _stage_command(
-        "export",
-        "export",
-        "The dataset files in export.formats and the card DATASET.md "
-        "(fcsft run --from export --until export).",
-    )
-)
+
+
+@app.command("export")
+def export_command(
+    config: Annotated[Path, typer.Argument(help="project.yaml")],
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="REPO",
+            help="Then upload the folder as Hub dataset REPO (user/name); token from HF_TOKEN.",
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option(help="Create the Hub repository private.")] = False,
+) -> None:
+    """The dataset files in export.formats and the card README.md
+    (fcsft run --from export --until export), optionally pushed to the Hugging Face Hub."""
+    run_command(config, start="export", until="export")
+    if push_to_hub:
+        from fcsft.config import load_config
+        from fcsft.hub import push_folder
+
+        folder = load_config(config).run_dir / "export"
+        out.print(f"pushed to {push_folder(folder, push_to_hub, private)}", markup=False)
 
 
 @app.command("review")
@@ -568,6 +639,17 @@ def eval_command(
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
+        given = [  # by name: typer may bring its own copy of click's ParameterSource
+            param.opts[0]
+            for param in ctx.command.params
+            if getattr(ctx.get_parameter_source(param.name), "name", "") == "COMMANDLINE"
+        ]
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: options of `fcsft eval` itself, which `fcsft eval "
+                f"{ctx.invoked_subcommand}` does not take; see fcsft eval "
+                f"{ctx.invoked_subcommand} --help"
+            )
         return
     if model is None or target is None:
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")

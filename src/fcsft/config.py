@@ -7,8 +7,9 @@ and what to write instead. `fcsft config --schema` prints the JSON schema of all
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -63,6 +64,10 @@ class SeedsConfig(Section):
     """Seed files (.jsonl, .csv, .yaml); relative paths are relative to project.yaml."""
     logs: list[Path] = Field(default_factory=list)
     """Chat logs (JSONL of {"messages": [...]}) to mine user questions from."""
+    pii: Literal["patterns", "presidio"] = "patterns"
+    """What scrubs personal data from mined questions: fcsft's patterns (e-mail, IBAN, card,
+    SSN, IP, account number, street address, phone), or those and Presidio's analyzer for
+    names and places (`pip install 'fcsft[pii]'` and a spaCy model)."""
     source: str = "import"
     """Source for seed rows that do not say (log, expert or import)."""
     domain: str = ""
@@ -96,6 +101,16 @@ class ProjectConfig(Section):
     """Fine-tuning."""
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     """Base vs trained model on the three layers of the run's test split (and BFCL, MMLU)."""
+
+
+def missing_keys(project: ProjectConfig) -> list[str]:
+    """One warning per API model whose key variable is unset or empty in this environment."""
+    return [
+        f"models.{role}: {model.api_key_env} is not set, so {model.uri} is asked without a key "
+        "(fine for a local server that wants none)"
+        for role, model in project.models.items()
+        if model.uri.startswith("openai:") and not os.environ.get(model.api_key_env)
+    ]
 
 
 def load_config(path: Path | str) -> ProjectConfig:

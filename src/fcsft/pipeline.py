@@ -112,7 +112,7 @@ def _seeds(run: Run) -> None:
     if not files and not logs:
         raise UserError("seeds.files and seeds.logs are both empty: nothing to start from")
     imported = import_seeds(files, seeds.source, seeds.domain)
-    mined = mine_logs(logs, seeds.domain) if logs else None
+    mined = mine_logs(logs, seeds.domain, pii=seeds.pii) if logs else None
     chosen = imported.seeds + (mined.seeds if mined else [])
     problems = imported.problems + (mined.problems if mined else [])
     if not chosen:
@@ -243,9 +243,16 @@ def _export(run: Run) -> None:
     from fcsft.export import export_dataset
 
     out = run.run_dir / "export"
-    result = export_dataset(run.run_dir / "curate" / "out.jsonl", out, run.config.export)
+    result = export_dataset(
+        run.run_dir / "curate" / "out.jsonl", out, run.config.export, run.config.name
+    )
     card = write_card(
-        run.run_dir, out, run.config.model_dump(mode="json", by_alias=True), run.config.name
+        run.run_dir,
+        out,
+        run.config.model_dump(mode="json", by_alias=True),
+        run.config.name,
+        result,
+        run.base_dir,
     )
     result["card"] = str(card)
     write_json(out / "stats.json", result)
@@ -256,7 +263,8 @@ def _export(run: Run) -> None:
 def _train(run: Run) -> None:
     from fcsft.train.run import train
 
-    data = run.run_dir / "export" / "train.openai.jsonl"
+    # The curated records, not the OpenAI export: they keep the thinking OpenAI has no field for.
+    data = run.run_dir / "curate" / "out.jsonl"
     summary = train(run.config.train, data, run.run_dir / "train")
     result = {k: v for k, v in summary.items() if k not in {"losses", "config"}}
     run.results["train"] = result

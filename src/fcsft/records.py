@@ -2,12 +2,16 @@
 
 A trajectory is a flat list of steps. Its shape is fixed by one grammar, checked by `turns`:
 
-    turn  := think? ( tool_call+ observation* | final_answer )?
+    turn  := think? ( say? tool_call+ observation* | final_answer )?
     steps := turn*            (a turn with neither calls nor an answer may only be the last)
 
-Observations answer the calls of their own turn, in call order; only the last turn may have
-fewer observations than calls (a run cut off midway). Every renderer walks `turns`, so no
-format can hold a shape another cannot.
+`say` is text the assistant shows beside its calls (OpenAI's `content` next to `tool_calls`):
+visible, unlike thinking. Observations answer the calls of their own turn, in call order; only
+the last turn may have fewer observations than calls (a run cut off midway). Every renderer
+walks `turns`, so no format can hold a shape another cannot.
+
+A trajectory's `weights` say which assistant turns are trained on: 0 or 1 a turn, in turn
+order (OpenAI's per-message `weight`); empty means every turn is.
 """
 
 from __future__ import annotations
@@ -70,6 +74,19 @@ class Think(_Prose):
     type: Literal["think"] = "think"
 
 
+class Say(_Prose):
+    """Text shown to the user in a turn that calls tools; never empty."""
+
+    type: Literal["say"] = "say"
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, text: str) -> str:
+        if not text:
+            raise ValueError("text shown beside tool calls may not be empty")
+        return text
+
+
 class ToolCall(Record):
     type: Literal["tool_call"] = "tool_call"
     name: str
@@ -94,7 +111,7 @@ class FinalAnswer(_Prose):
     type: Literal["final_answer"] = "final_answer"
 
 
-Step = Annotated[Think | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
+Step = Annotated[Think | Say | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
 
 
 def call_id(index: int) -> str:
@@ -142,12 +159,21 @@ class Trajectory(Record):
     system: str | None = None
     tools: list[Tool] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
+    weights: list[Literal[0, 1]] = Field(default_factory=list)
     meta: Meta = Field(default_factory=Meta)
 
     @model_validator(mode="after")
     def _grammar(self) -> Trajectory:
-        turns(self.steps)
+        found = turns(self.steps)
+        if self.weights and len(self.weights) != len(found):
+            raise ValueError(
+                f"weights has {len(self.weights)} entries for {len(found)} assistant turns"
+            )
         return self
+
+    def weight(self, number: int) -> int:
+        """The training weight of assistant turn `number` (1 when no weights are given)."""
+        return self.weights[number] if self.weights else 1
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
@@ -210,6 +236,7 @@ class Turn:
     """One assistant turn and the observations that answer it."""
 
     think: str | None = None
+    say: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     final: str | None = None
@@ -226,7 +253,21 @@ def turns(steps: list[Any]) -> list[Turn]:
     out: list[Turn] = []
     for index, step in enumerate(steps):
         turn = out[-1] if out else None
-        if isinstance(step, Think):
+        if (
+            turn is not None
+            and turn.say is not None
+            and not turn.calls
+            and not isinstance(step, ToolCall)
+        ):
+            raise _say_without_calls(index)
+        if isinstance(step, Say):
+            if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
+                raise _missing_observations(index, turn)
+            if turn is not None and turn.think is not None and not turn.calls and turn.open:
+                turn.say = step.text
+            else:
+                out.append(Turn(say=step.text, first=index))
+        elif isinstance(step, Think):
             if (
                 turn is not None
                 and turn.think is not None
@@ -266,10 +307,16 @@ def turns(steps: list[Any]) -> list[Turn]:
             raise GrammarError(index, f"unknown step {step!r}")
         if out and out[-1].final is not None and index != len(steps) - 1:
             raise GrammarError(index + 1, "steps after the final answer")
+    if out and out[-1].say is not None and not out[-1].calls:
+        raise _say_without_calls(len(steps))
     ids = [call.id for call in (c for turn in out for c in turn.calls)]
     if len(set(ids)) != len(ids):
         raise GrammarError(0, "two tool calls share one id")
     return out
+
+
+def _say_without_calls(index: int) -> GrammarError:
+    return GrammarError(index, "text shown beside tool calls must be followed by a tool call")
 
 
 def _missing_observations(index: int, turn: Turn) -> GrammarError:
@@ -284,6 +331,8 @@ def steps_of(turn_list: list[Turn]) -> list[Any]:
     for turn in turn_list:
         if turn.think is not None:
             steps.append(Think(text=turn.think))
+        if turn.say is not None:
+            steps.append(Say(text=turn.say))
         steps.extend(turn.calls)
         steps.extend(turn.observations)
         if turn.final is not None:

@@ -103,11 +103,12 @@ def build(where: str = "", **fields: Any) -> Trajectory:
         raise FormatError(first["msg"], f"{where}{path}" if where else path) from None
 
 
-from fcsft.formats import openai, sharegpt, tagged  # noqa: E402  (each registers itself)
+from fcsft.formats import finetune, openai, sharegpt, tagged  # noqa: E402  (each registers itself)
 
 __all__ = [
     "Format",
     "FormatError",
+    "finetune",
     "format_names",
     "get_format",
     "openai",

@@ -13,7 +13,7 @@ from typing import Any
 
 from fcsft.formats.openai import parse_tool
 from fcsft.formats.tagged import decode_arguments, render_text
-from fcsft.records import FinalAnswer, Observation, Think, ToolCall, call_id
+from fcsft.records import FinalAnswer, Observation, Say, Think, ToolCall, call_id
 
 TOOLS_PROMPT = """\
 You can call these functions, each described by a JSON schema:
@@ -45,6 +45,8 @@ def assistant_text(message: dict[str, Any]) -> str:
     if message.get("reasoning_content") is not None:
         steps.append(Think(text=message["reasoning_content"]))
     calls = message.get("tool_calls") or []
+    if calls and (message.get("content") or "").strip():
+        steps.append(Say(text=message["content"]))
     for k, raw in enumerate(calls):
         function = raw.get("function", raw)
         arguments = decode_arguments(function.get("arguments", {}), f"tool_calls.{k}")

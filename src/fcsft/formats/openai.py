@@ -1,8 +1,10 @@
 """The interchange format: `{"tools": [...], "messages": [...], "meta": {...}}` a line.
 
-Assistant messages carry `tool_calls` (arguments as a JSON string, as the API sends them) and
-their thinking in `reasoning_content` (the DeepSeek / vLLM field). Tool results are
-`role: "tool"` messages; a failed one has `"is_error": true`. Every later stage reads this.
+Assistant messages carry `tool_calls` (arguments as a JSON string, as the API sends them),
+their thinking in `reasoning_content` (the DeepSeek / vLLM field), text shown beside the calls
+in `content`, and OpenAI's training `weight` (0 or 1) when the trajectory has weights. Tool
+results are `role: "tool"` messages; a failed one has `"is_error": true`. Every later stage
+reads this. `fcsft.formats.finetune` writes the subset OpenAI's fine-tuning accepts.
 """
 
 from __future__ import annotations
@@ -31,22 +33,27 @@ def tool_json(tool: Tool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def assistant_message(turn: Turn) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": turn.final}
+def call_json(call: ToolCall) -> dict[str, Any]:
+    """One call as the API sends it: arguments as a JSON string."""
+    arguments = json.dumps(call.arguments, ensure_ascii=False)
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
+
+
+def assistant_message(turn: Turn, weight: int | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": turn.say if turn.calls else turn.final,
+    }
     if turn.think is not None:
         message["reasoning_content"] = turn.think
     if turn.calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {
-                    "name": call.name,
-                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                },
-            }
-            for call in turn.calls
-        ]
+        message["tool_calls"] = [call_json(call) for call in turn.calls]
+    if weight is not None:
+        message["weight"] = weight
     return message
 
 
@@ -68,8 +75,9 @@ def conversation(trajectory: Trajectory) -> list[dict[str, Any]]:
     if trajectory.system is not None:
         messages.append({"role": "system", "content": trajectory.system})
     messages.append({"role": "user", "content": trajectory.question})
-    for turn in turns(trajectory.steps):
-        messages.append(assistant_message(turn))
+    for number, turn in enumerate(turns(trajectory.steps)):
+        weight = trajectory.weights[number] if trajectory.weights else None
+        messages.append(assistant_message(turn, weight))
         names = {call.id: call.name for call in turn.calls}
         messages.extend(tool_message(obs, names[obs.call_id]) for obs in turn.observations)
     return messages
@@ -101,8 +109,23 @@ def parse(obj: dict[str, Any]) -> Trajectory:
         system=system,
         tools=[parse_tool(tool, f"tools.{index}") for index, tool in enumerate(tools)],
         steps=steps_of(turn_list),
+        weights=weights_of(messages),
         meta=meta,
     )
+
+
+def weights_of(messages: list[dict[str, Any]]) -> list[int]:
+    """Each assistant message's `weight` (1 where one is missing); empty when none has one."""
+    assistant = [(k, m) for k, m in enumerate(messages) if m.get("role") == "assistant"]
+    if not any("weight" in message for _, message in assistant):
+        return []
+    weights = []
+    for index, message in assistant:
+        weight = message.get("weight", 1)
+        if weight not in (0, 1) or isinstance(weight, bool):
+            raise FormatError(f"must be 0 or 1, got {weight!r}", f"messages.{index}.weight")
+        weights.append(weight)
+    return weights
 
 
 def parse_tool(obj: Any, where: str) -> Tool:
@@ -171,11 +194,11 @@ def _assistant_turn(message: dict[str, Any], where: str, calls_seen: int) -> Tur
     calls = [
         _call(raw, f"{where}.tool_calls.{k}", calls_seen + k) for k, raw in enumerate(raw_calls)
     ]
-    if calls and content:
-        # Models often narrate beside their calls; that narration is thinking, not an answer.
-        think = content if think is None else f"{think}\n\n{content}"
-    final = None if calls else content
-    return Turn(think=think, calls=calls, final=final)
+    if calls:
+        # Text beside calls is shown to the user; blank text is no text (Say is never empty).
+        say = content.strip() if content and content.strip() else None
+        return Turn(think=think, say=say, calls=calls)
+    return Turn(think=think, final=content)
 
 
 def _call(raw: Any, where: str, position: int) -> ToolCall:

@@ -5,11 +5,18 @@
      "tools": "<JSON string>", "system": "...", "meta": {...}}
 
 Thinking before a call or an answer is kept as a `<think>…</think>` prefix of the turn's value,
-which LLaMA-Factory strips and re-renders with the template's thought words. Parallel calls are a
-JSON list in one `function_call` turn and their results a JSON list of strings in one
-`observation` turn. What LLaMA-Factory has no field for rides in extra keys it ignores: an
-`errors` list (indices of failed results) and `"incomplete": true` on a final turn that holds
-only thinking (a run cut off before answering).
+which LLaMA-Factory (0.9.2 and later in a `function_call` turn) strips and re-renders with the
+template's thought words. Parallel calls are a JSON list in one `function_call` turn; their
+results are one `observation` turn whose value joins them with `RESULT_SEPARATOR`, as
+LLaMA-Factory's own OpenAI-messages converter does, so templates that wrap an observation in
+`<tool_response>…</tool_response>` show one block per result. A result that contains the
+separator cannot be written that way and is refused.
+
+What LLaMA-Factory has no field for rides in extra keys it ignores: `content` on a
+`function_call` turn (text shown beside the calls), `weight` (0 or 1) on each `gpt` and
+`function_call` turn when the trajectory has weights, an `errors` list (indices of failed
+results) on an observation, and `"incomplete": true` on a final turn that holds only thinking
+(a run cut off before answering).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from fcsft.formats.tagged import call_from_object, call_object
 from fcsft.records import Observation, Trajectory, Turn, steps_of, turns
 
 _THINK = re.compile(r"\s*<think>(.*?)</think>\s*", re.DOTALL)
+RESULT_SEPARATOR = "\n</tool_response>\n<tool_response>\n"
 
 
 def _with_thought(think: str | None, body: str, where: str) -> str:
@@ -45,11 +53,15 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
             position += len(turn.calls)
             payload = parts[0] if len(parts) == 1 else parts
             body = json.dumps(payload, ensure_ascii=False)
-            conversations.append(
-                {"from": "function_call", "value": _with_thought(turn.think, body, where)}
-            )
+            call: dict[str, Any] = {
+                "from": "function_call",
+                "value": _with_thought(turn.think, body, where),
+            }
+            if turn.say is not None:
+                call["content"] = turn.say
+            conversations.append(_weighed(call, trajectory, number))
             if turn.observations:
-                conversations.append(_observation_turn(turn))
+                conversations.append(_observation_turn(turn, where))
         else:
             if turn.final is not None and turn.final.lstrip().startswith("<think>"):
                 raise FormatError("a final answer may not start with <think>", where)
@@ -59,7 +71,7 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
             }
             if turn.final is None:
                 gpt["incomplete"] = True
-            conversations.append(gpt)
+            conversations.append(_weighed(gpt, trajectory, number))
     obj: dict[str, Any] = {"conversations": conversations}
     if trajectory.system is not None:
         obj["system"] = trajectory.system
@@ -68,10 +80,21 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
     return obj
 
 
-def _observation_turn(turn: Turn) -> dict[str, Any]:
+def _weighed(item: dict[str, Any], trajectory: Trajectory, number: int) -> dict[str, Any]:
+    if trajectory.weights:
+        item["weight"] = trajectory.weights[number]
+    return item
+
+
+def _observation_turn(turn: Turn, where: str) -> dict[str, Any]:
     contents = [obs.content for obs in turn.observations]
-    value = contents[0] if len(contents) == 1 else json.dumps(contents, ensure_ascii=False)
-    out: dict[str, Any] = {"from": "observation", "value": value}
+    if len(contents) > 1 and any(RESULT_SEPARATOR in content for content in contents):
+        raise FormatError(
+            "a parallel result contains LLaMA-Factory's result separator "
+            f"{RESULT_SEPARATOR!r}, so the results could not be told apart",
+            where,
+        )
+    out: dict[str, Any] = {"from": "observation", "value": RESULT_SEPARATOR.join(contents)}
     errors = [k for k, obs in enumerate(turn.observations) if obs.error]
     if errors:
         out["errors"] = errors
@@ -88,6 +111,7 @@ def parse(obj: dict[str, Any]) -> Trajectory:
         raise FormatError("must be a string", "system")
     question: str | None = None
     turn_list: list[Turn] = []
+    weights: list[Any] = []
     calls_seen = 0
     for index, item in enumerate(conversations):
         where = f"conversations.{index}"
@@ -102,14 +126,19 @@ def parse(obj: dict[str, Any]) -> Trajectory:
             raise FormatError(f"a {role!r} turn before the human question", where)
         elif role == "function_call":
             think, body, shift = _split_thought(value)
-            turn = Turn(think=think, calls=_calls(body, f"{where}.value", calls_seen, shift))
-            calls_seen += len(turn.calls)
-            turn_list.append(turn)
+            say = item.get("content")
+            if say is not None and not isinstance(say, str):
+                raise FormatError("must be a string", f"{where}.content")
+            calls = _calls(body, f"{where}.value", calls_seen, shift)
+            turn_list.append(Turn(think=think, say=say, calls=calls))
+            calls_seen += len(calls)
+            weights.append(item.get("weight"))
         elif role == "observation":
             _attach(item, where, turn_list)
         elif role == "gpt":
             think, body, _ = _split_thought(value)
             turn_list.append(Turn(think=think, final=None if item.get("incomplete") else body))
+            weights.append(item.get("weight"))
         else:
             raise FormatError(
                 f"unknown role {role!r}; expected human, function_call, observation or gpt", where
@@ -122,6 +151,9 @@ def parse(obj: dict[str, Any]) -> Trajectory:
         system=system,
         tools=_tools(obj.get("tools")),
         steps=steps_of(turn_list),
+        weights=[1 if w is None else w for w in weights]
+        if any(w is not None for w in weights)
+        else [],
         meta=meta,
     )
 
@@ -148,19 +180,13 @@ def _attach(item: dict[str, Any], where: str, turn_list: list[Turn]) -> None:
     turn = turn_list[-1] if turn_list else None
     if turn is None or not turn.calls or turn.observations:
         raise FormatError("an observation turn with no function_call turn before it", where)
-    if len(turn.calls) == 1:
-        contents = [item["value"]]
-    else:
-        try:
-            contents = json.loads(item["value"])
-        except json.JSONDecodeError:
-            contents = None
-        if not (isinstance(contents, list) and all(isinstance(c, str) for c in contents)):
-            raise FormatError(
-                f"{len(turn.calls)} parallel calls need a JSON list of result strings", where
-            )
-        if len(contents) != len(turn.calls):
-            raise FormatError(f"{len(turn.calls)} calls but {len(contents)} results", where)
+    contents = [item["value"]] if len(turn.calls) == 1 else item["value"].split(RESULT_SEPARATOR)
+    if len(contents) != len(turn.calls):
+        raise FormatError(
+            f"{len(turn.calls)} parallel calls but {len(contents)} results; results are "
+            f"joined with {RESULT_SEPARATOR!r}",
+            where,
+        )
     errors = item.get("errors", [])
     if not isinstance(errors, list) or not all(isinstance(e, int) for e in errors):
         raise FormatError("must be a list of result indices", f"{where}.errors")

@@ -3,9 +3,12 @@
     <think>…</think><tool_call>{"name": …, "arguments": {…}}</tool_call>
     <observation>…</observation> … <final_answer>…</final_answer>
 
-A file of it holds one JSON object a line: `{"question", "tools", "text", "meta", "system"?}`.
-A failed tool result is written `<observation error="true">`. A call carries an `"id"` only
-when it differs from the one its position implies (`call_N`).
+Text shown to the user beside calls is written untagged right before the turn's first
+`<tool_call>` (after its `<think>`), as chat templates write content before their calls;
+untagged text anywhere else is an error. A file of it holds one JSON object a line:
+`{"question", "tools", "text", "meta", "system"?, "weights"?}`. A failed tool result is
+written `<observation error="true">`. A call carries an `"id"` only when it differs from the
+one its position implies (`call_N`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fcsft.records import (
     FinalAnswer,
     GrammarError,
     Observation,
+    Say,
     Think,
     Tool,
     ToolCall,
@@ -44,6 +48,8 @@ def render_text(steps: list[Any]) -> str:
     for index, step in enumerate(steps):
         if isinstance(step, Think):
             parts.append(f"<think>{_plain(step.text, 'think', index)}</think>")
+        elif isinstance(step, Say):
+            parts.append(_plain(step.text, "say", index))
         elif isinstance(step, ToolCall):
             parts.append(f"<tool_call>{call_json(step, index_of_call(steps, index))}</tool_call>")
         elif isinstance(step, Observation):
@@ -93,6 +99,8 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
     obj["question"] = trajectory.question
     obj["tools"] = [tool.to_json() for tool in trajectory.tools]
     obj["text"] = render_text(trajectory.steps)
+    if trajectory.weights:
+        obj["weights"] = trajectory.weights
     obj["meta"] = meta_json(trajectory)
     return obj
 
@@ -109,6 +117,13 @@ def parse_text(text: str, first_call: int = 0) -> list[Any]:
     pos = _skip_space(text, 0)
     while pos < len(text):
         opening = _OPEN.match(text, pos)
+        said = None if opening else _say_before_call(text, pos)
+        if said is not None:
+            steps.append(Say(text=text[pos:said]))
+            offsets.append(pos)
+            pending.clear()
+            pos = said
+            continue
         if opening is None:
             ended = bool(steps) and isinstance(steps[-1], FinalAnswer)
             what = "text after </final_answer>" if ended else "text outside any tag"
@@ -150,6 +165,16 @@ def parse_text(text: str, first_call: int = 0) -> list[Any]:
     except GrammarError as exc:
         raise FormatError(str(exc), "text", offsets[min(exc.index, len(offsets) - 1)]) from None
     return steps
+
+
+def _say_before_call(text: str, pos: int) -> int | None:
+    """Where the `<tool_call>` that ends untagged text starting at `pos` opens, if one does."""
+    following = _ANY_OPEN.search(text, pos)
+    if following is None or not following.group(0).startswith("<tool_call"):
+        return None
+    if not text[pos : following.start()].strip() or _ANY_TAG.search(text, pos, following.start()):
+        return None
+    return following.start()
 
 
 def parse_call(body: str, position: int, shift: int = 0) -> ToolCall:
@@ -219,6 +244,7 @@ def parse(obj: dict[str, Any]) -> Trajectory:
         system=obj.get("system"),
         tools=[_tool(tool, index) for index, tool in enumerate(tools)],
         steps=steps,
+        weights=obj.get("weights", []),
         meta=meta,
     )
 

@@ -25,7 +25,7 @@ from fcsft.formats import content_id
 from fcsft.jsonl import read_lines, read_numbered
 from fcsft.records import Seed
 from fcsft.text.minhash import NearDuplicates
-from fcsft.text.pii import scrub
+from fcsft.text.pii import detector_for, scrub
 
 
 @dataclass
@@ -157,9 +157,15 @@ def read_seeds(path: Path) -> list[Seed]:
 
 
 def mine_logs(
-    paths: list[Path], domain: str = "", threshold: float = 0.8, min_words: int = 3
+    paths: list[Path],
+    domain: str = "",
+    threshold: float = 0.8,
+    min_words: int = 3,
+    pii: str = "patterns",
 ) -> Imported:
-    """User questions from OpenAI-style chat logs: scrubbed, near-duplicates dropped."""
+    """User questions from OpenAI-style chat logs: scrubbed (`pii` names the detector, see
+    `fcsft.text.pii`), near-duplicates dropped."""
+    detector = detector_for(pii)
     result = Imported()
     index = NearDuplicates(threshold)
     for path in paths:
@@ -178,7 +184,7 @@ def mine_logs(
                 text = message.get("content")
                 if not isinstance(text, str) or len(text.split()) < min_words:
                     continue
-                clean, found = scrub(text.strip())
+                clean, found = scrub(text.strip(), detector)
                 ident = content_id(clean)
                 match, _ = index.add(ident, clean)
                 if match is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import mimetypes
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -76,7 +77,7 @@ class Fetcher:
                 return ToolResult.failure(f"refused: {exc}")
             except OSError as exc:
                 return ToolResult.failure(f"cannot read {url}: {exc.strerror or exc}")
-            return ToolResult(self._text(data, "", truncated))
+            return ToolResult(self._text(data, mimetypes.guess_type(url)[0] or "", truncated))
         if scheme not in ("http", "https"):
             return ToolResult.failure(
                 f"unsupported URL scheme {scheme or '(none)'!r}; use http or https"

@@ -4,8 +4,9 @@ The text is what the model will be served: `text_messages` (tools in the system 
 as tagged text) through the tokenizer's own chat template. An assistant span is found by
 rendering the conversation up to the turn with the generation prompt and up to and including
 the turn: the difference is exactly what the model must produce, its end-of-turn token
-included. Templates that are not prefix-stable (some drop earlier thinking) are refused
-rather than trained on the wrong tokens.
+included. An assistant turn with `weight: 0` (OpenAI's per-message weight) is rendered like
+the others but not marked, so it is context and not trained on. Templates that are not
+prefix-stable (some drop earlier thinking) are refused rather than trained on the wrong tokens.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ class Example:
 def segments(tokenizer: Any, record: dict[str, Any]) -> list[tuple[str, bool]]:
     """The rendered text cut into (piece, is_assistant) in order."""
     messages = text_messages(record["messages"], record.get("tools") or None)
+    # text_messages keeps the assistant messages one for one and in order.
+    weights = iter(m.get("weight", 1) for m in record["messages"] if m["role"] == "assistant")
     pieces: list[tuple[str, bool]] = []
     done = ""
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
+        trained = next(weights) != 0
         prompt = tokenizer.apply_chat_template(
             messages[:index], tokenize=False, add_generation_prompt=True
         )
@@ -45,7 +49,7 @@ def segments(tokenizer: Any, record: dict[str, Any]) -> list[tuple[str, bool]]:
                 "fcsft cannot mark assistant spans with it (use a ChatML template)"
             )
         pieces.append((prompt[len(done) :], False))
-        pieces.append((full[len(prompt) :], True))
+        pieces.append((full[len(prompt) :], trained))
         done = full
     whole = tokenizer.apply_chat_template(messages, tokenize=False)
     if whole[len(done) :]:

@@ -98,7 +98,11 @@ def conversations(data: Path) -> int:
 
 def _datasets(config: TrainConfig, tokenizer: Any, data: Path):
     datasets = require("datasets", "train")
-    rendered = [render_example(tokenizer, record, config.max_length) for record in read_jsonl(data)]
+    rendered = [
+        render_example(tokenizer, record, config.max_length)
+        for record in read_jsonl(data)
+        if record.get("meta", {}).get("split") != "test"
+    ]
     examples = [e for e in rendered if any(e.assistant_masks)]
     if not examples:
         raise UserError(
@@ -202,7 +206,10 @@ def build_trainer(config: TrainConfig, data: Path, out: Path) -> tuple[Any, dict
 
 
 def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
-    """Fine-tune on an exported `openai` JSONL; write the merged model to OUT/model.
+    """Fine-tune on an `openai` JSONL; write the merged model to OUT/model.
+
+    Records of the test split (`meta.split`) are left out, so the curate stage's output, which
+    keeps the thinking the OpenAI fine-tuning export drops, can be given as it is.
 
     A finished run with the same config and data is not repeated; checkpoints of a run with
     another config or other data are discarded rather than resumed.

@@ -128,6 +128,10 @@ function renderStep(step, names) {
     return el("div", { class: "step think" }, el("div", { class: "label" }, "Thinking"),
       prose(step.text));
   }
+  if (step.type === "say") {
+    return el("div", { class: "step say" }, el("div", { class: "label" }, "Shown beside the calls"),
+      prose(step.text));
+  }
   if (step.type === "tool_call") {
     return el("div", { class: "step call" },
       el("div", { class: "label" }, "Call ", el("code", {}, step.name),

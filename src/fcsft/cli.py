@@ -636,6 +636,10 @@ def eval_command(
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(help="Local models: auto (bf16 where the hardware runs it fast), fp32, bf16."),
+    ] = "auto",
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
@@ -655,6 +659,8 @@ def eval_command(
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
     if protocol not in ("native", "tagged", "bfcl", "bfcl-fewshot"):
         raise UserError(f"--protocol {protocol!r}: expected native, tagged, bfcl or bfcl-fewshot")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     if split not in ("dev", "test", "all"):
         raise UserError(f"--split {split!r}: expected dev, test or all")
     from fcsft.evaluate.run import EvalPlan, evaluate
@@ -675,6 +681,7 @@ def eval_command(
         max_tokens=max_tokens,
         concurrency=concurrency,
         api_key_env=api_key_env,
+        precision=precision,
         command="fcsft " + " ".join(sys.argv[1:]),
     )
     bars, on_progress = _live_progress()

@@ -47,6 +47,9 @@ class ModelConfig(Section):
     """Seconds one attempt may take."""
     price: Price = Field(default_factory=Price)
     """Token prices, for the cost shown in progress and stats."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Number format of a `local:` model: `auto` picks bf16 where the hardware runs it fast
+    (CUDA with bf16, a CPU with AMX-BF16) and float32 elsewhere; API models ignore it."""
 
     @field_validator("uri")
     @classmethod

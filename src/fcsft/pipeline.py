@@ -74,6 +74,7 @@ class Run:
             api_key_env=settings.api_key_env,
             timeout_s=settings.timeout_s,
             max_retries=settings.max_retries,
+            **({"precision": settings.precision} if settings.uri.startswith("local:") else {}),
         )
         price = {provider.name: settings.price.model_dump()}
         client = Client(

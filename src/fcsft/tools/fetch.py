@@ -2,8 +2,8 @@
 
 Limits a model cannot talk its way past: a byte cap (the rest is never downloaded), a time
 cap on the whole exchange, a redirect cap, and an address policy checked on every address a
-connection is made to, at every hop (see `_address_policy`). Redirects are followed here rather than by aiohttp so that each hop's
-URL is checked like the first.
+connection is made to, at every hop (see `_address_policy`). Redirects are followed here
+rather than by aiohttp so that each hop's URL is checked like the first.
 """
 
 from __future__ import annotations

@@ -53,9 +53,11 @@ def convert(
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
     """Validate a project config; every error is listed with its field path."""
-    from fcsft.config import load_config
+    from fcsft.config import load_config, unset_keys
 
     project = load_config(config)
+    for line in unset_keys(project):
+        err.print(f"warning: {line}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
 
 

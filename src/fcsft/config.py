@@ -26,7 +26,6 @@ from fcsft.tools.config import ToolEntry
 from fcsft.train.run import TrainConfig
 from fcsft.validate.stage import ValidateConfig
 
-
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -20,6 +20,7 @@ from fcsft.errors import UserError
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.memory.history import history_lines, record_attempt
+from fcsft.run_lock import run_dir_lock
 from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
@@ -290,6 +291,7 @@ def run_pipeline(run: Run, start: str | None = None, until: str | None = None) -
             raise UserError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     first = STAGES.index(start) if start else 0
     last = STAGES.index(until) if until else len(STAGES) - 1
-    for name in STAGES[first : last + 1]:
-        STEPS[name](run)
+    with run_dir_lock(run.run_dir):
+        for name in STAGES[first : last + 1]:
+            STEPS[name](run)
     return run.results

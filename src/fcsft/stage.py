@@ -37,6 +37,7 @@ from typing import Any, Protocol, TextIO
 from fcsft.errors import UserError
 from fcsft.jsonl import dumps, read_lines, write_json
 from fcsft.records import Verdict
+from fcsft.run_lock import run_dir_lock
 
 
 @dataclass
@@ -194,18 +195,17 @@ def run_stage(
 
     `executor` runs a per-record stage's `process` (default: `LocalExecutor`); a `whole` stage
     always runs here, since it needs every record at once."""
-    directory = Path(run_dir) / stage.name
-    key = stage_key(stage, file_hash(inputs))
-    done_file = directory / "_done.json"
-    if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
-        return json.loads((directory / "stats.json").read_text())
-    summary = _recover(directory, key)
-    return asyncio.run(
-        _closing(
-            stage,
-            _run(stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()),
+    with run_dir_lock(run_dir):
+        directory = Path(run_dir) / stage.name
+        key = stage_key(stage, file_hash(inputs))
+        done_file = directory / "_done.json"
+        if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
+            return json.loads((directory / "stats.json").read_text())
+        summary = _recover(directory, key)
+        work = _run(
+            stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()
         )
-    )
+        return asyncio.run(_closing(stage, work))
 
 
 async def _closing(stage: Stage, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:

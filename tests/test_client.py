@@ -556,6 +556,96 @@ def test_a_cache_file_from_before_the_hash_index_keeps_its_replies(tmp_path):
     assert [name for (name,) in tables] == ["replies"]
 
 
+def _half_a_cache(path):
+    with ResponseCache(path) as cache:
+        for i in range(500):
+            cache.put(f"k{i}", ChatResponse(message={"content": "x" * 500}))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _another_database(path):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE replies (name TEXT, value TEXT)")
+    other.execute("INSERT INTO replies VALUES ('theirs', 'keep me')")
+    other.commit()
+    other.close()
+
+
+def _a_database_of_other_tables(path):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes (text TEXT)")
+    other.commit()
+    other.close()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda path: path.write_bytes(b"not a database\n" * 64),
+        _half_a_cache,
+        _another_database,
+        _a_database_of_other_tables,
+    ],
+    ids=["garbage", "half a file", "other replies", "other tables"],
+)
+def test_a_file_that_is_not_a_cache_is_set_aside_and_the_run_goes_on(tmp_path, spoil, caplog):
+    path = tmp_path / "cache.sqlite"
+    spoil(path)
+    before = path.read_bytes()
+
+    async def go():
+        async with FakeOpenAI() as server:
+            cache = ResponseCache(path)
+            client = Client(provider(server), cache=cache)
+            reply = await client.chat(ask("hello"))
+            await client.close()
+            cache.close()
+            return reply, cache.set_aside, server.received
+
+    reply, moved, received = asyncio.run(go())
+    assert reply.message["content"] == "echo: hello" and received == 1
+    assert moved is not None and moved.name.startswith("cache.sqlite.corrupt-")
+    assert moved.read_bytes() == before  # kept as it was, for whoever wants to look
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"{path} is not a usable response cache (")
+    assert warning.endswith(f"set aside as {moved.name}, starting an empty one")
+    with ResponseCache(path) as cache:  # the new file is a cache, with the new reply in it
+        assert len(cache) == 1 and cache.set_aside is None
+
+
+def test_a_cached_reply_that_does_not_decode_is_a_miss_and_is_replaced(tmp_path):
+    path = tmp_path / "cache.sqlite"
+
+    async def once(server, text):
+        cache = ResponseCache(path)
+        client = Client(provider(server), cache=cache)
+        reply = await client.chat(ask(text))
+        await client.close()
+        cache.close()
+        return reply
+
+    async def go():
+        async with FakeOpenAI() as server:
+            await once(server, "hello")
+            await once(server, "other")
+            spoilt = sqlite3.connect(path)
+            spoilt.execute('UPDATE replies SET response = \'{"choices": [{"mess\' WHERE rowid = 1')
+            spoilt.commit()
+            spoilt.close()
+            again = await once(server, "hello")  # its row is broken: asked again
+            other = await once(server, "other")  # its row is fine: from the cache
+            third = await once(server, "hello")  # the new reply replaced the broken row
+            return again, other, third, server.received
+
+    again, other, third, received = asyncio.run(go())
+    assert received == 3
+    assert not again.cached and again.message["content"] == "echo: hello"
+    assert other.cached and third.cached and third.message["content"] == "echo: hello"
+    with ResponseCache(path) as cache:
+        assert len(cache) == 2
+
+
 def _write_entries(path, prefix, count, start=None):
     if start is not None:
         start.wait(timeout=30)  # all writers begin at once, so their transactions interleave

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from clirun import fcsft
 from fcsft.config import load_config
 from fcsft.jsonl import read_jsonl
 from fcsft.pipeline import Run, run_pipeline
@@ -146,3 +147,20 @@ def cli(*args) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_garbage_response_cache_is_set_aside_in_one_line_and_the_run_goes_on(tmp_path):
+    with FakeOpenAI(reply=two_calls_then_answer) as server:
+        project = generate_project(tmp_path, f"openai:m@{server.base_url}", make_tasks(3))
+        cache = tmp_path / "run" / "cache.sqlite"
+        cache.write_bytes(b"\x00garbage\n" * 100)
+        result = fcsft("generate", project)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "response cache" in line]
+    [moved] = cache.parent.glob("cache.sqlite.corrupt-*")
+    assert line == (
+        f"{cache} is not a usable response cache (file is not a database); set aside as "
+        f"{moved.name}, starting an empty one"
+    )
+    assert moved.read_bytes() == b"\x00garbage\n" * 100
+    assert json.loads((tmp_path / "run/generate/stats.json").read_text())["out"] == 3

@@ -168,9 +168,9 @@ class Client:
         self._bind_to_running_loop()
         while True:
             if self.cache is not None:
-                hit = self.cache.get_encoded(key)
+                hit = self.cache.get(key)
                 if hit is not None:
-                    return decode_response(hit), False
+                    return hit, False
             if key not in self._in_flight:
                 break
             waiters = self._in_flight[key]

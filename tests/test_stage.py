@@ -135,3 +135,83 @@ def test_an_executor_needing_a_missing_package_says_what_to_install(monkeypatch)
         executor_for("ray")
     with pytest.raises(UserError, match="unknown executor 'dask'; known: local, ray"):
         executor_for("dask")
+
+
+def counting(stage: Stage) -> tuple[Stage, list[str]]:
+    """`stage` with a list of the ids its process was called on."""
+    seen: list[str] = []
+    inner = stage.process
+
+    async def process(obj):
+        seen.append(obj["id"])
+        return await inner(obj)
+
+    stage.process = process
+    return stage, seen
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("_done.json", "{not json"),
+        ("_done.json", "[1, 2]"),
+        ("stats.json", None),
+        ("stats.json", '{"stage": "fix'),
+        ("stats.json", '"a string"'),
+    ],
+)
+def test_an_unreadable_marker_or_stats_file_is_recomputed_from_the_ledger(tmp_path, name, content):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    first = run_stage(make_stage(4), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    before = files(directory)
+    if content is None:
+        (directory / name).unlink()
+    else:
+        (directory / name).write_text(content)
+    stage, seen = counting(make_stage(4))
+    again = run_stage(stage, tmp_path / "run", [source])
+    assert seen == []  # nothing processed again: the ledger says it is all done
+    assert again == first and json.loads((directory / "stats.json").read_text()) == first
+    assert json.loads((directory / "_done.json").read_text())["key"]
+    assert files(directory) == before
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    ['{"id": "r0010"}', "[1, 2]", '{"id": 10, "out": 1, "rejected": 0, "reasons": {}}', '"r0010"'],
+)
+def test_a_ledger_line_of_the_wrong_shape_is_treated_like_a_torn_one(tmp_path, bad_line):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    run_stage(make_stage(4), tmp_path / "clean", [source])
+    run_stage(make_stage(4), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    ledger = directory / "_ledger.jsonl"
+    lines = ledger.read_text().splitlines(keepends=True)
+    ledger.write_text("".join([*lines[:10], bad_line + "\n", *lines[11:]]))
+    (directory / "_done.json").unlink()  # as a crash would leave it
+    stage, seen = counting(make_stage(4))
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert seen == [f"r{i:04d}" for i in range(10, 30)]  # from the bad line on, done again
+    assert stats["in"] == 30 and files(directory) == files(tmp_path / "clean/fixture")
+    ids = [json.loads(line)["id"] for line in ledger.open()]
+    assert ids == [f"r{i:04d}" for i in range(30)]
+
+
+def test_an_unreadable_state_file_is_one_line_naming_what_to_delete(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 10)
+    run_stage(make_stage(1), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    (directory / "_done.json").unlink()
+    for garbage in ("{not json", "[]", '{"key": 7}'):
+        (directory / "_state.json").write_text(garbage)
+        before = files(directory)
+        with pytest.raises(UserError) as caught:
+            run_stage(make_stage(1), tmp_path / "run", [source])
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message == (
+            f"{directory / '_state.json'} is unreadable, so whose output {directory} holds is "
+            f"unknown; delete {directory} to run the stage afresh"
+        )
+        assert files(directory) == before

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from fcsft.errors import UserError
-from fcsft.jsonl import dumps, read_lines, write_json
+from fcsft.jsonl import dumps, read_json_object, read_lines, write_json
 from fcsft.records import Verdict
 from fcsft.run_lock import run_dir_lock
 
@@ -198,9 +198,12 @@ def run_stage(
     with run_dir_lock(run_dir):
         directory = Path(run_dir) / stage.name
         key = stage_key(stage, file_hash(inputs))
-        done_file = directory / "_done.json"
-        if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
-            return json.loads((directory / "stats.json").read_text())
+        done = read_json_object(directory / "_done.json")
+        if done is not None and done.get("key") == key:
+            stats = read_json_object(directory / "stats.json")
+            if stats is not None:
+                return stats
+            # stats.json is missing or unreadable: recomputed below from the ledger
         summary = _recover(directory, key)
         work = _run(
             stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()
@@ -220,8 +223,15 @@ async def _closing(stage: Stage, work: Awaitable[dict[str, Any]]) -> dict[str, A
 def _recover(directory: Path, key: str) -> Summary:
     """What an earlier attempt with the same key committed; starts afresh otherwise."""
     state = directory / "_state.json"
-    if state.exists() and json.loads(state.read_text()).get("key") != key:
-        shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
+    if state.exists():
+        recorded = read_json_object(state)
+        if recorded is None or not isinstance(recorded.get("key"), str):
+            raise UserError(
+                f"{state} is unreadable, so whose output {directory} holds is unknown; "
+                f"delete {directory} to run the stage afresh"
+            )
+        if recorded["key"] != key:
+            shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
     directory.mkdir(parents=True, exist_ok=True)
     summary = Summary()
     if not state.exists():
@@ -239,7 +249,9 @@ def _recover(directory: Path, key: str) -> Summary:
 def _truncate_to(
     path: Path, keep: int | None, each: Callable[[dict[str, Any]], None] | None = None
 ) -> None:
-    """Cut a JSONL file after `keep` complete lines (all complete ones when None)."""
+    """Cut a JSONL file after `keep` complete lines (all complete ones when None). With `each`,
+    a line it refuses (ValueError) ends the file like a torn one: the work it recorded is
+    done again."""
     path.touch()
     kept = size = 0
     with path.open("rb") as handle:
@@ -248,10 +260,10 @@ def _truncate_to(
                 break
             try:
                 obj = json.loads(raw)
-            except json.JSONDecodeError:
+                if each:
+                    each(obj)
+            except ValueError:  # not JSON, or not the shape `each` reads
                 break
-            if each:
-                each(obj)
             kept += 1
             size += len(raw)
     if keep is not None and kept < keep:
@@ -402,6 +414,9 @@ class Summary:
     wall: dict[int, float] = field(default_factory=dict)
 
     def add(self, entry: dict[str, Any]) -> None:
+        """Fold in one ledger line; ValueError, before any change, if it is not one."""
+        if not _ledger_entry(entry):
+            raise ValueError(f"not a ledger entry: {entry!r:.80}")
         self.done.add(entry["id"])
         self.out += entry["out"]
         self.rejected += entry["rejected"]
@@ -426,3 +441,27 @@ class Summary:
             "wall_s": round(sum(self.wall.values()), 3),
             "attempts": len(self.wall),
         }
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _ledger_entry(entry: Any) -> bool:
+    """Whether a ledger line has the shape `_commit` writes."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("id"), str)
+        and _count(entry.get("out"))
+        and _count(entry.get("rejected"))
+        and isinstance(entry.get("reasons"), dict)
+        and all(isinstance(k, str) and _count(v) for k, v in entry["reasons"].items())
+        and isinstance(entry.get("counts"), dict)
+        and all(isinstance(k, str) and _number(v) for k, v in entry["counts"].items())
+        and _count(entry.get("attempt"))
+        and _number(entry.get("elapsed"))
+    )

@@ -20,7 +20,7 @@ import pytest
 from fcsft.agent import run_agent
 from fcsft.errors import UserError
 from fcsft.models import cache as cache_module
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError, ModelUnavailable
 from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client, Counters, cache_key
 from fcsft.models.openai import OpenAIProvider, retry_after_seconds
@@ -217,6 +217,34 @@ def test_a_wrong_key_fails_at_once_and_names_the_variable(monkeypatch):
     assert "HTTP 401: Incorrect API key provided.; check the key in $FCSFT_TEST_KEY" in wrong
     assert "no API key was sent: set $FCSFT_NO_SUCH_KEY" in missing
     assert "sk-wrong" not in wrong
+
+
+def test_a_model_that_cannot_be_used_is_asked_once_and_a_cached_reply_needs_no_model(tmp_path):
+    async def go():
+        async with FakeOpenAI(api_key="sk-right") as server:
+            cache = ResponseCache(tmp_path / "cache.sqlite")
+            keyed = Client(OpenAIProvider("m", server.base_url, api_key="sk-right"), cache=cache)
+            await keyed.chat(ask("asked before"))
+            await keyed.close()
+            server.reset()
+            keyless = Client(provider(server), cache=cache, concurrency=8)
+            before = await keyless.chat(ask("asked before"))  # from the cache: no model needed
+            outcomes = await asyncio.gather(
+                *(keyless.try_chat(ask(f"q{i}")) for i in range(20)), return_exceptions=True
+            )
+            after = await keyless.chat(ask("asked before"))
+            await keyless.close()
+            cache.close()
+            return before, outcomes, after, server.received, server.base_url
+
+    before, outcomes, after, received, base_url = asyncio.run(go())
+    assert received == 1  # the first request went alone; the others never left
+    assert before.cached and after.cached
+    assert all(isinstance(o, ModelUnavailable) for o in outcomes)
+    assert {str(o) for o in outcomes} == {
+        f"m at {base_url}/chat/completions: HTTP 401: Incorrect API key provided.; no API key "
+        "was sent: set $OPENAI_API_KEY"
+    }
 
 
 def test_model_uris():

@@ -215,3 +215,76 @@ def test_an_unreadable_state_file_is_one_line_naming_what_to_delete(tmp_path):
             f"unknown; delete {directory} to run the stage afresh"
         )
         assert files(directory) == before
+
+
+DOWN = {"r0003", "r0011", "r0012", "r0025"}  # inputs whose model call fails in the first run
+
+
+def flaky_stage(model_up: bool) -> Stage:
+    """Multiples of five are rejected for what they are (final); the inputs in DOWN fail on the
+    model until it is up (to be retried)."""
+
+    async def process(obj):
+        if obj["id"] in DOWN and not model_up:
+            failed = Verdict(stage="t", rule="t.model_error", passed=False, reason="HTTP 500")
+            return [Outcome(obj, [failed], retry=True)]
+        if obj["n"] % 5 == 0:
+            final = Verdict(stage="t", rule="t.multiple_of_five", passed=False, reason="5 | n")
+            return [Outcome(obj, [final])]
+        return [Outcome(obj | {"answer": obj["n"] * 2})]
+
+    return Stage("flaky", process, config={"v": 1}, concurrency=4)
+
+
+def test_inputs_that_failed_on_the_model_are_done_again_by_the_next_run_and_only_they(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    directory = tmp_path / "run/flaky"
+    first = run_stage(flaky_stage(model_up=False), tmp_path / "run", [source])
+    assert first["reasons"] == {"t.multiple_of_five": 5, "t.model_error": 4}
+    assert first["retry"] == 4
+    assert json.loads((directory / "_done.json").read_text())["retry"] == 4
+    out_before = (directory / "out.jsonl").read_text().splitlines()
+
+    stage, seen = counting(flaky_stage(model_up=True))
+    second = run_stage(stage, tmp_path / "run", [source])
+    assert seen == sorted(DOWN)  # the final rejections and everything kept stay as they were
+    assert (second["in"], second["out"], second["rejected"]) == (30, 24, 6)
+    assert second["reasons"] == {"t.multiple_of_five": 6} and "retry" not in second
+    out = (directory / "out.jsonl").read_text().splitlines()
+    assert out[: len(out_before)] == out_before  # earlier output untouched, retried ones after
+    retried = sorted(json.loads(line)["id"] for line in out[len(out_before) :])
+    assert retried == sorted(DOWN - {"r0025"})  # r0025, up, is a multiple of five
+    rejected = [json.loads(line) for line in (directory / "rejected.jsonl").open()]
+    assert [r["id"] for r in rejected] == [f"r{i:04d}" for i in range(0, 30, 5)]
+    ids = [json.loads(line)["id"] for line in (directory / "_ledger.jsonl").open()]
+    assert len(ids) == len(set(ids)) == 30
+
+    stage, seen = counting(flaky_stage(model_up=True))
+    assert run_stage(stage, tmp_path / "run", [source]) == second and seen == []
+
+
+def test_a_crash_while_taking_inputs_out_is_finished_by_the_next_run(tmp_path, monkeypatch):
+    from fcsft import _stage_rewrite
+
+    source = make_input(tmp_path / "in.jsonl", 30)
+    run_stage(flaky_stage(model_up=False), tmp_path / "clean", [source])
+    run_stage(flaky_stage(model_up=True), tmp_path / "clean", [source])
+    run_stage(flaky_stage(model_up=False), tmp_path / "run", [source])
+    renames = []
+
+    def crash_after_one(source_path, target_path):
+        if renames:
+            raise OSError("killed")
+        renames.append(target_path)
+        os.rename(source_path, target_path)
+
+    monkeypatch.setattr(_stage_rewrite.os, "replace", crash_after_one)
+    with pytest.raises(OSError, match="killed"):
+        run_stage(flaky_stage(model_up=True), tmp_path / "run", [source])
+    monkeypatch.undo()
+    assert (tmp_path / "run/flaky/_rewrite.json").exists()  # one file renamed, two to go
+    stage, seen = counting(flaky_stage(model_up=True))
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert seen == sorted(DOWN)
+    assert (stats["out"], stats["rejected"]) == (24, 6)
+    assert files(tmp_path / "run/flaky") == files(tmp_path / "clean/flaky")

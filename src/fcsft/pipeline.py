@@ -84,8 +84,15 @@ class Run:
         return client, provider.name
 
     def stage(
-        self, stage: Stage, inputs: list[Path], executor: Executor | None = None
+        self,
+        stage: Stage,
+        inputs: list[Path],
+        executor: Executor | None = None,
+        *,
+        may_be_empty: bool = False,
     ) -> dict[str, Any]:
+        """Run a stage of this run; a stage that ends with nothing to hand on stops the run
+        (unless `may_be_empty`: combinations are optional, say)."""
         for path in inputs:
             if not path.exists():
                 before = path.parent.name
@@ -99,7 +106,23 @@ class Run:
         self.on_stage(stage.name, stats)
         if "stopped" in stats:
             raise UserError(f"stage {stage.name} stopped: {stats['stopped']}; run again to resume")
+        if not stats.get("out") and not may_be_empty:
+            raise UserError(nothing_produced(stage.name, stats, self.run_dir / stage.name))
         return stats
+
+
+def nothing_produced(name: str, stats: dict[str, Any], directory: Path) -> str:
+    """The line that stops a run at a stage that kept no record."""
+    if not stats.get("in"):
+        return f"stage {name} produced nothing: its input is empty"
+    reasons = ", ".join(f"{rule} {n}" for rule, n in list(stats.get("reasons", {}).items())[:3])
+    line = (
+        f"stage {name} produced nothing from {stats['in']} inputs: {stats.get('rejected', 0)} "
+        f"rejected ({reasons or 'no reasons'}); see {directory / 'rejected.jsonl'}"
+    )
+    if stats.get("retry"):
+        line += f"; the {stats['retry']} that failed on the model are retried by the next run"
+    return line
 
 
 def _seeds(run: Run) -> None:
@@ -141,7 +164,11 @@ def _expand(run: Run) -> None:
     # Tasks name no tools of their own: every configured tool is available to every task.
     run.stage(expand_stage(config, client, name, []), [seeds])
     n_seeds = sum(1 for _ in read_jsonl(seeds))
-    run.stage(combine_stage(config, client, name, n_seeds), [run.run_dir / "expand" / "out.jsonl"])
+    run.stage(
+        combine_stage(config, client, name, n_seeds),
+        [run.run_dir / "expand" / "out.jsonl"],
+        may_be_empty=True,
+    )
     run.stage(
         tasks_stage(config, seeds),
         [run.run_dir / "expand" / "out.jsonl", run.run_dir / "combine" / "out.jsonl"],

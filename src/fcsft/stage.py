@@ -6,12 +6,18 @@ A stage directory holds
     rejected.jsonl   {"id", "reasons": [Verdict...], "record"} for each one that did not
     stats.json       counts in/out, per-reason counts, summed counters (tokens, cost), wall time
     _ledger.jsonl    one line per finished input: its id and how many lines it wrote where
-    _done.json       written last: the hash of the stage's name, config and input
+    _done.json       written last: the hash of the stage's name, config and input, and how
+                     many inputs failed on the model (`retry`), if any
 
 Why a ledger: outputs of one input are appended first, its ledger line after. After a crash the
 ledger says exactly how many lines of each file are committed; anything past that is cut off
 and the input is processed again. Inputs are committed in input order even when processed
 concurrently, so an interrupted and resumed run writes the same bytes as an uninterrupted one.
+
+An outcome marked `retry` failed for a reason outside the record (the model could not answer).
+Its input is committed like any other, but the stage is not finished for good: the next run
+takes such inputs out of the three files (see `_stage_rewrite`) and processes them again,
+after the rest, while everything else committed stays as it is.
 
 Where `process` runs is the executor's business, not the stage's: `LocalExecutor` runs it on
 this process's event loop, `fcsft.ray_executor.RayExecutor` on the workers of a Ray cluster.
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from fcsft._stage_rewrite import drop_inputs, finish_rewrite
 from fcsft.errors import UserError
 from fcsft.jsonl import dumps, read_json_object, read_lines, write_json
 from fcsft.records import Verdict
@@ -47,6 +54,9 @@ class Outcome:
     record: dict[str, Any] | None
     verdicts: list[Verdict] = field(default_factory=list)
     counts: dict[str, float] = field(default_factory=dict)  # e.g. tokens, cost: summed in stats
+    retry: bool = False
+    """Failed for a reason outside the record (the model could not answer): the next run
+    processes the input again. A rejection the record earned itself is final."""
 
     @property
     def passed(self) -> bool:
@@ -81,6 +91,10 @@ class Stage:
     close: Callable[[], Awaitable[None]] | None = None
     """Awaited in the stage's event loop once it ends, however it ends: releases what `process`
     opened on that loop (a model client's connections), which cannot be closed after it."""
+
+
+_LEDGER = "_ledger.jsonl"
+_OUTPUTS = ("out.jsonl", "rejected.jsonl")  # the ledger's "out" and "rejected" count their lines
 
 
 class StopStage(Exception):
@@ -199,7 +213,7 @@ def run_stage(
         directory = Path(run_dir) / stage.name
         key = stage_key(stage, file_hash(inputs))
         done = read_json_object(directory / "_done.json")
-        if done is not None and done.get("key") == key:
+        if done is not None and done.get("key") == key and not done.get("retry"):
             stats = read_json_object(directory / "stats.json")
             if stats is not None:
                 return stats
@@ -240,7 +254,18 @@ def _recover(directory: Path, key: str) -> Summary:
         write_json(state, {"key": key})
         return summary
     (directory / "_done.json").unlink(missing_ok=True)
-    _truncate_to(directory / "_ledger.jsonl", None, summary.add)
+    finish_rewrite(directory, (*_OUTPUTS, _LEDGER))
+    summary = _committed(directory)
+    if summary.retry:
+        drop_inputs(directory, _LEDGER, _OUTPUTS, summary.retry)
+        summary = _committed(directory)
+    return summary
+
+
+def _committed(directory: Path) -> Summary:
+    """What the ledger says is committed, with anything past it cut off the files."""
+    summary = Summary()
+    _truncate_to(directory / _LEDGER, None, summary.add)
     _truncate_to(directory / "out.jsonl", summary.out)
     _truncate_to(directory / "rejected.jsonl", summary.rejected)
     return summary
@@ -358,7 +383,10 @@ async def _run(
     if stage.report:
         stats["report"] = stage.report(directory)
     write_json(directory / "stats.json", stats)
-    write_json(directory / "_done.json", {"key": key, "stats": "stats.json"})
+    marker = {"key": key, "stats": "stats.json"}
+    if summary.retry:
+        marker["retry"] = len(summary.retry)  # done for now: the next run tries these again
+    write_json(directory / "_done.json", marker)
     return stats
 
 
@@ -397,6 +425,8 @@ def _commit(
         "attempt": attempt,
         "elapsed": round(elapsed, 4),
     }
+    if any(outcome.retry for outcome in outcomes):
+        entry["retry"] = True
     book.write(dumps(entry) + "\n")
     book.flush()
     return entry
@@ -412,6 +442,7 @@ class Summary:
     reasons: Counter = field(default_factory=Counter)
     counters: Counter = field(default_factory=Counter)
     wall: dict[int, float] = field(default_factory=dict)
+    retry: set[str] = field(default_factory=set)  # inputs to process again next time
 
     def add(self, entry: dict[str, Any]) -> None:
         """Fold in one ledger line; ValueError, before any change, if it is not one."""
@@ -424,6 +455,8 @@ class Summary:
         self.counters.update(entry["counts"])
         attempt = entry["attempt"]
         self.wall[attempt] = max(self.wall.get(attempt, 0.0), entry["elapsed"])
+        if entry.get("retry"):
+            self.retry.add(entry["id"])
 
     def counts(self) -> Counter:
         return Counter(
@@ -440,7 +473,7 @@ class Summary:
             "counts": dict(sorted(self.counters.items())),
             "wall_s": round(sum(self.wall.values()), 3),
             "attempts": len(self.wall),
-        }
+        } | ({"retry": len(self.retry)} if self.retry else {})
 
 
 def _count(value: Any) -> bool:
@@ -464,4 +497,5 @@ def _ledger_entry(entry: Any) -> bool:
         and all(isinstance(k, str) and _number(v) for k, v in entry["counts"].items())
         and _count(entry.get("attempt"))
         and _number(entry.get("elapsed"))
+        and isinstance(entry.get("retry", False), bool)
     )

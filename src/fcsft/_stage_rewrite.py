@@ -45,16 +45,18 @@ def drop_inputs(directory: Path, ledger: str, files: tuple[str, ...], ids: set[s
     names = (*files, ledger)
     with ExitStack() as stack:
         sources = [stack.enter_context((directory / name).open("rb")) for name in files]
-        targets = [stack.enter_context(_temporary(directory, name).open("wb")) for name in names]
+        *targets, book = [
+            stack.enter_context(_temporary(directory, name).open("wb")) for name in names
+        ]
         for raw, entry in _entries(directory / ledger):
             kept = entry["id"] not in ids
-            for name, source, target in zip(files, sources, targets, strict=False):
+            for name, source, target in zip(files, sources, targets, strict=True):
                 for _ in range(entry[name.removesuffix(".jsonl")]):
                     line = source.readline()
                     if kept:
                         target.write(line)
             if kept:
-                targets[-1].write(raw)
+                book.write(raw)
     write_json(directory / JOURNAL, {"files": list(names)})
     finish_rewrite(directory, names)
 

@@ -296,7 +296,7 @@ def test_file_urls_without_a_root_or_for_another_host_are_refused(tree):
 
 def test_missing_files_and_other_schemes_are_error_results(tree):
     assert read(tree, f"file://{tree}/nope.md").content.startswith("cannot read")
-    for url in ("file:///missing", "file:///sub/missing.md", "file:///etc/passwd"):
+    for url in ("file:///missing", "file:///sub/missing.md", f"file://{tree}/sub/no/such"):
         missing = read(tree, url)
         assert missing.error
         assert missing.content == f"cannot read {url}: no such file under the fetch root {tree}"
@@ -308,5 +308,6 @@ def test_missing_files_and_other_schemes_are_error_results(tree):
 
 def test_file_urls_are_relative_to_the_root(tree):
     assert read(tree, "file:///sub/doc.md").content == "inside the root"
+    assert "outside the fetch root" in read(tree, "file:///etc/passwd").content
     refused = read(tree, "file:///sub/../../secret.txt")
     assert refused.error and "outside the fetch root" in refused.content

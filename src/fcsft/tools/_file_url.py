@@ -32,10 +32,10 @@ def read_file_url(url: str, root: Path | None, max_bytes: int) -> tuple[bytes, b
     path = given
     if not any(given.startswith(f"{prefix}/") for prefix in (str(root), str(real_root))):
         # The root is the top of the file system a model sees: file:///prices/a.csv is
-        # ROOT/prices/a.csv, so datasets name files the same way on every machine. A host path
-        # (file:///etc/passwd) is so read under the root too: missing there, it says missing,
-        # whether or not the host has such a file.
+        # ROOT/prices/a.csv, so datasets name files the same way on every machine.
         path = os.path.join(real_root, given.lstrip("/"))
+        if not os.path.exists(path) and os.path.isabs(given) and os.path.exists(given):
+            path = given  # a host path, refused below; a path found nowhere is just missing
     target = Path(os.path.realpath(path))
     if not target.is_relative_to(real_root):
         raise FileRefused(f"{given} is outside the fetch root {root}")

@@ -71,13 +71,12 @@ def convert(
 
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-    """Validate a project config; every error is listed with its field path, and a model whose
-    API key variable is unset is warned about."""
-    from fcsft.config import load_config, missing_keys
+    """Validate a project config; every error is listed with its field path."""
+    from fcsft.config import load_config, unset_keys
 
     project = load_config(config)
-    for warning in missing_keys(project):
-        err.print(f"warning: {warning}", markup=False)
+    for line in unset_keys(project):
+        err.print(f"warning: {line}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
 
 

@@ -20,6 +20,7 @@ from fcsft.errors import UserError
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.memory.history import history_lines, record_attempt
+from fcsft.run_lock import run_dir_lock
 from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
@@ -86,8 +87,15 @@ class Run:
         return client, provider.name
 
     def stage(
-        self, stage: Stage, inputs: list[Path], executor: Executor | None = None
+        self,
+        stage: Stage,
+        inputs: list[Path],
+        executor: Executor | None = None,
+        *,
+        may_be_empty: bool = False,
     ) -> dict[str, Any]:
+        """Run a stage of this run; a stage that ends with nothing to hand on stops the run
+        (unless `may_be_empty`: combinations are optional, say)."""
         for path in inputs:
             if not path.exists():
                 before = STEP_OF.get(path.parent.name, path.parent.name)
@@ -101,7 +109,23 @@ class Run:
         self.on_stage(stage.name, stats)
         if "stopped" in stats:
             raise UserError(f"stage {stage.name} stopped: {stats['stopped']}; run again to resume")
+        if not stats.get("out") and not may_be_empty:
+            raise UserError(nothing_produced(stage.name, stats, self.run_dir / stage.name))
         return stats
+
+
+def nothing_produced(name: str, stats: dict[str, Any], directory: Path) -> str:
+    """The line that stops a run at a stage that kept no record."""
+    if not stats.get("in"):
+        return f"stage {name} produced nothing: its input is empty"
+    reasons = ", ".join(f"{rule} {n}" for rule, n in list(stats.get("reasons", {}).items())[:3])
+    line = (
+        f"stage {name} produced nothing from {stats['in']} inputs: {stats.get('rejected', 0)} "
+        f"rejected ({reasons or 'no reasons'}); see {directory / 'rejected.jsonl'}"
+    )
+    if stats.get("retry"):
+        line += f"; the {stats['retry']} that failed on the model are retried by the next run"
+    return line
 
 
 def _seeds(run: Run) -> None:
@@ -147,7 +171,11 @@ def _expand(run: Run) -> None:
     # Tasks name no tools of their own: every configured tool is available to every task.
     run.stage(expand_stage(config, client, name, []), [seeds])
     n_seeds = sum(1 for _ in read_jsonl(seeds))
-    run.stage(combine_stage(config, client, name, n_seeds), [run.run_dir / "expand" / "out.jsonl"])
+    run.stage(
+        combine_stage(config, client, name, n_seeds),
+        [run.run_dir / "expand" / "out.jsonl"],
+        may_be_empty=True,
+    )
     run.stage(
         tasks_stage(config, seeds),
         [run.run_dir / "expand" / "out.jsonl", run.run_dir / "combine" / "out.jsonl"],
@@ -305,6 +333,7 @@ def run_pipeline(run: Run, start: str | None = None, until: str | None = None) -
             raise UserError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     first = STAGES.index(start) if start else 0
     last = STAGES.index(until) if until else len(STAGES) - 1
-    for name in STAGES[first : last + 1]:
-        STEPS[name](run)
+    with run_dir_lock(run.run_dir):
+        for name in STAGES[first : last + 1]:
+            STEPS[name](run)
     return run.results

@@ -132,7 +132,7 @@ async def _rewrites(
     )
     usage = answer.usage or {}
     if answer.error:
-        return [Outcome(None, [verdict("rewrite.model_error", answer.error)], usage)]
+        return [Outcome(None, [verdict("rewrite.model_error", answer.error)], usage, retry=True)]
     texts = string_list(answer.text)
     if texts is None:
         return [
@@ -216,7 +216,7 @@ async def _combine(
     )
     usage = answer.usage or {}
     if answer.error:
-        return [Outcome(None, [verdict("combine.model_error", answer.error)], usage)]
+        return [Outcome(None, [verdict("combine.model_error", answer.error)], usage, retry=True)]
     question = one_line(answer.text)
     if question is None:
         return [Outcome(None, [verdict("combine.parse", "an empty reply")], usage)]

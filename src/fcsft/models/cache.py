@@ -28,6 +28,10 @@ Why this shape:
   file; the bigger the batch, the fewer times each page is written. Until its batch is
   committed a reply is served from memory, so a process always reads its own writes;
   `flush()` or `close()` makes them durable (a crash loses at most the last quarter second).
+- A file that is not a cache (garbage, half a file, another program's database) is set aside
+  as `NAME.corrupt-<time>`, with a warning, and an empty cache takes its place: the run goes
+  on and asks again what it cannot read. A row whose reply does not decode is a miss, and the
+  new reply replaces it.
 - What is stored is the reply alone: the chat-completion JSON exactly as an OpenAI-compatible
   server sent it (no second encoding on the event loop: 5 us a reply, 2% of the client's time
   at 256 in flight), or for a reply made in this process its message, token counts, finish
@@ -42,6 +46,7 @@ import collections
 import functools
 import hashlib
 import json
+import logging
 import queue
 import sqlite3
 import struct
@@ -53,6 +58,8 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.models.base import ChatResponse, completion_reply
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS replies (
@@ -123,6 +130,44 @@ def encode_response(response: ChatResponse) -> str:
     )
 
 
+_SHAPE = "SELECT hash, key, response, created FROM replies LIMIT 0"  # the columns this reads
+_DELETE = "DELETE FROM replies WHERE hash = ?"
+_BROKEN = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # error names that mean the file is not usable
+
+
+def _not_a_cache(path: Path) -> str | None:
+    """Why the file at `path` is not a response cache, from a read-only look (another
+    program's database is not changed); None for a cache or no file. A damaged file raises."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    look = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {
+            name
+            for (name,) in look.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
+        }
+        if tables - {"replies", "responses"}:
+            return f"holds other tables: {', '.join(sorted(tables - {'replies', 'responses'}))}"
+        if "replies" in tables:
+            look.execute(_SHAPE)
+    except sqlite3.OperationalError as exc:
+        if not _broken(exc):
+            return None  # cannot look without writing (busy, say): the cache's own open will
+        raise
+    finally:
+        look.close()
+    return None
+
+
+def _broken(exc: sqlite3.Error) -> bool:
+    """Whether an error says the file is damaged or not a cache (rather than busy, say)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_BROKEN):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "no such column" in str(exc)
+
+
 def decode_response(blob: str) -> ChatResponse:
     """A fresh ChatResponse from either stored form; callers may change it without harm."""
     data = json.loads(blob)
@@ -144,8 +189,12 @@ def _connect(path: Path) -> sqlite3.Connection:
             break
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
+                connection.close()
                 raise
             time.sleep(0.01)
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
     # With WAL, NORMAL stays consistent after a crash and skips a disk sync per commit.
     connection.execute("PRAGMA synchronous = NORMAL")
     return connection
@@ -185,8 +234,8 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = _connect(self.path)
-        _prepare(self._reader)
+        self.set_aside: Path | None = None  # where an unusable file found here was moved
+        self._reader = self._open()
         self._read_lock = threading.Lock()
         # key_hash of every key in the file as of `_known_at`, once the misses answered by
         # queries have cost as much as reading them (see `_missed`).
@@ -203,12 +252,68 @@ class ResponseCache:
         self._urgent = threading.Event()  # someone waits for the commit: do not linger
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        self._replace: set[int] = set()  # hashes of rows that did not decode: overwrite them
         self._closed = False
 
+    def _open(self) -> sqlite3.Connection:
+        """The reader's connection, to a cache file; an unusable file is set aside first."""
+        for _ in range(3):  # another process may be setting the same file aside
+            inode = self.path.stat().st_ino if self.path.exists() else None
+            try:
+                problem = _not_a_cache(self.path)
+                if problem is None:
+                    connection = _connect(self.path)
+                    try:
+                        _prepare(connection)
+                    except BaseException:
+                        connection.close()
+                        raise
+                    return connection
+            except sqlite3.DatabaseError as exc:
+                if not _broken(exc):
+                    raise
+                problem = str(exc)
+            self._move_aside(inode, problem)
+        raise RuntimeError(f"response cache {self.path}: cannot open a usable file")
+
+    def _move_aside(self, inode: int | None, problem: str) -> None:
+        """Rename the file (and its WAL files) to NAME.corrupt-<time>, unless someone did."""
+        try:
+            if inode is None or self.path.stat().st_ino != inode:
+                return  # gone or replaced meanwhile: open whatever is there now
+        except FileNotFoundError:
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{number}")
+        self.path.rename(target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.rename(target.with_name(target.name + suffix))
+        self.set_aside = target
+        log.warning(
+            "%s is not a usable response cache (%s); set aside as %s, starting an empty one",
+            self.path,
+            problem,
+            target.name,
+        )
+
     def get(self, key: str) -> ChatResponse | None:
-        """The stored reply for `key`, or None."""
+        """The stored reply for `key`, or None; a stored reply that does not decode is a miss,
+        and the next `put` of the key replaces it."""
         blob = self.get_encoded(key)
-        return None if blob is None else decode_response(blob)
+        if blob is None:
+            return None
+        try:
+            return decode_response(blob)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.debug("response cache %s: unreadable reply for %s (%s)", self.path, key, exc)
+            self._replace.add(key_hash(key))
+            return None
 
     def get_encoded(self, key: str) -> str | None:
         """The stored reply for `key` in its `encode_response` form, or None."""
@@ -221,8 +326,13 @@ class ResponseCache:
                 self._learn_new_keys()
             if hashed not in self._known:
                 return None
-        with self._read_lock:
-            row = self._reader.execute(_SELECT, (hashed,)).fetchone()
+        try:
+            with self._read_lock:
+                row = self._reader.execute(_SELECT, (hashed,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not _broken(exc):
+                raise
+            return None  # a damaged page: ask again, as for any miss
         if row is not None and row[0] == key:
             return row[1]
         if self._known is None:
@@ -369,12 +479,16 @@ class ResponseCache:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, rows: list[_Row]) -> None:
+        replaced = [(row[0],) for row in rows if row[0] in self._replace]
         with _writing(connection):  # holds the write lock: the new rowids are all this batch's
+            if replaced:
+                connection.executemany(_DELETE, replaced)
             after = connection.execute(_ROWS).fetchone()[0] or 0
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 connection.execute(_insert(len(chunk)), [value for row in chunk for value in row])
             through = connection.execute(_ROWS).fetchone()[0] or 0
+        self._replace.difference_update(hashed for (hashed,) in replaced)
         if self._known is not None and through > after:
             self._own_rows.append((after, through))
         for _, key, _, _ in rows:

@@ -86,7 +86,8 @@ def validate_stage(
         failed = check(obj, config, settings)
         if config.judge is not None and judge is not None and not failed:
             failed += await judge_verdicts(obj, config.judge, judge, judge_name)
-        return [Outcome(obj, failed)]
+        # The judge failing to answer says nothing about the trajectory: ask again next run.
+        return [Outcome(obj, failed, retry=any(v.rule == "judge.error" for v in failed))]
 
     return Stage(
         name,

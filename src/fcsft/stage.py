@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from fcsft._version import __version__
 from fcsft.errors import UserError
 from fcsft.jsonl import dumps, read_lines, write_json
 from fcsft.records import Verdict
@@ -126,9 +127,8 @@ def file_hash(paths: Iterable[Path]) -> str:
 
 
 def stage_key(stage: Stage, input_hash: str) -> str:
-    from fcsft import __version__  # a new release may write different output: run again
-
     config = json.dumps(_jsonable(stage.config), sort_keys=True, ensure_ascii=False)
+    # The release is part of the key: a new one may write different output, so it runs again.
     blob = f"{stage.name}\0{__version__}\0{config}\0{input_hash}"
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -17,10 +17,11 @@ from typing import Any
 
 from fcsft.config import ModelConfig, ProjectConfig
 from fcsft.errors import UserError
+from fcsft.executors import executor_for
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.memory.history import history_lines, record_attempt
-from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
+from fcsft.stage import Executor, Progress, Stage, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
 STEP_OF = {"combine": "expand", "tasks": "expand"}

@@ -176,17 +176,6 @@ class LocalExecutor:
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
 
 
-def executor_for(kind: str, *, address: str | None = None, workers: int | None = None) -> Executor:
-    """The executor a config names: `local`, or `ray` (joining `address`, if given)."""
-    if kind == "ray":
-        from fcsft.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, workers=workers)
-    if kind != "local":
-        raise UserError(f"unknown executor {kind!r}; known: local, ray")
-    return LocalExecutor()
-
-
 def run_stage(
     stage: Stage,
     run_dir: Path | str,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 
 _ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.+?)\s*$", re.MULTILINE)

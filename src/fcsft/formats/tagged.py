@@ -14,8 +14,18 @@ import json
 import re
 from typing import Any
 
-from fcsft.formats import Format, FormatError, build, meta_json, register, split_meta
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.base import (
+    Format,
+    FormatError,
+    build,
+    decode_arguments,
+    kind,
+    meta_json,
+    register,
+    split_meta,
+)
+from fcsft.formats.json_text import JsonProblem, loads_lenient
+from fcsft.formats.openai import assistant_message
 from fcsft.records import (
     FinalAnswer,
     GrammarError,
@@ -164,7 +174,7 @@ def parse_call(body: str, position: int, shift: int = 0) -> ToolCall:
 def call_from_object(obj: Any, position: int, where: str, offset: int | None = None) -> ToolCall:
     """A call from its parsed JSON: strict about the name, the arguments and unknown keys."""
     if not isinstance(obj, dict):
-        raise FormatError(f"a tool call must be a JSON object, got {_kind(obj)}", where, offset)
+        raise FormatError(f"a tool call must be a JSON object, got {kind(obj)}", where, offset)
     unknown = sorted(set(obj) - _CALL_KEYS)
     if unknown:
         raise FormatError(
@@ -173,29 +183,13 @@ def call_from_object(obj: Any, position: int, where: str, offset: int | None = N
     name = obj.get("name")
     if not isinstance(name, str) or not name:
         raise FormatError(
-            f"tool call name must be a non-empty string, got {_kind(name)}", where, offset
+            f"tool call name must be a non-empty string, got {kind(name)}", where, offset
         )
     arguments = decode_arguments(obj.get("arguments", {}), where, offset)
     ident = obj.get("id", call_id(position))
     if not isinstance(ident, str):
-        raise FormatError(f"tool call id must be a string, got {_kind(ident)}", where, offset)
+        raise FormatError(f"tool call id must be a string, got {kind(ident)}", where, offset)
     return ToolCall(name=name, arguments=arguments, id=ident)
-
-
-def decode_arguments(value: Any, where: str, offset: int | None = None) -> dict[str, Any]:
-    """Arguments as an object; a JSON string holding an object (OpenAI's wire form) is accepted."""
-    if isinstance(value, str):
-        try:
-            value = loads_lenient(value)
-        except JsonProblem as exc:
-            raise FormatError(f"arguments are not valid JSON: {exc}", where, offset) from None
-    if not isinstance(value, dict):
-        raise FormatError(f"arguments must be a JSON object, got {_kind(value)}", where, offset)
-    return value
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def _skip_space(text: str, pos: int) -> int:
@@ -250,8 +244,6 @@ def parse_reply(text: str, first_call: int = 0) -> dict[str, Any]:
     found = turns(steps)
     if len(found) != 1:
         raise FormatError("a reply must be one turn: thinking, then calls or an answer", "text")
-    from fcsft.formats.openai import assistant_message
-
     return assistant_message(found[0])
 
 

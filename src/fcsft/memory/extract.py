@@ -14,7 +14,7 @@ from typing import Any
 
 from fcsft.errors import UserError
 from fcsft.expand.ask import ask
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.jsonl import read_jsonl
 from fcsft.memory.writer import Memory
 

@@ -102,7 +102,7 @@ async def judge_verdicts(
 ) -> list[Verdict]:
     """The judge's failure as a verdict; an unreadable verdict is a failure of its own."""
     from fcsft.expand.ask import ask
-    from fcsft.formats._json import JsonProblem, loads_lenient
+    from fcsft.formats.json_text import JsonProblem, loads_lenient
 
     conversation = "\n".join(
         f"{m['role']}: {m.get('content') or ''}"

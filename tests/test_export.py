@@ -13,9 +13,9 @@ from clirun import fcsft
 from fcsft.errors import UserError
 from fcsft.export import SPLITS, ExportConfig, export_dataset
 from fcsft.formats.chat import text_messages
+from fcsft.formats.chat_tokens import render_example
 from fcsft.jsonl import read_jsonl, write_jsonl
-from fcsft.train.render import render_example
-from test_train_render import EXAMPLE, char_tokenizer
+from test_chat_tokens import EXAMPLE, char_tokenizer
 
 FINANCE = Path(__file__).parents[1] / "examples" / "finance"
 

@@ -6,7 +6,7 @@
     chat      train.chat.jsonl / test.chat.jsonl          (your own trainer, loss masked)
 
 `chat` is the text the model is trained and served on, rendered through a tokenizer's chat
-template by `fcsft.train.render` (the same code `fcsft train` and evaluation use), with the
+template by `fcsft.formats.chat_tokens` (the same code `fcsft train` and evaluation use), with the
 assistant spans as character offsets and the token ids with their assistant mask.
 
 Each file is written whole and atomically; the renderers are the ones in `fcsft.formats`.
@@ -173,7 +173,7 @@ def chat_row(tokenizer: Any, record: dict[str, Any]) -> dict[str, Any]:
     i.e. code points); `input_ids` are the pieces tokenized one by one, as `fcsft train` does,
     so `assistant_masks` is exactly its loss mask.
     """
-    from fcsft.train.render import segments, tokenize_segments
+    from fcsft.formats.chat_tokens import segments, tokenize_segments
 
     pieces = segments(tokenizer, record)
     spans, position = [], 0

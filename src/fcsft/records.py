@@ -97,6 +97,21 @@ class FinalAnswer(_Prose):
 Step = Annotated[Think | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
 
 
+def canonical(value: Any) -> Any:
+    """Arguments compared by meaning: 1 == 1.0, surrounding spaces and letter case ignored."""
+    if isinstance(value, str):
+        return " ".join(value.split()).lower()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in sorted(value.items())}
+    return value
+
+
 def call_id(index: int) -> str:
     """The id a call gets when its source gave none: its 0-based position in the trajectory."""
     return f"call_{index}"

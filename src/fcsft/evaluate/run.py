@@ -60,7 +60,7 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
             raise UserError(f"{path}: holds no items (make them with `fcsft testset`)")
         items += found
     if plan.bfcl:
-        from fcsft.evaluate.bfcl import load_bfcl
+        from fcsft.benchmarks.bfcl import load_bfcl
 
         for category in plan.bfcl:
             items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed)

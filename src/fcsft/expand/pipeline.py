@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import Field
 
-from fcsft.expand.ask import ask, one_line, string_list
 from fcsft.expand.checks import check_combination, check_rewrite, near_copy, verdict
 from fcsft.expand.diversity import diversity
 from fcsft.expand.vary import vary
 from fcsft.jsonl import read_jsonl
+from fcsft.models.ask import ask, one_line, string_list
 from fcsft.records import Seed, Task
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage

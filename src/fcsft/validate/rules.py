@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
-from fcsft.expand.terms import codes, names, numbers
-from fcsft.records import Observation, ToolCall, Trajectory, Turn, turns
+from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, turns
+from fcsft.text.terms import codes, names, numbers
 from fcsft.tools.validation import SchemaChecker
 
 Rule = Callable[[Trajectory, "Settings"], list[str]]
@@ -188,21 +188,6 @@ def no_final_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
             "the trajectory ends without a final answer" + (f" (stopped: {stop})" if stop else "")
         ]
     return []
-
-
-def canonical(value: Any) -> Any:
-    """Arguments compared by meaning: 1 == 1.0, surrounding spaces and letter case ignored."""
-    if isinstance(value, str):
-        return " ".join(value.split()).lower()
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    if isinstance(value, dict):
-        return {key: canonical(item) for key, item in sorted(value.items())}
-    return value
 
 
 @rule("logic.redundant_call")

@@ -144,8 +144,7 @@ def _expand(run: Run) -> None:
     config = run.config.expand
     client, name = run.model(config.model)
     seeds = run.run_dir / "seeds" / "out.jsonl"
-    # Tasks name no tools of their own: every configured tool is available to every task.
-    run.stage(expand_stage(config, client, name, []), [seeds])
+    run.stage(expand_stage(config, client, name), [seeds])
     n_seeds = sum(1 for _ in read_jsonl(seeds))
     run.stage(combine_stage(config, client, name, n_seeds), [run.run_dir / "expand" / "out.jsonl"])
     run.stage(

@@ -228,7 +228,6 @@ class Turn:
     calls: list[ToolCall] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     final: str | None = None
-    first: int = 0  # index of the turn's first step
 
     @property
     def open(self) -> bool:
@@ -251,12 +250,12 @@ def turns(steps: list[Any]) -> list[Turn]:
                 raise GrammarError(index, "two thinking blocks in a row")
             if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
                 raise _missing_observations(index, turn)
-            out.append(Turn(think=step.text, first=index))
+            out.append(Turn(think=step.text))
         elif isinstance(step, ToolCall):
             if turn is None or turn.final is not None or turn.observations:
                 if turn is not None and len(turn.observations) < len(turn.calls):
                     raise _missing_observations(index, turn)
-                turn = Turn(first=index)
+                turn = Turn()
                 out.append(turn)
             turn.calls.append(step)
         elif isinstance(step, Observation):
@@ -274,7 +273,7 @@ def turns(steps: list[Any]) -> list[Turn]:
             if turn is None or not (
                 turn.think is not None and not turn.calls and turn.final is None
             ):
-                turn = Turn(first=index)
+                turn = Turn()
                 out.append(turn)
             turn.final = step.text
         else:  # pragma: no cover - the Step union admits nothing else

@@ -38,7 +38,6 @@ from fcsft.records import (
     turns,
 )
 
-TAGS = ("think", "tool_call", "observation", "final_answer")
 _OPEN = re.compile(r"<(think|tool_call|observation|final_answer)(\s+error=\"true\")?>")
 _ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer)(?:\s[^>]*)?>")
 _ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
@@ -53,7 +52,7 @@ def render_text(steps: list[Any]) -> str:
     parts: list[str] = []
     for index, step in enumerate(steps):
         if isinstance(step, Think):
-            parts.append(f"<think>{_plain(step.text, 'think', index)}</think>")
+            parts.append(f"<think>{_plain(step.text, index)}</think>")
         elif isinstance(step, ToolCall):
             parts.append(f"<tool_call>{call_json(step, index_of_call(steps, index))}</tool_call>")
         elif isinstance(step, Observation):
@@ -65,7 +64,7 @@ def render_text(steps: list[Any]) -> str:
             attr = ' error="true"' if step.error else ""
             parts.append(f"<observation{attr}>{step.content}</observation>")
         elif isinstance(step, FinalAnswer):
-            parts.append(f"<final_answer>{_plain(step.text, 'final_answer', index)}</final_answer>")
+            parts.append(f"<final_answer>{_plain(step.text, index)}</final_answer>")
     return "\n".join(parts)
 
 
@@ -86,7 +85,7 @@ def call_json(call: ToolCall, position: int) -> str:
     return json.dumps(call_object(call, position), ensure_ascii=False).replace("</", "<\\/")
 
 
-def _plain(text: str, tag: str, index: int) -> str:
+def _plain(text: str, index: int) -> str:
     found = _ANY_TAG.search(text)
     if found:
         raise FormatError(

@@ -25,7 +25,6 @@ async def ask(
     model_name: str,
     prompt: str,
     *,
-    sample: int = 0,
     temperature: float = 0.7,
     max_tokens: int = 400,
 ) -> Answer:
@@ -35,7 +34,6 @@ async def ask(
         messages=[{"role": "user", "content": prompt}],
         temperature=temperature,
         max_tokens=max_tokens,
-        sample=sample,
     )
     try:
         response: ChatResponse = await model.chat(request)

@@ -22,7 +22,6 @@ from fcsft.tools.validation import SchemaChecker
 Rule = Callable[[Trajectory, "Settings"], list[str]]
 T = TypeVar("T")
 RULES: dict[str, Rule] = {}
-TIERS = ("format", "logic")
 
 FAILURE_WORDS = (
     "error",

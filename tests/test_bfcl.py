@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fcsft.benchmarks import bfcl
+from fcsft.benchmarks.bfcl import bfcl_references, load_bfcl
 from fcsft.curate.stage import CurateConfig, curate
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
-from fcsft.evaluate.bfcl import bfcl_references, load_bfcl
 from fcsft.evaluate.score import score_item
 from fcsft.formats import get_format
 from fcsft.records import FinalAnswer, Meta, Observation, Tool, ToolCall, Trajectory

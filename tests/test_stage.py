@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from fcsft.errors import UserError
+from fcsft.executors import executor_for
 from fcsft.jsonl import write_jsonl
 from fcsft.records import Verdict
-from fcsft.stage import Outcome, Stage, executor_for, run_stage
+from fcsft.stage import Outcome, Stage, run_stage
 from kill_midway import kill_once_committed
 from stage_fixture import make_stage
 

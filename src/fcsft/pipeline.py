@@ -17,11 +17,12 @@ from typing import Any
 
 from fcsft.config import ModelConfig, ProjectConfig
 from fcsft.errors import UserError
+from fcsft.executors import executor_for
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.memory.history import history_lines, record_attempt
 from fcsft.run_lock import run_dir_lock
-from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
+from fcsft.stage import Executor, Progress, Stage, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
 STEP_OF = {"combine": "expand", "tasks": "expand"}
@@ -168,8 +169,7 @@ def _expand(run: Run) -> None:
     config = run.config.expand
     client, name = run.model(config.model)
     seeds = run.run_dir / "seeds" / "out.jsonl"
-    # Tasks name no tools of their own: every configured tool is available to every task.
-    run.stage(expand_stage(config, client, name, []), [seeds])
+    run.stage(expand_stage(config, client, name), [seeds])
     n_seeds = sum(1 for _ in read_jsonl(seeds))
     run.stage(
         combine_stage(config, client, name, n_seeds),

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from fcsft._stage_rewrite import drop_inputs, finish_rewrite
+from fcsft._version import __version__
 from fcsft.errors import UserError
 from fcsft.jsonl import dumps, read_json_object, read_lines, write_json
 from fcsft.records import Verdict
@@ -141,9 +142,8 @@ def file_hash(paths: Iterable[Path]) -> str:
 
 
 def stage_key(stage: Stage, input_hash: str) -> str:
-    from fcsft import __version__  # a new release may write different output: run again
-
     config = json.dumps(_jsonable(stage.config), sort_keys=True, ensure_ascii=False)
+    # The release is part of the key: a new one may write different output, so it runs again.
     blob = f"{stage.name}\0{__version__}\0{config}\0{input_hash}"
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -189,17 +189,6 @@ class LocalExecutor:
             for _, task in pending:
                 task.cancel()
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
-
-
-def executor_for(kind: str, *, address: str | None = None, workers: int | None = None) -> Executor:
-    """The executor a config names: `local`, or `ray` (joining `address`, if given)."""
-    if kind == "ray":
-        from fcsft.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, workers=workers)
-    if kind != "local":
-        raise UserError(f"unknown executor {kind!r}; known: local, ray")
-    return LocalExecutor()
 
 
 def run_stage(

@@ -237,7 +237,7 @@ async def mmlu_api(model: Any, model_name: str, questions: list[Question]) -> di
     """Letter form through any chat provider (concurrently; the client limits concurrency)."""
     import asyncio
 
-    from fcsft.expand.ask import ask
+    from fcsft.models.ask import ask
 
     answers = await asyncio.gather(
         *(

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from fcsft.benchmarks.bfcl import Split
 from fcsft.errors import UserError
-from fcsft.evaluate.bfcl import Split
 from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
@@ -63,7 +63,7 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
             raise UserError(f"{path}: holds no items (make them with `fcsft testset`)")
         items += found
     if plan.bfcl:
-        from fcsft.evaluate.bfcl import load_bfcl
+        from fcsft.benchmarks.bfcl import load_bfcl
 
         for category in plan.bfcl:
             items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed, split=plan.split)
@@ -93,7 +93,7 @@ def open_client(plan: EvalPlan):
 
 def split_record(plan: EvalPlan, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Which part of BFCL's dev/test split was asked, how the split was made, and its sizes."""
-    from fcsft.evaluate.bfcl import DEV_SHARE, SPLIT_SEED, split_sizes
+    from fcsft.benchmarks.bfcl import DEV_SHARE, SPLIT_SEED, split_sizes
 
     return {
         "part": plan.split,

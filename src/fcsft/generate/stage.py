@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fcsft.agent import Limits, ToolLike, run_agent
-from fcsft.expand.ask import Answer, ask
 from fcsft.formats import get_format
+from fcsft.models.ask import Answer, ask
 from fcsft.records import (
     FinalAnswer,
     Meta,

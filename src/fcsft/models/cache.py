@@ -4,13 +4,13 @@ Why this shape:
 
 - One row per request, appended to a plain rowid table and found through a unique index on
   a 64-bit hash of its key; the key itself is stored beside it and compared on every hit.
-  Indexing the 64-character keys themselves cost twice the writer's time at 100k rows (23 vs
-  11 us a row: a key index is five times bigger, and a batch rewrites most of its pages), and
-  keying the table itself by the hash (or WITHOUT ROWID) three times, since each insert then
-  moves a whole reply inside the tree. `INSERT OR IGNORE` makes a second writer of the same
-  key harmless, so several processes (a Ray shard each, or a stage re-run beside another)
-  share one file. (Two keys with one hash, about one chance in 4 billion at 100k replies: the
-  second is never stored and is asked of the model each time, never answered wrongly.)
+  An index of the 64-character keys themselves would be five times bigger, with most of its
+  pages rewritten by every batch; keying the table itself by the hash (or WITHOUT ROWID) would
+  move a whole reply inside the tree on each insert. `INSERT OR IGNORE` makes a second writer
+  of the same key harmless, so several processes (a Ray shard each, or a stage re-run beside
+  another) share one file. (Two keys with one hash, about one chance in 4 billion at 100k
+  replies: the second is never stored and is asked of the model each time, never answered
+  wrongly.)
 - WAL journal: readers never wait for writers and writers commit without blocking readers.
   `busy_timeout` makes a writer wait for another process's transaction instead of failing.
 - Lookups run on the caller's thread. A query costs tens of microseconds between other work
@@ -18,8 +18,8 @@ Why this shape:
   flight, so once misses have cost about what reading the file's keys would, the cache reads
   their hashes (from the index, 8 bytes a key) and from then on answers a miss from memory,
   learning the rows added since at most every quarter second. A re-run that finds everything
-  never reads them. (Asking SQLite for many keys at once instead made the event loop start
-  requests in bursts, and the garbage collector ran five times as often.) A key another
+  never reads them. (Keys are looked up one request at a time, not gathered into one query
+  for many, which would make the event loop start requests in bursts.) A key another
   process stored in the last quarter second may be missed: that request is sent again, as
   when two processes ask at the same moment.
 - Writes go to one background thread that gathers them for a quarter of a second and commits
@@ -33,10 +33,9 @@ Why this shape:
   on and asks again what it cannot read. A row whose reply does not decode is a miss, and the
   new reply replaces it.
 - What is stored is the reply alone: the chat-completion JSON exactly as an OpenAI-compatible
-  server sent it (no second encoding on the event loop: 5 us a reply, 2% of the client's time
-  at 256 in flight), or for a reply made in this process its message, token counts, finish
-  reason and extras. Requests carry no credentials and neither do replies, so the API key can
-  never reach this file.
+  server sent it (so the event loop never encodes a reply a second time), or for a reply made
+  in this process its message, token counts, finish reason and extras. Requests carry no
+  credentials and neither do replies, so the API key can never reach this file.
 """
 
 from __future__ import annotations
@@ -67,7 +66,8 @@ _SCHEMA = (
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS replies_by_hash ON replies (hash)",
 )
-# Files written before the hash index kept the key as the primary key of `responses`.
+# A file of the earlier layout has a table `responses` keyed by the key itself; opening it
+# moves its rows into `replies`.
 _OLD_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'responses'"
 _MIGRATE = (
     """INSERT OR IGNORE INTO replies (hash, key, response, created)
@@ -81,9 +81,8 @@ _ALL_HASHES = "SELECT hash FROM replies"  # read from the index alone
 _ROWS = "SELECT max(rowid) FROM replies"
 # A batch goes in as multi-row INSERTs of up to _ROWS_PER_INSERT rows: the sqlite3 module binds
 # a statement's parameters in one call and steps it once, so the writer gives up the GIL once
-# a statement, not once a row as executemany does. Measured here on 1,000-row batches: 3-4 us
-# of CPU a row, against 9-10 us for the batch encoded as one JSON array and read back by
-# json_each (the encoding escapes every stored reply a second time). At most 128 rows (512
+# a statement, not once a row as executemany does. (A batch encoded as one JSON array and read
+# back by json_each would escape every stored reply a second time.) At most 128 rows (512
 # parameters) a statement stays inside any SQLite's parameter limit; a batch uses at most two
 # sizes (full chunks and the rest), whose text is built once and whose prepared statements the
 # module's statement cache keeps.
@@ -96,7 +95,7 @@ _WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache, at most (used as pages
 _CHECKPOINT_PAGES = 4000  # WAL pages before a checkpoint (SQLite's default: 1000)
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 _Row = tuple[int, str, str, float]  # key_hash(key), key, encoded reply, when it was stored
-_SIGNED_64 = struct.Struct(">q").unpack  # int.from_bytes(b, "big", signed=True), 20% sooner
+_SIGNED_64 = struct.Struct(">q").unpack  # int.from_bytes(b, "big", signed=True), parsed once
 _BUSY_TIMEOUT_S = 60.0  # another process may hold the write lock for a batch; wait for it
 
 
@@ -422,9 +421,8 @@ class ResponseCache:
 
     def _learn_new_keys(self) -> None:
         """Add the keys other processes stored since the last look. The rows of this process's
-        own batches are skipped, not read back: their keys are known, and reading them (whole
-        rows, replies and all, from the log) cost 2% of the client's throughput at 256 requests
-        in flight (bench/client_throughput.py)."""
+        own batches are skipped, not read back: their keys are known, and reading them would
+        read whole rows, replies and all, from the log."""
         assert self._known is not None
         started = time.monotonic()
         unread, seen = [], self._known_rowid  # rowid ranges (after, through] still to read
@@ -450,8 +448,7 @@ class ResponseCache:
         connection = _connect(self.path)
         # Keys are hashes, so a batch dirties index pages all over the file. A page cache that
         # holds the index, and checkpoints every 16 MB of WAL instead of 4, copy each such page
-        # to the database file once for many batches: a quarter less CPU per reply (22 -> 16 us
-        # in batches of 700 into a file of 100k replies).
+        # to the database file once for many batches instead of once a batch.
         connection.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         connection.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
         try:

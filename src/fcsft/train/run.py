@@ -26,13 +26,13 @@ from pydantic import Field
 
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError, get_format
+from fcsft.formats.chat_tokens import render_example
 from fcsft.jsonl import read_jsonl, read_numbered
 from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
 from fcsft.stage import Stage, file_hash, stage_key
 from fcsft.train.packing import Row, batch_tensors, rows_of
-from fcsft.train.render import render_example
 
 log = logging.getLogger(__name__)
 

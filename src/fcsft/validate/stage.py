@@ -102,8 +102,8 @@ async def judge_verdicts(
     obj: dict[str, Any], judge: JudgeConfig, model: Any, model_name: str
 ) -> list[Verdict]:
     """The judge's failure as a verdict; an unreadable verdict is a failure of its own."""
-    from fcsft.expand.ask import ask
-    from fcsft.formats._json import JsonProblem, loads_lenient
+    from fcsft.formats.json_text import JsonProblem, loads_lenient
+    from fcsft.models.ask import ask
 
     conversation = "\n".join(
         f"{m['role']}: {m.get('content') or ''}"

@@ -10,8 +10,11 @@ torch and transformers are imported first.
 Throughput: completion tokens over wall time, greedy, through `LocalProvider.chat` (so the
 queue, the per-row stop tracking and decoding are counted). Batch 1 sends REQUESTS_B1
 requests one after another; batch 32 sends 32 different prompts at once, which the provider
-runs as one batch of mixed prompt lengths (left padding). Rows that end early (end of turn)
-count only the tokens they made, as a real workload would. One warm-up request runs first.
+runs as one batch of mixed prompt lengths. Rows that end early (end of turn) leave the batch
+and count only the tokens they made, as a real workload would. One warm-up request runs first.
+Both of those run with `precision: auto`; `bf16_vs_fp32_b32` then runs batch 32 with bf16 and
+with float32 weights and gives the ratio of their throughputs (`b32_same_text`: the share of
+the 32 replies that are the same text both ways).
 """
 
 from __future__ import annotations
@@ -76,7 +79,22 @@ def main() -> None:
             b32, replies = await throughput(provider, [request(t) for t in TOPICS], True)
             assert provider.batcher.batch_sizes[sizes:] == [32], provider.batcher.batch_sizes
             mean_tokens = sum(r.completion_tokens for r in replies) / len(replies)
-            return {"tok_per_s_b1": b1, "tok_per_s_b32": b32, "mean_tokens_b32": mean_tokens}
+            rates, texts = {}, {}
+            for precision in ("fp32", "bf16"):
+                other = LocalProvider("smollm2", max_batch=32, precision=precision)
+                await other.chat(request("warm-up"))
+                rates[precision], replies = await throughput(
+                    other, [request(t) for t in TOPICS], True
+                )
+                texts[precision] = [r.message["content"] for r in replies]
+            same = sum(a == b for a, b in zip(texts["fp32"], texts["bf16"], strict=True))
+            return {
+                "tok_per_s_b1": b1,
+                "tok_per_s_b32": b32,
+                "mean_tokens_b32": mean_tokens,
+                "bf16_vs_fp32_b32": rates["bf16"] / rates["fp32"],
+                "b32_same_text": same / len(TOPICS),
+            }
 
         figures = asyncio.run(run())
     figures = {

@@ -1,12 +1,20 @@
-"""Training throughput on this machine and the share of padding per batch.
+"""Training throughput of `fcsft train` against a plain torch loop doing the same work.
 
-Run: python bench/train_speed.py   (no arguments; a few minutes on 2 CPU cores)
-Trains LoRA r=16 on the embedded SmolLM2-135M for a few steps over synthetic tool-calling
-conversations, with packing (the default) and without, and reports tokens/s with packing and
-the share of padding tokens in the batches each way (half the conversations are short
-general chat, as in a real 30% mix). Target: padding under 10% with packing. With packing,
-TRL's best-fit-decreasing packer is padding-free (sequences are concatenated), so the
-padding is zero by construction; `bin_fill` says how full the packed sequences are.
+Run: python bench/train_speed.py   (no arguments; about 5 minutes on 2 CPU cores)
+
+LoRA r=16 on the embedded SmolLM2-135M over synthetic tool-calling conversations (half of them
+short general chat, as in a real 30% mix), batch 4, max_length 512, packed. The project's
+trainer and a plain loop (forward, backward, AdamW step; nothing else) take turns, one step
+each, on the same model and the same batches, so a busy neighbour slows both alike; the first
+step of each (allocation, warm-up) and the trainer's last (it writes a checkpoint) are left
+out. Figures:
+
+- tokens_per_s: the trainer with `precision: auto`; plain_loop_tokens_per_s: the plain loop in
+  the same precision; vs_plain_loop: their ratio (target >= 0.8).
+- bf16_vs_fp32: the trainer's tokens/s with `precision: bf16` over `fp32`, in this run (on a
+  CPU without AMX, bf16 is slower: `auto` picks fp32 there).
+- padding_share / padding_share_unpacked: padded positions over all positions in an epoch's
+  batches, packed and one conversation a row; bin_fill: how full the packed rows are.
 """
 
 from __future__ import annotations
@@ -14,21 +22,25 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import torch
+
 from fcsft.jsonl import write_jsonl
-from fcsft.train.run import TrainConfig, build_trainer
+from fcsft.train.packing import batch_tensors
+from fcsft.train.run import TrainConfig, Trainer, batch_loss, batches, prepare
 from validate_speed import synthetic
 
-STEPS = 4
+STEPS = 6  # per side; the first (and the trainer's last) are not timed
+BATCH, LENGTH = 4, 512
 
 
 def general(index: int) -> dict:
     """A short no-tool exchange: real data mixes these with long tool conversations."""
     return {
-        "tools": [],
         "meta": {"id": f"g{index}"},
         "messages": [
             {"role": "user", "content": f"Give me a synonym for word number {index}."},
@@ -37,46 +49,99 @@ def general(index: int) -> dict:
     }
 
 
-def padding_share(trainer, batches: int = 8) -> float:
-    """Padded positions over all positions, over the first batches the trainer would see."""
-    pad = total = 0
-    for number, batch in enumerate(trainer.get_train_dataloader()):
-        if number == batches:
-            break
-        total += batch["input_ids"].numel()
-        if "attention_mask" in batch:
-            pad += int((batch["attention_mask"] == 0).sum())
-    return pad / total if total else 0.0
+def config(precision: str) -> TrainConfig:
+    return TrainConfig(
+        max_steps=STEPS,
+        batch_size=BATCH,
+        max_length=LENGTH,
+        val_share=0.0,
+        save_steps=10_000,
+        precision=precision,  # type: ignore[arg-type]
+    )
+
+
+def padding(rows) -> tuple[float, float]:
+    """(padded share, fill of max_length) over one epoch's batches."""
+    padded = total = tokens = 0
+    for group in batches(rows, BATCH, 0, 0):
+        width = max(len(r.input_ids) for r in group)
+        used = sum(len(r.input_ids) for r in group)
+        padded += width * len(group) - used
+        total += width * len(group)
+        tokens += used
+    return padded / total, tokens / (len(rows) * LENGTH)
+
+
+def side_by_side(data: Path, out: Path) -> dict[str, float]:
+    """The trainer's steps and plain-loop steps, alternating, on one model and its batches."""
+    prepared = prepare(config("auto"), data)
+    trainer = Trainer(config("auto"), prepared, out)
+    model, choice = prepared.model, prepared.choice
+    pad = prepared.tokenizer.pad_token_id
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    stream = batches(prepared.train_rows, BATCH, 1, 0)
+    times = {"trainer": [], "plain": []}
+    tokens = {"trainer": [], "plain": []}
+    last = {"tokens": 0, "end": time.perf_counter()}
+
+    def plain_step(step, total, trained_tokens, elapsed):
+        now = time.perf_counter()
+        times["trainer"].append(now - last["end"])
+        tokens["trainer"].append(trained_tokens - last["tokens"])
+        tensors = batch_tensors(stream[step], pad, choice.device)
+        started = time.perf_counter()
+        batch_loss(model, choice, tensors).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times["plain"].append(time.perf_counter() - started)
+        tokens["plain"].append(int(tensors["input_ids"].numel()))
+        last["tokens"], last["end"] = trained_tokens, time.perf_counter()
+
+    trainer.run(plain_step)
+    trainer_rate = sum(tokens["trainer"][1:-1]) / sum(times["trainer"][1:-1])
+    plain_rate = sum(tokens["plain"][1:]) / sum(times["plain"][1:])
+    print(
+        "trainer step s",
+        [round(t, 2) for t in times["trainer"]],
+        "plain step s",
+        [round(t, 2) for t in times["plain"]],
+        file=sys.stderr,
+    )
+    return {
+        "tokens_per_s": trainer_rate,
+        "plain_loop_tokens_per_s": plain_rate,
+        "vs_plain_loop": trainer_rate / plain_rate,
+        "precision_bf16": float(choice.bf16),
+    }
+
+
+def trainer_rate(data: Path, out: Path, precision: str) -> float:
+    """Tokens/s of the trainer alone in a precision, over its middle steps."""
+    prepared = prepare(config(precision), data)
+    marks: list[tuple[float, int]] = []
+    Trainer(config(precision), prepared, out).run(
+        lambda step, total, trained, elapsed: marks.append((time.perf_counter(), trained))
+    )
+    (t0, n0), (t1, n1) = marks[0], marks[-2]
+    return (n1 - n0) / (t1 - t0)
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "train.jsonl"
         write_jsonl(data, [synthetic(i) for i in range(150)] + [general(i) for i in range(150)])
-        figures = {}
-        for packing in (False, True):
-            config = TrainConfig(
-                max_steps=STEPS,
-                batch_size=4,
-                max_length=512,
-                packing=packing,
-                val_share=0.0,
-                save_steps=1000,
-            )
-            trainer, _ = build_trainer(config, data, Path(tmp) / f"out-{packing}")
-            share = padding_share(trainer)
-            if packing:
-                result = trainer.train()
-                metrics = result.metrics
-                # TRL logs the running count of tokens trained on as num_tokens.
-                tokens = max(e.get("num_tokens", 0) for e in trainer.state.log_history)
-                figures["tokens_per_s"] = round(tokens / metrics["train_runtime"], 1)
-                figures["bin_fill"] = round(tokens / (STEPS * 4 * 512), 4)
-                figures["padding_share"] = round(share, 4)
-            else:
-                figures["padding_share_unpacked"] = round(share, 4)
-            print(f"packing={packing}: padding {share:.1%}", file=sys.stderr)
-    print(json.dumps({"bench": "train_speed", "figures": figures}))
+        figures = side_by_side(data, Path(tmp) / "side")
+        figures["padding_share"], figures["bin_fill"] = padding(
+            prepare(config("fp32"), data).train_rows
+        )
+        unpacked = config("fp32").model_copy(update={"packing": False})
+        figures["padding_share_unpacked"], _ = padding(prepare(unpacked, data).train_rows)
+        fp32 = trainer_rate(data, Path(tmp) / "fp32", "fp32")
+        bf16 = trainer_rate(data, Path(tmp) / "bf16", "bf16")
+        figures["bf16_vs_fp32"] = bf16 / fp32
+    rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    print(json.dumps({"bench": "train_speed", "figures": rounded}))
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ class Trainer:
                 tensors = batch_tensors(rows, pad, self.device)
                 loss = batch_loss(model, choice, tensors) / self.config.grad_accum
                 loss.backward()
-                total_loss += float(loss)
+                total_loss += loss.detach().item()
                 self.tokens += int(tensors["input_ids"].numel())
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)

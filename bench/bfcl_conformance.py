@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from fcsft.evaluate.bfcl import AST, VERSION, data_dir, load_bfcl
+from fcsft.benchmarks.bfcl import AST, VERSION, data_dir, load_bfcl
 from fcsft.evaluate.official import REASONS, bfcl_checker, passes_in_another_order
 from fcsft.evaluate.score import score_item
 from fcsft.jsonl import read_jsonl

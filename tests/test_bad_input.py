@@ -151,17 +151,17 @@ def _replies(user: Path, out: Path) -> None:
 
 
 def _stop_before_training(monkeypatch) -> None:
-    """`fcsft train` is followed until the trainer would be built: what it would train on is
-    kept beside its output folder, and the command ends there."""
+    """`fcsft train` is followed until the model would be loaded: what it would train on is
+    kept in the working folder, and the command ends there."""
     import typer
 
     from fcsft.jsonl import read_jsonl
 
-    def build_trainer(config, data, target):
-        (Path(target).parent / "would_train.json").write_text(json.dumps(list(read_jsonl(data))))
+    def prepare(config, data):
+        (Path.cwd() / "would_train.json").write_text(json.dumps(list(read_jsonl(data))))
         raise typer.Exit(0)
 
-    monkeypatch.setattr("fcsft.train.run.build_trainer", build_trainer)
+    monkeypatch.setattr("fcsft.train.run.prepare", prepare)
 
 
 COMMANDS = [
@@ -265,7 +265,7 @@ COMMANDS = [
         TRAJECTORIES,
         lambda i, u, o: ["train", "--data", i, "--out", o / "trained"],
         expect(empty=2, set_aside=2),
-        lambda u, o, stdout: _read(o / "would_train.json"),
+        lambda u, o, stdout: _read(Path.cwd() / "would_train.json"),
         same=lambda i, u, o: ["train", "--data", i, "--out", i],
     ),
 ]

@@ -14,10 +14,10 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
+from fcsft.benchmarks import bfcl
+from fcsft.benchmarks.bfcl import bfcl_references, load_bfcl
 from fcsft.curate.stage import CurateConfig, curate
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
-from fcsft.evaluate.bfcl import bfcl_references, load_bfcl
 from fcsft.evaluate.official import bfcl_checker
 from fcsft.evaluate.score import score_item
 from fcsft.formats import get_format

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from clirun import fcsft
+from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
 from fcsft.evaluate.bfcl_prompt import (
     DECLINE,
     SHOT_SOURCES,

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from clirun import fcsft
+from fcsft.benchmarks import bfcl
+from fcsft.benchmarks.bfcl import load_bfcl, parts, split_sizes
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
-from fcsft.evaluate.bfcl import load_bfcl, parts, split_sizes
 
 
 def test_a_split_depends_on_the_ids_alone_and_keeps_dev_under_a_quarter():

@@ -77,6 +77,43 @@ def test_check_accepts_a_good_config_and_names_yaml_errors(tmp_path):
     assert result.returncode == 2 and f"{config}:2:1: not valid YAML" in result.stderr
 
 
+def test_a_key_pasted_where_its_variables_name_belongs_is_refused_and_not_printed(tmp_path):
+    config = tmp_path / "project.yaml"
+    pasted = ["sk-proj-" + "Ab3dE9" * 8, "AKIAIOSFODNN7EXAMPLE", "a3f9c2" * 6]
+    for value in pasted:
+        config.write_text(
+            "name: demo\nmodels:\n  teacher:\n    uri: openai:m@http://127.0.0.1:9/v1\n"
+            f"    api_key_env: {value}\n"
+        )
+        result = fcsft("check", config)
+        assert result.returncode == 2, value
+        assert (
+            "models.teacher.api_key_env: Value error, expected the name of an environment "
+            "variable, e.g. OPENAI_API_KEY, not a key" in result.stderr
+        )
+        assert value not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
+
+
+def test_check_warns_on_one_line_when_a_models_key_is_not_set(tmp_path, monkeypatch):
+    config = tmp_path / "project.yaml"
+    config.write_text(
+        "name: demo\nmodels:\n  teacher:\n    uri: openai:m@http://127.0.0.1:9/v1\n"
+        "    api_key_env: FCSFT_TEST_CHECK_KEY\n  judge:\n    uri: local:smollm2\n"
+    )
+    monkeypatch.delenv("FCSFT_TEST_CHECK_KEY", raising=False)
+    result = fcsft("check", config)
+    assert result.returncode == 0 and "ok (demo" in result.stdout
+    assert result.stderr.strip() == (
+        "warning: models.teacher: $FCSFT_TEST_CHECK_KEY is not set, so "
+        "openai:m@http://127.0.0.1:9/v1 is called without a key (fine for a local server that "
+        "needs none)"
+    )
+    monkeypatch.setenv("FCSFT_TEST_CHECK_KEY", "sk-test")
+    result = fcsft("check", config)
+    assert result.returncode == 0 and result.stderr == ""
+
+
 def test_config_schema_documents_every_field():
     result = fcsft("config", "--schema")
     schema = json.loads(result.stdout)

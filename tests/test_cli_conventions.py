@@ -54,7 +54,7 @@ def test_check_warns_when_a_models_key_variable_is_unset(tmp_path):
     unset = fcsft("check", project, env={"FCSFT_TEST_KEY": ""})
     assert unset.returncode == 0
     assert unset.stderr.strip() == (
-        "warning: models.teacher: FCSFT_TEST_KEY is not set, so openai:gpt-4o-mini is asked "
-        "without a key (fine for a local server that wants none)"
+        "warning: models.teacher: $FCSFT_TEST_KEY is not set, so openai:gpt-4o-mini is called "
+        "without a key (fine for a local server that needs none)"
     )
     assert fcsft("check", project, env={"FCSFT_TEST_KEY": "sk-test"}).stderr == ""

@@ -20,7 +20,7 @@ import pytest
 from fcsft.agent import run_agent
 from fcsft.errors import UserError
 from fcsft.models import cache as cache_module
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.base import ChatRequest, ChatResponse, ModelError, ModelUnavailable
 from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client, Counters, cache_key
 from fcsft.models.openai import OpenAIProvider, retry_after_seconds
@@ -217,6 +217,34 @@ def test_a_wrong_key_fails_at_once_and_names_the_variable(monkeypatch):
     assert "HTTP 401: Incorrect API key provided.; check the key in $FCSFT_TEST_KEY" in wrong
     assert "no API key was sent: set $FCSFT_NO_SUCH_KEY" in missing
     assert "sk-wrong" not in wrong
+
+
+def test_a_model_that_cannot_be_used_is_asked_once_and_a_cached_reply_needs_no_model(tmp_path):
+    async def go():
+        async with FakeOpenAI(api_key="sk-right") as server:
+            cache = ResponseCache(tmp_path / "cache.sqlite")
+            keyed = Client(OpenAIProvider("m", server.base_url, api_key="sk-right"), cache=cache)
+            await keyed.chat(ask("asked before"))
+            await keyed.close()
+            server.reset()
+            keyless = Client(provider(server), cache=cache, concurrency=8)
+            before = await keyless.chat(ask("asked before"))  # from the cache: no model needed
+            outcomes = await asyncio.gather(
+                *(keyless.try_chat(ask(f"q{i}")) for i in range(20)), return_exceptions=True
+            )
+            after = await keyless.chat(ask("asked before"))
+            await keyless.close()
+            cache.close()
+            return before, outcomes, after, server.received, server.base_url
+
+    before, outcomes, after, received, base_url = asyncio.run(go())
+    assert received == 1  # the first request went alone; the others never left
+    assert before.cached and after.cached
+    assert all(isinstance(o, ModelUnavailable) for o in outcomes)
+    assert {str(o) for o in outcomes} == {
+        f"m at {base_url}/chat/completions: HTTP 401: Incorrect API key provided.; no API key "
+        "was sent: set $OPENAI_API_KEY"
+    }
 
 
 def test_model_uris():
@@ -554,6 +582,96 @@ def test_a_cache_file_from_before_the_hash_index_keeps_its_replies(tmp_path):
         assert cache.get("other") is None
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     assert [name for (name,) in tables] == ["replies"]
+
+
+def _half_a_cache(path):
+    with ResponseCache(path) as cache:
+        for i in range(500):
+            cache.put(f"k{i}", ChatResponse(message={"content": "x" * 500}))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _another_database(path):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE replies (name TEXT, value TEXT)")
+    other.execute("INSERT INTO replies VALUES ('theirs', 'keep me')")
+    other.commit()
+    other.close()
+
+
+def _a_database_of_other_tables(path):
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes (text TEXT)")
+    other.commit()
+    other.close()
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda path: path.write_bytes(b"not a database\n" * 64),
+        _half_a_cache,
+        _another_database,
+        _a_database_of_other_tables,
+    ],
+    ids=["garbage", "half a file", "other replies", "other tables"],
+)
+def test_a_file_that_is_not_a_cache_is_set_aside_and_the_run_goes_on(tmp_path, spoil, caplog):
+    path = tmp_path / "cache.sqlite"
+    spoil(path)
+    before = path.read_bytes()
+
+    async def go():
+        async with FakeOpenAI() as server:
+            cache = ResponseCache(path)
+            client = Client(provider(server), cache=cache)
+            reply = await client.chat(ask("hello"))
+            await client.close()
+            cache.close()
+            return reply, cache.set_aside, server.received
+
+    reply, moved, received = asyncio.run(go())
+    assert reply.message["content"] == "echo: hello" and received == 1
+    assert moved is not None and moved.name.startswith("cache.sqlite.corrupt-")
+    assert moved.read_bytes() == before  # kept as it was, for whoever wants to look
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"{path} is not a usable response cache (")
+    assert warning.endswith(f"set aside as {moved.name}, starting an empty one")
+    with ResponseCache(path) as cache:  # the new file is a cache, with the new reply in it
+        assert len(cache) == 1 and cache.set_aside is None
+
+
+def test_a_cached_reply_that_does_not_decode_is_a_miss_and_is_replaced(tmp_path):
+    path = tmp_path / "cache.sqlite"
+
+    async def once(server, text):
+        cache = ResponseCache(path)
+        client = Client(provider(server), cache=cache)
+        reply = await client.chat(ask(text))
+        await client.close()
+        cache.close()
+        return reply
+
+    async def go():
+        async with FakeOpenAI() as server:
+            await once(server, "hello")
+            await once(server, "other")
+            spoilt = sqlite3.connect(path)
+            spoilt.execute('UPDATE replies SET response = \'{"choices": [{"mess\' WHERE rowid = 1')
+            spoilt.commit()
+            spoilt.close()
+            again = await once(server, "hello")  # its row is broken: asked again
+            other = await once(server, "other")  # its row is fine: from the cache
+            third = await once(server, "hello")  # the new reply replaced the broken row
+            return again, other, third, server.received
+
+    again, other, third, received = asyncio.run(go())
+    assert received == 3
+    assert not again.cached and again.message["content"] == "echo: hello"
+    assert other.cached and third.cached and third.message["content"] == "echo: hello"
+    with ResponseCache(path) as cache:
+        assert len(cache) == 2
 
 
 def _write_entries(path, prefix, count, start=None):

@@ -102,8 +102,8 @@ class Capture:
 def test_a_local_model_is_asked_exactly_the_text_it_was_trained_on():
     """The prompt before each turn is the training rendering cut at that assistant span."""
     pytest.importorskip("transformers")
-    from fcsft.train.render import segments
-    from test_train_render import char_tokenizer
+    from fcsft.formats.chat_tokens import segments
+    from test_chat_tokens import char_tokenizer
 
     tokenizer = char_tokenizer()
     records = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]

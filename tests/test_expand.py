@@ -116,9 +116,7 @@ def test_expand_combine_tasks_with_reasons_and_lineage(tmp_path):
     config = ExpandConfig(rewrite=3, vary=1, combine=1, pools=POOLS, duplicate=0.95)
     model = Scripted()
     run = tmp_path / "run"
-    stats = run_stage(
-        expand_stage(config, model, "scripted", ["search", "fetch", "python"]), run, [seeds]
-    )
+    stats = run_stage(expand_stage(config, model, "scripted"), run, [seeds])
     assert stats["reasons"] == {
         "rewrite.changed_meaning": 1,  # s1 asked about 1999 instead of 2025
         "rewrite.near_copy": 3,  # s1's and s2's echo, and s2's "... please" (no digit to change)
@@ -177,7 +175,7 @@ def test_expand_resumes_without_asking_twice(tmp_path):
     write_jsonl(seeds, (s.to_json() for s in SEEDS))
     config = ExpandConfig(rewrite=1, vary=1, combine=0, pools=POOLS)
     model = Scripted()
-    stage = expand_stage(config, model, "scripted", ["search"])
+    stage = expand_stage(config, model, "scripted")
     run_stage(stage, tmp_path / "run", [seeds])
     out = (tmp_path / "run/expand/out.jsonl").read_bytes()
     ledger = tmp_path / "run/expand/_ledger.jsonl"

@@ -14,9 +14,9 @@ from clirun import fcsft
 from fcsft.errors import UserError
 from fcsft.export import SPLITS, ExportConfig, export_dataset
 from fcsft.formats.chat import text_messages
+from fcsft.formats.chat_tokens import render_example
 from fcsft.jsonl import read_jsonl, write_jsonl
-from fcsft.train.render import render_example
-from test_train_render import EXAMPLE, char_tokenizer
+from test_chat_tokens import EXAMPLE, char_tokenizer
 
 FINANCE = Path(__file__).parents[1] / "examples" / "finance"
 
@@ -466,9 +466,9 @@ def llamafactory_problems(example: dict, attr: dict) -> list[str]:
 def test_finance_export_loads_in_each_consumers_own_terms(finance_run, tmp_path):
     import datasets
     import jsonschema
+    from test_chat_tokens import char_tokenizer
 
     from fcsft.formats import get_format
-    from test_train_render import char_tokenizer
 
     root, _ = finance_run
     out = root / "run" / "export"

@@ -99,8 +99,9 @@ def test_text_beside_calls_needs_calls_and_weights_need_their_turns():
 
 
 def test_a_turn_of_weight_0_is_context_not_trained_on():
-    from fcsft.train.render import segments
-    from test_train_render import char_tokenizer
+    from test_chat_tokens import char_tokenizer
+
+    from fcsft.formats.chat_tokens import segments
 
     record = get_format("openai").render(get_format("openai").parse(USER_LINE))
     pieces = segments(char_tokenizer(), record)

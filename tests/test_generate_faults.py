@@ -8,9 +8,11 @@ what an uninterrupted run writes.
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+from clirun import fcsft
 from fcsft.config import load_config
 from fcsft.jsonl import read_jsonl
 from fcsft.pipeline import Run, run_pipeline
@@ -99,3 +101,66 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert records_per_task(killed.parent / "run/generate") == Counter({t.id: 1 for t in tasks})
     ids = [json.loads(line)["id"] for line in ledger.open()]
     assert len(ids) == len(set(ids)) == 200
+
+
+def test_a_second_process_on_the_same_run_directory_stops_at_once(tmp_path):
+    """Two processes appending to one run directory would write every task twice and pay
+    every request twice: a second one (the same command, the whole run, or a stage command
+    writing there) stops before doing anything, naming the first, which goes on undisturbed."""
+    tasks = make_tasks(120)
+    with FakeOpenAI(Faults(latency_s=0.1), reply=two_calls_then_answer) as server:
+        project = generate_project(tmp_path, f"openai:m@{server.base_url}", tasks, concurrency=4)
+        run_dir = tmp_path / "run"
+        ledger = run_dir / "generate" / "_ledger.jsonl"
+        first = cli("generate", project)
+        deadline = time.monotonic() + 60
+        while not (ledger.exists() and ledger.read_bytes().count(b"\n") >= 1):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.01)
+        seconds = [
+            cli("generate", project),
+            cli("run", project, "--from", "generate", "--until", "validate"),
+            cli("validate", "--in", run_dir / "generate", "--out", run_dir / "validate"),
+        ]
+        errors = [second.communicate(timeout=60)[1] for second in seconds]
+        _, first_err = first.communicate(timeout=120)
+        served = server.stats()
+
+    for second, error in zip(seconds, errors, strict=True):
+        assert second.returncode == 2, error
+        [line] = error.strip().splitlines()
+        assert line.startswith(
+            f"error: {run_dir} is in use by pid {first.pid} (cli.py generate {project}, started "
+        ), line
+    assert first.returncode == 0, first_err
+    assert not (run_dir / "validate").exists()
+    ids = [json.loads(line)["id"] for line in ledger.open()]
+    assert len(ids) == len(set(ids)) == 120
+    assert records_per_task(run_dir / "generate") == Counter({t.id: 1 for t in tasks})
+    assert served["answered_twice"] == 0 and served["received"] == 120 * (CALLS + 1)
+
+
+def cli(*args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fcsft.cli", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_garbage_response_cache_is_set_aside_in_one_line_and_the_run_goes_on(tmp_path):
+    with FakeOpenAI(reply=two_calls_then_answer) as server:
+        project = generate_project(tmp_path, f"openai:m@{server.base_url}", make_tasks(3))
+        cache = tmp_path / "run" / "cache.sqlite"
+        cache.write_bytes(b"\x00garbage\n" * 100)
+        result = fcsft("generate", project)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "response cache" in line]
+    [moved] = cache.parent.glob("cache.sqlite.corrupt-*")
+    assert line == (
+        f"{cache} is not a usable response cache (file is not a database); set aside as "
+        f"{moved.name}, starting an empty one"
+    )
+    assert moved.read_bytes() == b"\x00garbage\n" * 100
+    assert json.loads((tmp_path / "run/generate/stats.json").read_text())["out"] == 3

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from fcsft.evaluate import bfcl
-from fcsft.evaluate.bfcl import load_bfcl
+from fcsft.benchmarks import bfcl
+from fcsft.benchmarks.bfcl import load_bfcl
 from fcsft.evaluate.report import report
 from fcsft.jsonl import write_jsonl
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fcsft.evaluate import bfcl, bfcl_prompt
+from fcsft.benchmarks import bfcl
+from fcsft.evaluate import bfcl_prompt
 from fcsft.evaluate.report import compare, report
 from fcsft.evaluate.run import EvalPlan, evaluate
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from fcsft.errors import UserError
+from fcsft.executors import executor_for
 from fcsft.jsonl import write_jsonl
 from fcsft.records import Verdict
-from fcsft.stage import Outcome, Stage, executor_for, run_stage
+from fcsft.stage import Outcome, Stage, run_stage
 from kill_midway import kill_once_committed
 from stage_fixture import make_stage
 
@@ -199,3 +200,156 @@ def test_a_rejection_without_a_reason_is_a_bug_not_a_record(tmp_path):
         with pytest.raises(AssertionError, match="without saying why"):
             run_stage(stage, tmp_path / "run", [source])
         assert (tmp_path / "run/silent/rejected.jsonl").read_text() == ""
+
+
+def counting(stage: Stage) -> tuple[Stage, list[str]]:
+    """`stage` with a list of the ids its process was called on."""
+    seen: list[str] = []
+    inner = stage.process
+
+    async def process(obj):
+        seen.append(obj["id"])
+        return await inner(obj)
+
+    stage.process = process
+    return stage, seen
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("_done.json", "{not json"),
+        ("_done.json", "[1, 2]"),
+        ("stats.json", None),
+        ("stats.json", '{"stage": "fix'),
+        ("stats.json", '"a string"'),
+    ],
+)
+def test_an_unreadable_marker_or_stats_file_is_recomputed_from_the_ledger(tmp_path, name, content):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    first = run_stage(make_stage(4), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    before = files(directory)
+    if content is None:
+        (directory / name).unlink()
+    else:
+        (directory / name).write_text(content)
+    stage, seen = counting(make_stage(4))
+    again = run_stage(stage, tmp_path / "run", [source])
+    assert seen == []  # nothing processed again: the ledger says it is all done
+    assert again == first and json.loads((directory / "stats.json").read_text()) == first
+    assert json.loads((directory / "_done.json").read_text())["key"]
+    assert files(directory) == before
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    ['{"id": "r0010"}', "[1, 2]", '{"id": 10, "out": 1, "rejected": 0, "reasons": {}}', '"r0010"'],
+)
+def test_a_ledger_line_of_the_wrong_shape_is_treated_like_a_torn_one(tmp_path, bad_line):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    run_stage(make_stage(4), tmp_path / "clean", [source])
+    run_stage(make_stage(4), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    ledger = directory / "_ledger.jsonl"
+    lines = ledger.read_text().splitlines(keepends=True)
+    ledger.write_text("".join([*lines[:10], bad_line + "\n", *lines[11:]]))
+    (directory / "_done.json").unlink()  # as a crash would leave it
+    stage, seen = counting(make_stage(4))
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert seen == [f"r{i:04d}" for i in range(10, 30)]  # from the bad line on, done again
+    assert stats["in"] == 30 and files(directory) == files(tmp_path / "clean/fixture")
+    ids = [json.loads(line)["id"] for line in ledger.open()]
+    assert ids == [f"r{i:04d}" for i in range(30)]
+
+
+def test_an_unreadable_state_file_is_one_line_naming_what_to_delete(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 10)
+    run_stage(make_stage(1), tmp_path / "run", [source])
+    directory = tmp_path / "run/fixture"
+    (directory / "_done.json").unlink()
+    for garbage in ("{not json", "[]", '{"key": 7}'):
+        (directory / "_state.json").write_text(garbage)
+        before = files(directory)
+        with pytest.raises(UserError) as caught:
+            run_stage(make_stage(1), tmp_path / "run", [source])
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message == (
+            f"{directory / '_state.json'} is unreadable, so whose output {directory} holds is "
+            f"unknown; delete {directory} to run the stage afresh"
+        )
+        assert files(directory) == before
+
+
+DOWN = {"r0003", "r0011", "r0012", "r0025"}  # inputs whose model call fails in the first run
+
+
+def flaky_stage(model_up: bool) -> Stage:
+    """Multiples of five are rejected for what they are (final); the inputs in DOWN fail on the
+    model until it is up (to be retried)."""
+
+    async def process(obj):
+        if obj["id"] in DOWN and not model_up:
+            failed = Verdict(stage="t", rule="t.model_error", passed=False, reason="HTTP 500")
+            return [Outcome(obj, [failed], retry=True)]
+        if obj["n"] % 5 == 0:
+            final = Verdict(stage="t", rule="t.multiple_of_five", passed=False, reason="5 | n")
+            return [Outcome(obj, [final])]
+        return [Outcome(obj | {"answer": obj["n"] * 2})]
+
+    return Stage("flaky", process, config={"v": 1}, concurrency=4)
+
+
+def test_inputs_that_failed_on_the_model_are_done_again_by_the_next_run_and_only_they(tmp_path):
+    source = make_input(tmp_path / "in.jsonl", 30)
+    directory = tmp_path / "run/flaky"
+    first = run_stage(flaky_stage(model_up=False), tmp_path / "run", [source])
+    assert first["reasons"] == {"t.multiple_of_five": 5, "t.model_error": 4}
+    assert first["retry"] == 4
+    assert json.loads((directory / "_done.json").read_text())["retry"] == 4
+    out_before = (directory / "out.jsonl").read_text().splitlines()
+
+    stage, seen = counting(flaky_stage(model_up=True))
+    second = run_stage(stage, tmp_path / "run", [source])
+    assert seen == sorted(DOWN)  # the final rejections and everything kept stay as they were
+    assert (second["in"], second["out"], second["rejected"]) == (30, 24, 6)
+    assert second["reasons"] == {"t.multiple_of_five": 6} and "retry" not in second
+    out = (directory / "out.jsonl").read_text().splitlines()
+    assert out[: len(out_before)] == out_before  # earlier output untouched, retried ones after
+    retried = sorted(json.loads(line)["id"] for line in out[len(out_before) :])
+    assert retried == sorted(DOWN - {"r0025"})  # r0025, up, is a multiple of five
+    rejected = [json.loads(line) for line in (directory / "rejected.jsonl").open()]
+    assert [r["id"] for r in rejected] == [f"r{i:04d}" for i in range(0, 30, 5)]
+    ids = [json.loads(line)["id"] for line in (directory / "_ledger.jsonl").open()]
+    assert len(ids) == len(set(ids)) == 30
+
+    stage, seen = counting(flaky_stage(model_up=True))
+    assert run_stage(stage, tmp_path / "run", [source]) == second and seen == []
+
+
+def test_a_crash_while_taking_inputs_out_is_finished_by_the_next_run(tmp_path, monkeypatch):
+    from fcsft import _stage_rewrite
+
+    source = make_input(tmp_path / "in.jsonl", 30)
+    run_stage(flaky_stage(model_up=False), tmp_path / "clean", [source])
+    run_stage(flaky_stage(model_up=True), tmp_path / "clean", [source])
+    run_stage(flaky_stage(model_up=False), tmp_path / "run", [source])
+    renames = []
+
+    def crash_after_one(source_path, target_path):
+        if renames:
+            raise OSError("killed")
+        renames.append(target_path)
+        os.rename(source_path, target_path)
+
+    monkeypatch.setattr(_stage_rewrite.os, "replace", crash_after_one)
+    with pytest.raises(OSError, match="killed"):
+        run_stage(flaky_stage(model_up=True), tmp_path / "run", [source])
+    monkeypatch.undo()
+    assert (tmp_path / "run/flaky/_rewrite.json").exists()  # one file renamed, two to go
+    stage, seen = counting(flaky_stage(model_up=True))
+    stats = run_stage(stage, tmp_path / "run", [source])
+    assert seen == sorted(DOWN)
+    assert (stats["out"], stats["rejected"]) == (24, 6)
+    assert files(tmp_path / "run/flaky") == files(tmp_path / "clean/flaky")

@@ -130,6 +130,66 @@ def test_non_text_and_http_errors_are_error_results():
     assert absent.error and absent.content == "HTTP 404 Not Found\n\nno such page"
 
 
+# Spellings of 127.0.0.1 that the HTTP client connects to without asking a resolver.
+LOOPBACK_SPELLINGS = [
+    "１２７.０.０.１",  # full-width digits: IDNA maps them to ASCII
+    "127。0。0。1",  # ideographic full stops
+    "１２７．０．０．１",  # full-width full stops
+    "[::ffff:127.0.0.1]",  # IPv4-mapped
+    "[::127.0.0.1]",  # IPv4-compatible
+    "[64:ff9b::127.0.0.1]",  # NAT64
+    "[2002:7f00:1::1]",  # 6to4
+    "[2001:0:7f00:1::1]",  # Teredo, server 127.0.0.1
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1 (obfuscated)
+]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
+def test_no_spelling_of_a_loopback_address_reaches_a_server_on_it(host):
+    """A server really listens on 127.0.0.1; a default fetcher given its address spelt another
+    way must refuse without a single request arriving."""
+    hits = []
+
+    async def counted(request):
+        hits.append(request.path)
+        return await page(request)
+
+    async def scenario():
+        base, runner = await serve({"/page": counted})
+        port = base.rsplit(":", 1)[1]
+        try:
+            control = await LOCAL.run({"url": f"{base}/page"})
+            result = await fetch_tool().run({"url": f"http://{host}:{port}/page"})
+        finally:
+            await runner.cleanup()
+        return control, result
+
+    control, result = asyncio.run(scenario())
+    assert not control.error and hits == ["/page"]  # the server is there to be reached
+    assert result.error, result.content
+    assert result.content.startswith("refused: 127.0.0.1 (loopback"), result.content
+    assert hits == ["/page"]
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("::127.0.0.1", "127.0.0.1 (loopback, inside ::7f00:1)"),
+        ("64:ff9b::10.0.0.1", "10.0.0.1 (not a public address, inside 64:ff9b::a00:1)"),
+        ("64:ff9b::8.8.8.8", None),
+        ("64:ff9b:1::8.8.8.8", "64:ff9b:1::808:808 (a site's own NAT64 prefix)"),
+        ("2002:a9fe:a9fe::1", "169.254.169.254 (link-local, inside 2002:a9fe:a9fe::1)"),
+        ("2002:808:808::1", None),
+        (
+            "2001:0:808:808:8000:63bf:80ff:fffe",
+            "127.0.0.1 (loopback, inside 2001:0:808:808:8000:63bf:80ff:fffe)",
+        ),
+    ],
+)
+def test_ipv4_carried_in_ipv6_is_judged_too(address, refused):
+    assert AddressPolicy().refusal(address) == refused
+
+
 def test_names_that_resolve_to_private_addresses_are_refused():
     result = asyncio.run(fetch_tool().run({"url": "http://localhost:9/"}))
     assert result.error and "localhost resolves to 127.0.0.1 (loopback)" in result.content
@@ -236,6 +296,10 @@ def test_file_urls_without_a_root_or_for_another_host_are_refused(tree):
 
 def test_missing_files_and_other_schemes_are_error_results(tree):
     assert read(tree, f"file://{tree}/nope.md").content.startswith("cannot read")
+    for url in ("file:///missing", "file:///sub/missing.md", f"file://{tree}/sub/no/such"):
+        missing = read(tree, url)
+        assert missing.error
+        assert missing.content == f"cannot read {url}: no such file under the fetch root {tree}"
     assert (
         read(tree, "ftp://example.com/x").content
         == "unsupported URL scheme 'ftp'; use http or https"

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fcsft.benchmarks.bfcl import load_bfcl
 from fcsft.curate.stage import CurateConfig, curate_stage
-from fcsft.evaluate.bfcl import load_bfcl
 from fcsft.evaluate.testset import build_testset
 from fcsft.export import ExportConfig, export_dataset
 from fcsft.formats.openai import parse_tool
@@ -274,7 +274,7 @@ def general_prompts(count: int, seed: int) -> list[str]:
 
 def general_stage(client: Any, name: str) -> Stage:
     """The base model's own answers to general prompts: general data that keeps what it knew."""
-    from fcsft.expand.ask import ask
+    from fcsft.models.ask import ask
 
     async def process(obj: dict[str, Any]) -> list[Outcome]:
         answer = await ask(client, name, obj["question"], temperature=0.0, max_tokens=128)

@@ -1,5 +1,6 @@
 """fcsft: function-calling SFT by data engineering."""
 
+from fcsft._version import __version__
 from fcsft.errors import UserError
 from fcsft.formats import FormatError, get_format
 from fcsft.records import (
@@ -19,8 +20,6 @@ from fcsft.records import (
 )
 from fcsft.stage import Outcome, Stage, run_stage
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Call",
     "FinalAnswer",
@@ -39,6 +38,7 @@ __all__ = [
     "Usage",
     "UserError",
     "Verdict",
+    "__version__",
     "get_format",
     "run_stage",
 ]

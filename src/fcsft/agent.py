@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from fcsft.formats import FormatError
+from fcsft.formats import FormatError, decode_arguments
 from fcsft.formats.chat import text_messages
 from fcsft.formats.openai import conversation, parse_messages, tool_json
-from fcsft.formats.tagged import decode_arguments, parse_reply
+from fcsft.formats.tagged import parse_reply
 from fcsft.models.base import ChatLike, ChatRequest, ChatResponse, ModelError
 from fcsft.records import Meta, Tool, Trajectory, Usage, call_id, steps_of
 

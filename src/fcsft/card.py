@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
+from fcsft.errors import UserError
 from fcsft.export import SPLITS
 from fcsft.files import write_text
 from fcsft.formats import get_format
-from fcsft.jsonl import read_jsonl
+from fcsft.jsonl import read_json_object, read_jsonl
 from fcsft.plots import bars
 
 # What each export is for; the versions it was checked against are in the README.
@@ -37,11 +38,22 @@ _ABSOLUTE = re.compile(r"(?:(?<=file://)|(?<![\w.~/]))/(?:[^/\s\"',;]+/)*[^/\s\"
 
 # The stages that write stats.json, in the order they run.
 STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "review", "curate")
+_STEP = {"combine": "expand", "tasks": "expand"}  # the pipeline step that writes each
 
 
 def _stats(run_dir: Path, stage: str) -> dict[str, Any]:
     path = run_dir / stage / "stats.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    stats = read_json_object(path)
+    if stats is None:
+        again = (
+            f"fcsft review {run_dir} --apply"
+            if stage == "review"
+            else f"fcsft run --from {_STEP.get(stage, stage)}"
+        )
+        raise UserError(f"{path} is unreadable; write it again with: {again}")
+    return stats
 
 
 def _stages(run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -71,13 +71,12 @@ def convert(
 
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-    """Validate a project config; every error is listed with its field path, and a model whose
-    API key variable is unset is warned about."""
-    from fcsft.config import load_config, missing_keys
+    """Validate a project config; every error is listed with its field path."""
+    from fcsft.config import load_config, unset_keys
 
     project = load_config(config)
-    for warning in missing_keys(project):
-        err.print(f"warning: {warning}", markup=False)
+    for line in unset_keys(project):
+        err.print(f"warning: {line}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
 
 
@@ -636,6 +635,10 @@ def eval_command(
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(help="Local models: auto (bf16 where the hardware runs it fast), fp32, bf16."),
+    ] = "auto",
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
@@ -655,6 +658,8 @@ def eval_command(
         raise UserError("fcsft eval needs --model and --out (see fcsft eval --help)")
     if protocol not in ("native", "tagged", "bfcl", "bfcl-fewshot"):
         raise UserError(f"--protocol {protocol!r}: expected native, tagged, bfcl or bfcl-fewshot")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     if split not in ("dev", "test", "all"):
         raise UserError(f"--split {split!r}: expected dev, test or all")
     from fcsft.evaluate.run import EvalPlan, evaluate
@@ -675,6 +680,7 @@ def eval_command(
         max_tokens=max_tokens,
         concurrency=concurrency,
         api_key_env=api_key_env,
+        precision=precision,
         command="fcsft " + " ".join(sys.argv[1:]),
     )
     bars, on_progress = _live_progress()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,14 @@ from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
 from fcsft.train.run import TrainConfig
 from fcsft.validate.stage import ValidateConfig
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _looks_like_a_key(name: str) -> bool:
+    """A name-shaped value that is more likely a secret: a stretch of 16 or more characters
+    between underscores with digits in it (AKIAIOSFODNN7EXAMPLE, 32 hex digits)."""
+    return any(len(part) >= 16 and any(c.isdigit() for c in part) for part in name.split("_"))
 
 
 class Price(Section):
@@ -47,6 +56,20 @@ class ModelConfig(Section):
     """Seconds one attempt may take."""
     price: Price = Field(default_factory=Price)
     """Token prices, for the cost shown in progress and stats."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Number format of a `local:` model: `auto` picks bf16 where the hardware runs it fast
+    (CUDA with bf16, a CPU with AMX-BF16) and float32 elsewhere; API models ignore it."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, name: str) -> str:
+        # The value is never echoed: if it is a key, the error message must not print it.
+        if not _ENV_NAME.fullmatch(name) or _looks_like_a_key(name):
+            raise ValueError(
+                "expected the name of an environment variable, e.g. OPENAI_API_KEY, not a key: "
+                "put the key in that variable (export OPENAI_API_KEY=...) and its name here"
+            )
+        return name
 
     @field_validator("uri")
     @classmethod
@@ -103,16 +126,6 @@ class ProjectConfig(Section):
     """Base vs trained model on the three layers of the run's test split (and BFCL, MMLU)."""
 
 
-def missing_keys(project: ProjectConfig) -> list[str]:
-    """One warning per API model whose key variable is unset or empty in this environment."""
-    return [
-        f"models.{role}: {model.api_key_env} is not set, so {model.uri} is asked without a key "
-        "(fine for a local server that wants none)"
-        for role, model in project.models.items()
-        if model.uri.startswith("openai:") and not os.environ.get(model.api_key_env)
-    ]
-
-
 def load_config(path: Path | str) -> ProjectConfig:
     """Read and validate project.yaml; every problem is reported at once, each with its path."""
     path = Path(path)
@@ -135,6 +148,16 @@ def load_config(path: Path | str) -> ProjectConfig:
         config.run_dir = (base_dir / config.run_dir).resolve()
     _anchor_model_paths(config, base_dir)
     return config
+
+
+def unset_keys(config: ProjectConfig) -> list[str]:
+    """A line for each `openai:` model whose key variable is not set in this environment."""
+    return [
+        f"models.{role}: ${settings.api_key_env} is not set, so {settings.uri} is called "
+        "without a key (fine for a local server that needs none)"
+        for role, settings in config.models.items()
+        if settings.uri.startswith("openai:") and not os.environ.get(settings.api_key_env)
+    ]
 
 
 def _anchor_model_paths(config: ProjectConfig, base_dir: Path) -> None:

@@ -13,9 +13,9 @@ the consumer formats have no field for. The card (README.md, written by `fcsft.c
 each format as a `datasets` config, so `load_dataset(folder, "openai")` and the Hub read it.
 
 `chat` is the text the model is trained and served on, rendered through a tokenizer's chat
-template by `fcsft.train.render` (the same code `fcsft train` and evaluation use), with the
-assistant spans as character offsets and the token ids with their assistant mask; its token
-counts are the card's token-length statistics.
+template by `fcsft.formats.chat_tokens` (the same code `fcsft train` and evaluation use),
+with the assistant spans as character offsets and the token ids with their assistant mask; its
+token counts are the card's token-length statistics.
 
 Each file is written whole and atomically; the renderers are the ones in `fcsft.formats`.
 """
@@ -222,7 +222,7 @@ def chat_row(tokenizer: Any, record: dict[str, Any]) -> dict[str, Any]:
     i.e. code points); `input_ids` are the pieces tokenized one by one, as `fcsft train` does,
     so `assistant_masks` is exactly its loss mask.
     """
-    from fcsft.train.render import segments, tokenize_segments
+    from fcsft.formats.chat_tokens import segments, tokenize_segments
 
     pieces = segments(tokenizer, record)
     spans, position = [], 0

@@ -90,3 +90,13 @@ def write_json(path: Path | str, obj: Any) -> None:
     """Write one JSON document atomically."""
     with replacing(path) as handle:
         handle.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def read_json_object(path: Path | str) -> dict[str, Any] | None:
+    """A small JSON document that should hold an object (a marker, a stats file): None when it
+    is missing, unreadable or something else, for the caller to recompute or report."""
+    try:
+        obj = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None

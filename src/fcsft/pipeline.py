@@ -17,10 +17,12 @@ from typing import Any
 
 from fcsft.config import ModelConfig, ProjectConfig
 from fcsft.errors import UserError
+from fcsft.executors import executor_for
 from fcsft.generate.stage import GenerateConfig
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.memory.history import history_lines, record_attempt
-from fcsft.stage import Executor, Progress, Stage, executor_for, file_hash, run_stage
+from fcsft.run_lock import run_dir_lock
+from fcsft.stage import Executor, Progress, Stage, file_hash, run_stage
 
 STAGES = ("seeds", "expand", "generate", "validate", "curate", "export", "train", "evaluate")
 STEP_OF = {"combine": "expand", "tasks": "expand"}
@@ -74,6 +76,7 @@ class Run:
             api_key_env=settings.api_key_env,
             timeout_s=settings.timeout_s,
             max_retries=settings.max_retries,
+            **({"precision": settings.precision} if settings.uri.startswith("local:") else {}),
         )
         price = {provider.name: settings.price.model_dump()}
         client = Client(
@@ -85,8 +88,15 @@ class Run:
         return client, provider.name
 
     def stage(
-        self, stage: Stage, inputs: list[Path], executor: Executor | None = None
+        self,
+        stage: Stage,
+        inputs: list[Path],
+        executor: Executor | None = None,
+        *,
+        may_be_empty: bool = False,
     ) -> dict[str, Any]:
+        """Run a stage of this run; a stage that ends with nothing to hand on stops the run
+        (unless `may_be_empty`: combinations are optional, say)."""
         for path in inputs:
             if not path.exists():
                 before = STEP_OF.get(path.parent.name, path.parent.name)
@@ -100,7 +110,23 @@ class Run:
         self.on_stage(stage.name, stats)
         if "stopped" in stats:
             raise UserError(f"stage {stage.name} stopped: {stats['stopped']}; run again to resume")
+        if not stats.get("out") and not may_be_empty:
+            raise UserError(nothing_produced(stage.name, stats, self.run_dir / stage.name))
         return stats
+
+
+def nothing_produced(name: str, stats: dict[str, Any], directory: Path) -> str:
+    """The line that stops a run at a stage that kept no record."""
+    if not stats.get("in"):
+        return f"stage {name} produced nothing: its input is empty"
+    reasons = ", ".join(f"{rule} {n}" for rule, n in list(stats.get("reasons", {}).items())[:3])
+    line = (
+        f"stage {name} produced nothing from {stats['in']} inputs: {stats.get('rejected', 0)} "
+        f"rejected ({reasons or 'no reasons'}); see {directory / 'rejected.jsonl'}"
+    )
+    if stats.get("retry"):
+        line += f"; the {stats['retry']} that failed on the model are retried by the next run"
+    return line
 
 
 def _seeds(run: Run) -> None:
@@ -143,10 +169,13 @@ def _expand(run: Run) -> None:
     config = run.config.expand
     client, name = run.model(config.model)
     seeds = run.run_dir / "seeds" / "out.jsonl"
-    # Tasks name no tools of their own: every configured tool is available to every task.
-    run.stage(expand_stage(config, client, name, []), [seeds])
+    run.stage(expand_stage(config, client, name), [seeds])
     n_seeds = sum(1 for _ in read_jsonl(seeds))
-    run.stage(combine_stage(config, client, name, n_seeds), [run.run_dir / "expand" / "out.jsonl"])
+    run.stage(
+        combine_stage(config, client, name, n_seeds),
+        [run.run_dir / "expand" / "out.jsonl"],
+        may_be_empty=True,
+    )
     run.stage(
         tasks_stage(config, seeds),
         [run.run_dir / "expand" / "out.jsonl", run.run_dir / "combine" / "out.jsonl"],
@@ -304,6 +333,7 @@ def run_pipeline(run: Run, start: str | None = None, until: str | None = None) -
             raise UserError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     first = STAGES.index(start) if start else 0
     last = STAGES.index(until) if until else len(STAGES) - 1
-    for name in STAGES[first : last + 1]:
-        STEPS[name](run)
+    with run_dir_lock(run.run_dir):
+        for name in STAGES[first : last + 1]:
+            STEPS[name](run)
     return run.results

@@ -114,6 +114,21 @@ class FinalAnswer(_Prose):
 Step = Annotated[Think | Say | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
 
 
+def canonical(value: Any) -> Any:
+    """Arguments compared by meaning: 1 == 1.0, surrounding spaces and letter case ignored."""
+    if isinstance(value, str):
+        return " ".join(value.split()).lower()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {key: canonical(item) for key, item in sorted(value.items())}
+    return value
+
+
 def call_id(index: int) -> str:
     """The id a call gets when its source gave none: its 0-based position in the trajectory."""
     return f"call_{index}"
@@ -240,7 +255,6 @@ class Turn:
     calls: list[ToolCall] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
     final: str | None = None
-    first: int = 0  # index of the turn's first step
 
     @property
     def open(self) -> bool:
@@ -266,7 +280,7 @@ def turns(steps: list[Any]) -> list[Turn]:
             if turn is not None and turn.think is not None and not turn.calls and turn.open:
                 turn.say = step.text
             else:
-                out.append(Turn(say=step.text, first=index))
+                out.append(Turn(say=step.text))
         elif isinstance(step, Think):
             if (
                 turn is not None
@@ -277,12 +291,12 @@ def turns(steps: list[Any]) -> list[Turn]:
                 raise GrammarError(index, "two thinking blocks in a row")
             if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
                 raise _missing_observations(index, turn)
-            out.append(Turn(think=step.text, first=index))
+            out.append(Turn(think=step.text))
         elif isinstance(step, ToolCall):
             if turn is None or turn.final is not None or turn.observations:
                 if turn is not None and len(turn.observations) < len(turn.calls):
                     raise _missing_observations(index, turn)
-                turn = Turn(first=index)
+                turn = Turn()
                 out.append(turn)
             turn.calls.append(step)
         elif isinstance(step, Observation):
@@ -300,7 +314,7 @@ def turns(steps: list[Any]) -> list[Turn]:
             if turn is None or not (
                 turn.think is not None and not turn.calls and turn.final is None
             ):
-                turn = Turn(first=index)
+                turn = Turn()
                 out.append(turn)
             turn.final = step.text
         else:  # pragma: no cover - the Step union admits nothing else

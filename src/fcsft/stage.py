@@ -6,12 +6,18 @@ A stage directory holds
     rejected.jsonl   {"id", "reasons": [Verdict...], "record"} for each one that did not
     stats.json       counts in/out, per-reason counts, summed counters (tokens, cost), wall time
     _ledger.jsonl    one line per finished input: its id and how many lines it wrote where
-    _done.json       written last: the hash of the stage's name, config and input
+    _done.json       written last: the hash of the stage's name, config and input, and how
+                     many inputs failed on the model (`retry`), if any
 
 Why a ledger: outputs of one input are appended first, its ledger line after. After a crash the
 ledger says exactly how many lines of each file are committed; anything past that is cut off
 and the input is processed again. Inputs are committed in input order even when processed
 concurrently, so an interrupted and resumed run writes the same bytes as an uninterrupted one.
+
+An outcome marked `retry` failed for a reason outside the record (the model could not answer).
+Its input is committed like any other, but the stage is not finished for good: the next run
+takes such inputs out of the three files (see `_stage_rewrite`) and processes them again,
+after the rest, while everything else committed stays as it is.
 
 Where `process` runs is the executor's business, not the stage's: `LocalExecutor` runs it on
 this process's event loop, `fcsft.ray_executor.RayExecutor` on the workers of a Ray cluster.
@@ -34,9 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from fcsft._stage_rewrite import drop_inputs, finish_rewrite
+from fcsft._version import __version__
 from fcsft.errors import UserError
-from fcsft.jsonl import dumps, read_lines, write_json
+from fcsft.jsonl import dumps, read_json_object, read_lines, write_json
 from fcsft.records import Verdict
+from fcsft.run_lock import run_dir_lock
 
 
 @dataclass
@@ -46,6 +55,9 @@ class Outcome:
     record: dict[str, Any] | None
     verdicts: list[Verdict] = field(default_factory=list)
     counts: dict[str, float] = field(default_factory=dict)  # e.g. tokens, cost: summed in stats
+    retry: bool = False
+    """Failed for a reason outside the record (the model could not answer): the next run
+    processes the input again. A rejection the record earned itself is final."""
 
     @property
     def passed(self) -> bool:
@@ -84,6 +96,10 @@ class Stage:
     """For input a user brings: a line that is no record (not UTF-8, not a JSON object, no id,
     an id seen before) is rejected under `input.malformed`, named by file and line, and the
     rest is processed. Otherwise such a line stops the stage before any work."""
+
+
+_LEDGER = "_ledger.jsonl"
+_OUTPUTS = ("out.jsonl", "rejected.jsonl")  # the ledger's "out" and "rejected" count their lines
 
 
 class StopStage(Exception):
@@ -126,9 +142,8 @@ def file_hash(paths: Iterable[Path]) -> str:
 
 
 def stage_key(stage: Stage, input_hash: str) -> str:
-    from fcsft import __version__  # a new release may write different output: run again
-
     config = json.dumps(_jsonable(stage.config), sort_keys=True, ensure_ascii=False)
+    # The release is part of the key: a new one may write different output, so it runs again.
     blob = f"{stage.name}\0{__version__}\0{config}\0{input_hash}"
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -176,17 +191,6 @@ class LocalExecutor:
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
 
 
-def executor_for(kind: str, *, address: str | None = None, workers: int | None = None) -> Executor:
-    """The executor a config names: `local`, or `ray` (joining `address`, if given)."""
-    if kind == "ray":
-        from fcsft.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, workers=workers)
-    if kind != "local":
-        raise UserError(f"unknown executor {kind!r}; known: local, ray")
-    return LocalExecutor()
-
-
 def run_stage(
     stage: Stage,
     run_dir: Path | str,
@@ -198,18 +202,20 @@ def run_stage(
 
     `executor` runs a per-record stage's `process` (default: `LocalExecutor`); a `whole` stage
     always runs here, since it needs every record at once."""
-    directory = Path(run_dir) / stage.name
-    key = stage_key(stage, file_hash(inputs))
-    done_file = directory / "_done.json"
-    if done_file.exists() and json.loads(done_file.read_text()).get("key") == key:
-        return json.loads((directory / "stats.json").read_text())
-    summary = _recover(directory, key)
-    return asyncio.run(
-        _closing(
-            stage,
-            _run(stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()),
+    with run_dir_lock(run_dir):
+        directory = Path(run_dir) / stage.name
+        key = stage_key(stage, file_hash(inputs))
+        done = read_json_object(directory / "_done.json")
+        if done is not None and done.get("key") == key and not done.get("retry"):
+            stats = read_json_object(directory / "stats.json")
+            if stats is not None:
+                return stats
+            # stats.json is missing or unreadable: recomputed below from the ledger
+        summary = _recover(directory, key)
+        work = _run(
+            stage, directory, key, inputs, summary, on_progress, executor or LocalExecutor()
         )
-    )
+        return asyncio.run(_closing(stage, work))
 
 
 async def _closing(stage: Stage, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -224,8 +230,15 @@ async def _closing(stage: Stage, work: Awaitable[dict[str, Any]]) -> dict[str, A
 def _recover(directory: Path, key: str) -> Summary:
     """What an earlier attempt with the same key committed; starts afresh otherwise."""
     state = directory / "_state.json"
-    if state.exists() and json.loads(state.read_text()).get("key") != key:
-        shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
+    if state.exists():
+        recorded = read_json_object(state)
+        if recorded is None or not isinstance(recorded.get("key"), str):
+            raise UserError(
+                f"{state} is unreadable, so whose output {directory} holds is unknown; "
+                f"delete {directory} to run the stage afresh"
+            )
+        if recorded["key"] != key:
+            shutil.rmtree(directory)  # config or input changed: earlier output is not this stage's
     directory.mkdir(parents=True, exist_ok=True)
     summary = Summary()
     if not state.exists():
@@ -234,7 +247,18 @@ def _recover(directory: Path, key: str) -> Summary:
         write_json(state, {"key": key})
         return summary
     (directory / "_done.json").unlink(missing_ok=True)
-    _truncate_to(directory / "_ledger.jsonl", None, summary.add)
+    finish_rewrite(directory, (*_OUTPUTS, _LEDGER))
+    summary = _committed(directory)
+    if summary.retry:
+        drop_inputs(directory, _LEDGER, _OUTPUTS, summary.retry)
+        summary = _committed(directory)
+    return summary
+
+
+def _committed(directory: Path) -> Summary:
+    """What the ledger says is committed, with anything past it cut off the files."""
+    summary = Summary()
+    _truncate_to(directory / _LEDGER, None, summary.add)
     _truncate_to(directory / "out.jsonl", summary.out)
     _truncate_to(directory / "rejected.jsonl", summary.rejected)
     return summary
@@ -243,7 +267,9 @@ def _recover(directory: Path, key: str) -> Summary:
 def _truncate_to(
     path: Path, keep: int | None, each: Callable[[dict[str, Any]], None] | None = None
 ) -> None:
-    """Cut a JSONL file after `keep` complete lines (all complete ones when None)."""
+    """Cut a JSONL file after `keep` complete lines (all complete ones when None). With `each`,
+    a line it refuses (ValueError) ends the file like a torn one: the work it recorded is
+    done again."""
     path.touch()
     kept = size = 0
     with path.open("rb") as handle:
@@ -252,10 +278,10 @@ def _truncate_to(
                 break
             try:
                 obj = json.loads(raw)
-            except json.JSONDecodeError:
+                if each:
+                    each(obj)
+            except ValueError:  # not JSON, or not the shape `each` reads
                 break
-            if each:
-                each(obj)
             kept += 1
             size += len(raw)
     if keep is not None and kept < keep:
@@ -378,7 +404,10 @@ async def _run(
     if stage.report:
         stats["report"] = stage.report(directory)
     write_json(directory / "stats.json", stats)
-    write_json(directory / "_done.json", {"key": key, "stats": "stats.json"})
+    marker = {"key": key, "stats": "stats.json"}
+    if summary.retry:
+        marker["retry"] = len(summary.retry)  # done for now: the next run tries these again
+    write_json(directory / "_done.json", marker)
     return stats
 
 
@@ -420,6 +449,8 @@ def _commit(
         "attempt": attempt,
         "elapsed": round(elapsed, 4),
     }
+    if any(outcome.retry for outcome in outcomes):
+        entry["retry"] = True
     book.write(dumps(entry) + "\n")
     book.flush()
     return entry
@@ -435,8 +466,12 @@ class Summary:
     reasons: Counter = field(default_factory=Counter)
     counters: Counter = field(default_factory=Counter)
     wall: dict[int, float] = field(default_factory=dict)
+    retry: set[str] = field(default_factory=set)  # inputs to process again next time
 
     def add(self, entry: dict[str, Any]) -> None:
+        """Fold in one ledger line; ValueError, before any change, if it is not one."""
+        if not _ledger_entry(entry):
+            raise ValueError(f"not a ledger entry: {entry!r:.80}")
         self.done.add(entry["id"])
         self.out += entry["out"]
         self.rejected += entry["rejected"]
@@ -444,6 +479,8 @@ class Summary:
         self.counters.update(entry["counts"])
         attempt = entry["attempt"]
         self.wall[attempt] = max(self.wall.get(attempt, 0.0), entry["elapsed"])
+        if entry.get("retry"):
+            self.retry.add(entry["id"])
 
     def counts(self) -> Counter:
         return Counter(
@@ -460,4 +497,29 @@ class Summary:
             "counts": dict(sorted(self.counters.items())),
             "wall_s": round(sum(self.wall.values()), 3),
             "attempts": len(self.wall),
-        }
+        } | ({"retry": len(self.retry)} if self.retry else {})
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _ledger_entry(entry: Any) -> bool:
+    """Whether a ledger line has the shape `_commit` writes."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("id"), str)
+        and _count(entry.get("out"))
+        and _count(entry.get("rejected"))
+        and isinstance(entry.get("reasons"), dict)
+        and all(isinstance(k, str) and _count(v) for k, v in entry["reasons"].items())
+        and isinstance(entry.get("counts"), dict)
+        and all(isinstance(k, str) and _number(v) for k, v in entry["counts"].items())
+        and _count(entry.get("attempt"))
+        and _number(entry.get("elapsed"))
+        and isinstance(entry.get("retry", False), bool)
+    )

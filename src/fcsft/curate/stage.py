@@ -19,18 +19,17 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from fcsft.benchmarks import bfcl
 from fcsft.curate.balance import balance
 from fcsft.curate.decontaminate import Contamination, EvalItem
 from fcsft.curate.split import assign_splits
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
 from fcsft.formats import FormatError, get_format
 from fcsft.jsonl import read_lines, write_jsonl
-from fcsft.records import Trajectory, Verdict
+from fcsft.records import Trajectory, Verdict, canonical
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
 from fcsft.text.minhash import NearDuplicates
-from fcsft.validate.rules import canonical
 
 OPENAI = get_format("openai")
 

@@ -40,8 +40,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
 from fcsft.models.base import ChatRequest, ChatResponse
 from fcsft.text.near import NearTexts
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from fcsft.errors import UserError, require
 from fcsft.intervals import wilson
+from fcsft.models.precision import choose
 
 LETTERS = "ABCD"
 
@@ -80,87 +81,150 @@ def parse_letter(text: str) -> int | None:
 class LocalScorer:
     """Letter and cloze answers of a transformers model, batched on whatever device there is."""
 
-    def __init__(self, folder: Path, batch_size: int = 16):
+    def __init__(self, folder: Path, batch_size: int = 16, precision: str = "auto"):
         self.torch = require("torch", "local")
         transformers = require("transformers", "local")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-        self.tokenizer.padding_side = "right"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+        self.choice = choose(precision, "mmlu precision")
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, dtype=self.choice.dtype()
+        )
+        self.model = self.model.to(self.choice.device).eval()
         self.batch_size = batch_size
         self.letter_ids = [
             self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in LETTERS
         ]
 
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
     def letters(self, questions: list[Question]) -> list[int]:
         prompts = [
-            self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": letter_prompt(q)}],
-                tokenize=False,
-                add_generation_prompt=True,
+            self._ids(
+                self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": letter_prompt(q)}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
             )
             for q in questions
         ]
         picks = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = self.tokenizer(
-                prompts[start : start + self.batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
+            batch = prompts[start : start + self.batch_size]
             with self.torch.inference_mode():
-                logits = self.model(**batch).logits
-            last = batch["attention_mask"].sum(dim=1) - 1
-            rows = logits[self.torch.arange(len(last)), last][:, self.letter_ids]
-            picks.extend(int(i) for i in rows.argmax(dim=1))
+                logits = last_logits(self.model, batch, self.tokenizer.pad_token_id)
+            picks.extend(int(i) for i in logits[:, self.letter_ids].argmax(dim=1))
         return picks
 
     def cloze(self, questions: list[Question]) -> tuple[list[int], list[int]]:
         """Picks by summed and by per-token log-likelihood of each option's text."""
-        pairs = [
-            (f"Question: {q.question}\nAnswer:", f" {option}")
-            for q in questions
-            for option in q.options
-        ]
-        # Similar lengths share a batch, so little of each batch is padding.
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        scores: list[tuple[float, int]] = [(0.0, 1)] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            for index, score in zip(chunk, self._loglik([pairs[i] for i in chunk]), strict=True):
-                scores[index] = score
-        raw, norm = [], []
-        for index in range(len(questions)):
-            chunk = scores[index * 4 : index * 4 + 4]
-            raw.append(max(range(4), key=lambda k: chunk[k][0]))
-            norm.append(max(range(4), key=lambda k: chunk[k][0] / chunk[k][1]))
+        contexts = [self._ids(f"Question: {q.question}\nAnswer:") for q in questions]
+        endings = [[self._ids(f" {option}") for option in q.options] for q in questions]
+        scores = continuation_logliks(
+            self.model, contexts, endings, self.batch_size, self.tokenizer.pad_token_id
+        )
+        raw = [max(range(4), key=lambda k: row[k][0]) for row in scores]
+        norm = [max(range(4), key=lambda k: row[k][0] / row[k][1]) for row in scores]
         return raw, norm
 
-    def _loglik(self, pairs: list[tuple[str, str]]) -> list[tuple[float, int]]:
-        torch = self.torch
-        contexts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c, _ in pairs]
-        endings = [self.tokenizer(e, add_special_tokens=False)["input_ids"] for _, e in pairs]
-        sequences = [c + e for c, e in zip(contexts, endings, strict=True)]
-        width = max(map(len, sequences))
-        pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+
+def _left_padded(torch: Any, rows: list[list[int]], pad_id: int, device: Any) -> tuple:
+    """Ids, attention mask and position ids of left-padded rows (positions skip the padding)."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row) :] = torch.tensor(row)
+        mask[index, width - len(row) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def last_logits(model: Any, rows: list[list[int]], pad_id: int) -> Any:
+    """The logits after each row's last token, as float32 (one pass, left padding)."""
+    torch = require("torch", "local")
+    ids, mask, positions = _left_padded(torch, rows, pad_id, model.device)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
+    return out.logits[:, -1, :].float()
+
+
+def continuation_logliks(
+    model: Any,
+    contexts: list[list[int]],
+    endings: list[list[list[int]]],
+    batch_size: int,
+    pad_id: int,
+) -> list[list[tuple[float, int]]]:
+    """(summed log-likelihood, tokens) of every ending of every context.
+
+    A context is read once and its key/value cache is copied to each of its endings, which
+    are then read side by side: the question is computed once, not once per option. Contexts of
+    similar length share a batch, so little of it is padding.
+    """
+    torch = require("torch", "local")
+    transformers = require("transformers", "local")
+    from fcsft.models.decode import cache_keyword
+
+    cache_arg = cache_keyword(model)
+    results: list[list[tuple[float, int]]] = [[] for _ in contexts]
+    order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        ids, mask, positions = _left_padded(
+            torch, [contexts[i] for i in chunk], pad_id, model.device
+        )
+        cache = transformers.DynamicCache()
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits
-        out = []
-        for row, (context, ending) in enumerate(zip(contexts, endings, strict=True)):
-            start = len(context) - 1  # the logits at position p predict token p + 1
-            picked = torch.log_softmax(logits[row, start : start + len(ending)], dim=-1)
-            total = float(picked[torch.arange(len(ending)), torch.tensor(ending)].sum())
-            out.append((total, len(ending)))
-        return out
+            first = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+                **{cache_arg: cache},
+            ).logits[:, -1, :]
+            first = torch.log_softmax(first.float(), dim=-1)
+            rows = [(q, e) for q, i in enumerate(chunk) for e in endings[i]]
+            per_context = [len(endings[i]) for i in chunk]
+            if len(set(per_context)) != 1:
+                raise ValueError("every context needs the same number of endings")
+            rest = [ending[:-1] for _, ending in rows]  # each token predicts the next one
+            width = max(map(len, rest))
+            later = None
+            if width:
+                cache.batch_repeat_interleave(per_context[0])
+                tail_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                tail_mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for index, tokens in enumerate(rest):
+                    tail_ids[index, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+                    tail_mask[index, : len(tokens)] = 1
+                repeated = mask.repeat_interleave(per_context[0], dim=0)
+                after = positions[:, -1].repeat_interleave(per_context[0]) + 1
+                later = model(
+                    input_ids=tail_ids.to(model.device),
+                    attention_mask=torch.cat([repeated, tail_mask.to(model.device)], dim=1),
+                    position_ids=after[:, None] + torch.arange(width, device=model.device),
+                    use_cache=True,
+                    **{cache_arg: cache},
+                ).logits
+                later = torch.log_softmax(later.float(), dim=-1)
+        for index, (q, ending) in enumerate(rows):
+            total = float(first[q, ending[0]])
+            if len(ending) > 1:
+                picked = later[index, torch.arange(len(ending) - 1), torch.tensor(ending[1:])]
+                total += float(picked.sum())
+            results[chunk[q]].append((total, len(ending)))
+    return results
 
 
-def mmlu_local(folder: Path, questions: list[Question]) -> dict[str, list[int]]:
+def mmlu_local(
+    folder: Path, questions: list[Question], precision: str = "auto"
+) -> dict[str, list[int]]:
     """Per form, 1/0 correctness per question."""
-    scorer = LocalScorer(folder)
+    scorer = LocalScorer(folder, precision=precision)
     raw, norm = scorer.cloze(questions)
     forms = {"letter": scorer.letters(questions), "cloze": raw, "cloze_norm": norm}
     return {
@@ -173,7 +237,7 @@ async def mmlu_api(model: Any, model_name: str, questions: list[Question]) -> di
     """Letter form through any chat provider (concurrently; the client limits concurrency)."""
     import asyncio
 
-    from fcsft.expand.ask import ask
+    from fcsft.models.ask import ask
 
     answers = await asyncio.gather(
         *(

@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
-from fcsft.evaluate import bfcl
 from fcsft.jsonl import read_jsonl
 
 MODEL = "fcsft-official"

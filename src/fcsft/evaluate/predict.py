@@ -30,9 +30,9 @@ from typing import Any, Literal
 from fcsft.errors import UserError
 from fcsft.evaluate.bfcl_prompt import FORMS as BFCL_FORMS
 from fcsft.evaluate.bfcl_prompt import bfcl_reply, bfcl_request
-from fcsft.formats import FormatError
+from fcsft.formats import FormatError, decode_arguments
 from fcsft.formats.chat import text_messages
-from fcsft.formats.tagged import decode_arguments, parse_reply
+from fcsft.formats.tagged import parse_reply
 from fcsft.jsonl import read_numbered
 from fcsft.models.base import ChatLike, ChatRequest, ChatResponse, ModelError
 from fcsft.stage import Outcome, Progress, Stage, run_stage

@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
+from fcsft.benchmarks.bfcl import Split
 from fcsft.errors import UserError
-from fcsft.evaluate.bfcl import Split
 from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
@@ -48,6 +48,7 @@ class EvalPlan:
     max_tokens: int = 256
     concurrency: int = 32
     api_key_env: str | None = None
+    precision: str = "auto"
     command: str | None = None
 
 
@@ -62,7 +63,7 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
             raise UserError(f"{path}: holds no items (make them with `fcsft testset`)")
         items += found
     if plan.bfcl:
-        from fcsft.evaluate.bfcl import load_bfcl
+        from fcsft.benchmarks.bfcl import load_bfcl
 
         for category in plan.bfcl:
             items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed, split=plan.split)
@@ -81,15 +82,18 @@ def open_client(plan: EvalPlan):
     from fcsft.models.client import Client
     from fcsft.models.registry import load_model
 
-    options = {"api_key_env": plan.api_key_env} if plan.api_key_env else {}
-    provider = load_model(model_uri(plan.model), **options)
+    uri = model_uri(plan.model)
+    options: dict[str, Any] = {"api_key_env": plan.api_key_env} if plan.api_key_env else {}
+    if uri.startswith("local:"):
+        options["precision"] = plan.precision
+    provider = load_model(uri, **options)
     cache = ResponseCache(plan.out_dir / "cache.sqlite")
     return Client(provider, concurrency=plan.concurrency, cache=cache), provider.name
 
 
 def split_record(plan: EvalPlan, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Which part of BFCL's dev/test split was asked, how the split was made, and its sizes."""
-    from fcsft.evaluate.bfcl import DEV_SHARE, SPLIT_SEED, split_sizes
+    from fcsft.benchmarks.bfcl import DEV_SHARE, SPLIT_SEED, split_sizes
 
     return {
         "part": plan.split,
@@ -108,14 +112,15 @@ def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
     from fcsft.evaluate.mmlu import load_mmlu, mmlu_api, mmlu_local
 
     path, marker = plan.out_dir / "mmlu.jsonl", plan.out_dir / "mmlu.json"
-    settings = {"model": model_name, "n": plan.mmlu, "seed": plan.seed}
+    settings = {"model": model_name, "n": plan.mmlu, "seed": plan.seed, "precision": plan.precision}
     if path.exists() and marker.exists() and json.loads(marker.read_text()) == settings:
         return
     questions = load_mmlu(plan.mmlu, plan.seed)
     if model_name.startswith("local:"):
         from fcsft.models.weights import model_folder
 
-        marks = mmlu_local(model_folder(model_name.removeprefix("local:")), questions)
+        folder = model_folder(model_name.removeprefix("local:"))
+        marks = mmlu_local(folder, questions, plan.precision)
     else:
         marks = asyncio.run(mmlu_api(client, model_name, questions))
     write_jsonl(
@@ -161,8 +166,15 @@ def evaluate(
         **({"split": split_record(plan, items)} if plan.bfcl else {}),
         "items_files": [str(p) for p in plan.items],
         "usage": client.totals().to_json(),
+        **_precision_of(client),
     }
     return report(plan.out_dir, meta)
+
+
+def _precision_of(client: Any) -> dict[str, Any]:
+    """What a local model ran in and why (nothing for API models or one never loaded)."""
+    choice = getattr(getattr(client.provider, "model", None), "choice", None)
+    return {"precision": choice.to_json()} if choice is not None else {}
 
 
 class EvaluateConfig(Section):
@@ -192,6 +204,8 @@ class EvaluateConfig(Section):
     """Completion tokens per reply."""
     concurrency: int = Field(32, ge=1)
     """Requests in flight."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Number format of local models under evaluation (see `models.*.precision`)."""
 
 
 def evaluate_run(
@@ -228,6 +242,7 @@ def evaluate_run(
             seed=config.seed,
             max_tokens=config.max_tokens,
             concurrency=config.concurrency,
+            precision=config.precision,
             command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
         )
         evaluate(plan, on_progress(f"eval {side}"))

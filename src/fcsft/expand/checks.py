@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fcsft.expand.terms import key_terms, missing_terms
 from fcsft.records import Verdict
 from fcsft.text.minhash import MinHasher, similarity
+from fcsft.text.terms import key_terms, missing_terms
 
 _HASHER = MinHasher()
 

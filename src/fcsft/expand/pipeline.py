@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import Field
 
-from fcsft.expand.ask import ask, one_line, string_list
 from fcsft.expand.checks import check_combination, check_rewrite, near_copy, verdict
 from fcsft.expand.diversity import diversity
 from fcsft.expand.vary import vary
 from fcsft.jsonl import read_jsonl
+from fcsft.models.ask import ask, one_line, string_list
 from fcsft.records import Seed, Task
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
@@ -70,7 +70,8 @@ def quota(multiplier: float, ident: str) -> int:
     return math.floor(multiplier) + (fraction < multiplier - math.floor(multiplier))
 
 
-def seed_task(seed: Seed, tools: list[str]) -> Task:
+def seed_task(seed: Seed) -> Task:
+    """The seed as a task. It names no tools of its own: every configured tool is available."""
     return Task(
         id=seed.id,
         question=seed.question,
@@ -78,7 +79,6 @@ def seed_task(seed: Seed, tools: list[str]) -> Task:
         how="seed",
         source=seed.source,
         domain=seed.domain,
-        tools=tools,
         plan=list(seed.plan) if seed.plan else ([] if seed.no_tool else None),
         no_tool=seed.no_tool,
     )
@@ -88,12 +88,12 @@ def _passed(task: Task) -> Outcome:
     return Outcome(task.to_json())
 
 
-def expand_stage(config: ExpandConfig, model: Any, model_name: str, tools: list[str]) -> Stage:
+def expand_stage(config: ExpandConfig, model: Any, model_name: str) -> Stage:
     """Per seed: the seed as a task, its rewrites and its variations, each checked."""
 
     async def process(obj: dict[str, Any]) -> list[Outcome]:
         seed = Seed.from_json(obj)
-        base = seed_task(seed, tools)
+        base = seed_task(seed)
         outcomes = [_passed(base)]
         accepted = [base.question]
         wanted = quota(config.rewrite, seed.id)
@@ -112,7 +112,7 @@ def expand_stage(config: ExpandConfig, model: Any, model_name: str, tools: list[
     return Stage(
         "expand",
         process,
-        config={"expand": config.model_dump(mode="json"), "model": model_name, "tools": tools},
+        config={"expand": config.model_dump(mode="json"), "model": model_name},
         concurrency=16,
     )
 
@@ -132,7 +132,7 @@ async def _rewrites(
     )
     usage = answer.usage or {}
     if answer.error:
-        return [Outcome(None, [verdict("rewrite.model_error", answer.error)], usage)]
+        return [Outcome(None, [verdict("rewrite.model_error", answer.error)], usage, retry=True)]
     texts = string_list(answer.text)
     if texts is None:
         return [
@@ -212,11 +212,10 @@ async def _combine(
         model_name,
         COMBINE_PROMPT.format(parts=parts),
         temperature=config.temperature,
-        sample=0,
     )
     usage = answer.usage or {}
     if answer.error:
-        return [Outcome(None, [verdict("combine.model_error", answer.error)], usage)]
+        return [Outcome(None, [verdict("combine.model_error", answer.error)], usage, retry=True)]
     question = one_line(answer.text)
     if question is None:
         return [Outcome(None, [verdict("combine.parse", "an empty reply")], usage)]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fcsft.formats.base import decode_arguments
 from fcsft.formats.openai import parse_tool
-from fcsft.formats.tagged import decode_arguments, render_text
+from fcsft.formats.tagged import render_text
 from fcsft.records import FinalAnswer, Observation, Say, Think, ToolCall, call_id
 
 TOOLS_PROMPT = """\

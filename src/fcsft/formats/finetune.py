@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fcsft.formats import Format, FormatError, register
+from fcsft.formats.base import Format, FormatError, register
 from fcsft.formats import openai as interchange
 from fcsft.records import Trajectory, turns
 

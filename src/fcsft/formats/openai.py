@@ -12,8 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fcsft.formats import Format, FormatError, build, meta_json, register, split_meta
-from fcsft.formats.tagged import decode_arguments
+from fcsft.formats.base import (
+    Format,
+    FormatError,
+    build,
+    decode_arguments,
+    meta_json,
+    register,
+    split_meta,
+)
 from fcsft.records import (
     Observation,
     Tool,

@@ -25,8 +25,8 @@ import json
 import re
 from typing import Any
 
-from fcsft.formats import Format, FormatError, build, meta_json, register, split_meta
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.base import Format, FormatError, build, meta_json, register, split_meta
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.formats.openai import parse_tool
 from fcsft.formats.tagged import call_from_object, call_object
 from fcsft.records import Observation, Trajectory, Turn, steps_of, turns

@@ -17,8 +17,18 @@ import json
 import re
 from typing import Any
 
-from fcsft.formats import Format, FormatError, build, meta_json, register, split_meta
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.base import (
+    Format,
+    FormatError,
+    build,
+    decode_arguments,
+    kind,
+    meta_json,
+    register,
+    split_meta,
+)
+from fcsft.formats.json_text import JsonProblem, loads_lenient
+from fcsft.formats.openai import assistant_message
 from fcsft.records import (
     FinalAnswer,
     GrammarError,
@@ -32,7 +42,6 @@ from fcsft.records import (
     turns,
 )
 
-TAGS = ("think", "tool_call", "observation", "final_answer")
 _OPEN = re.compile(r"<(think|tool_call|observation|final_answer)(\s+error=\"true\")?>")
 _ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer)(?:\s[^>]*)?>")
 _ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
@@ -47,9 +56,9 @@ def render_text(steps: list[Any]) -> str:
     parts: list[str] = []
     for index, step in enumerate(steps):
         if isinstance(step, Think):
-            parts.append(f"<think>{_plain(step.text, 'think', index)}</think>")
+            parts.append(f"<think>{_plain(step.text, index)}</think>")
         elif isinstance(step, Say):
-            parts.append(_plain(step.text, "say", index))
+            parts.append(_plain(step.text, index))
         elif isinstance(step, ToolCall):
             parts.append(f"<tool_call>{call_json(step, index_of_call(steps, index))}</tool_call>")
         elif isinstance(step, Observation):
@@ -61,7 +70,7 @@ def render_text(steps: list[Any]) -> str:
             attr = ' error="true"' if step.error else ""
             parts.append(f"<observation{attr}>{step.content}</observation>")
         elif isinstance(step, FinalAnswer):
-            parts.append(f"<final_answer>{_plain(step.text, 'final_answer', index)}</final_answer>")
+            parts.append(f"<final_answer>{_plain(step.text, index)}</final_answer>")
     return "\n".join(parts)
 
 
@@ -82,7 +91,7 @@ def call_json(call: ToolCall, position: int) -> str:
     return json.dumps(call_object(call, position), ensure_ascii=False).replace("</", "<\\/")
 
 
-def _plain(text: str, tag: str, index: int) -> str:
+def _plain(text: str, index: int) -> str:
     found = _ANY_TAG.search(text)
     if found:
         raise FormatError(
@@ -189,7 +198,7 @@ def parse_call(body: str, position: int, shift: int = 0) -> ToolCall:
 def call_from_object(obj: Any, position: int, where: str, offset: int | None = None) -> ToolCall:
     """A call from its parsed JSON: strict about the name, the arguments and unknown keys."""
     if not isinstance(obj, dict):
-        raise FormatError(f"a tool call must be a JSON object, got {_kind(obj)}", where, offset)
+        raise FormatError(f"a tool call must be a JSON object, got {kind(obj)}", where, offset)
     unknown = sorted(set(obj) - _CALL_KEYS)
     if unknown:
         raise FormatError(
@@ -198,29 +207,13 @@ def call_from_object(obj: Any, position: int, where: str, offset: int | None = N
     name = obj.get("name")
     if not isinstance(name, str) or not name:
         raise FormatError(
-            f"tool call name must be a non-empty string, got {_kind(name)}", where, offset
+            f"tool call name must be a non-empty string, got {kind(name)}", where, offset
         )
     arguments = decode_arguments(obj.get("arguments", {}), where, offset)
     ident = obj.get("id", call_id(position))
     if not isinstance(ident, str):
-        raise FormatError(f"tool call id must be a string, got {_kind(ident)}", where, offset)
+        raise FormatError(f"tool call id must be a string, got {kind(ident)}", where, offset)
     return ToolCall(name=name, arguments=arguments, id=ident)
-
-
-def decode_arguments(value: Any, where: str, offset: int | None = None) -> dict[str, Any]:
-    """Arguments as an object; a JSON string holding an object (OpenAI's wire form) is accepted."""
-    if isinstance(value, str):
-        try:
-            value = loads_lenient(value)
-        except JsonProblem as exc:
-            raise FormatError(f"arguments are not valid JSON: {exc}", where, offset) from None
-    if not isinstance(value, dict):
-        raise FormatError(f"arguments must be a JSON object, got {_kind(value)}", where, offset)
-    return value
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def _skip_space(text: str, pos: int) -> int:
@@ -276,8 +269,6 @@ def parse_reply(text: str, first_call: int = 0) -> dict[str, Any]:
     found = turns(steps)
     if len(found) != 1:
         raise FormatError("a reply must be one turn: thinking, then calls or an answer", "text")
-    from fcsft.formats.openai import assistant_message
-
     return assistant_message(found[0])
 
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from fcsft.agent import Limits, ToolLike, run_agent
-from fcsft.expand.ask import Answer, ask
 from fcsft.formats import get_format
+from fcsft.models.ask import Answer, ask
 from fcsft.records import (
     FinalAnswer,
     Meta,
@@ -175,7 +175,8 @@ def _outcome(trajectory: Trajectory) -> Outcome:
             passed=False,
             reason=str(extra.get("error") or "the model failed without saying why"),
         )
-        return Outcome(record, [verdict], counts)
+        # A request that failed is the model's doing, not the task's: try it again next run.
+        return Outcome(record, [verdict], counts, retry="error" in extra)
     return Outcome(record, counts=counts | {"trajectories": 1})
 
 

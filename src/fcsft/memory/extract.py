@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.errors import UserError
-from fcsft.expand.ask import ask
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.jsonl import read_jsonl
 from fcsft.memory.writer import Memory
+from fcsft.models.ask import ask
 
 EXTRACT_PROMPT = """\
 Read these messages and list the lessons worth remembering for future work: facts, \

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.intervals import wilson
-from fcsft.jsonl import dumps, read_jsonl
+from fcsft.jsonl import dumps, read_json_object, read_jsonl
 
 HISTORY = "lessons-history.jsonl"
 
 
 def _key(stage_dir: Path) -> str | None:
-    done = stage_dir / "_done.json"
-    return json.loads(done.read_text()).get("key") if done.exists() else None
+    done = read_json_object(stage_dir / "_done.json") or {}
+    key = done.get("key")
+    return key if isinstance(key, str) else None
 
 
 def record_attempt(run_dir: Path, lessons: list[str]) -> list[dict[str, Any]]:

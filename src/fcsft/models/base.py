@@ -7,15 +7,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fcsft.errors import UserError
+
 
 class _EncodedOnce:
     """Two slots for a request's JSON, outside its dataclass fields (so outside eq, repr, hash
     and asdict). Slots, not the instance's __dict__: on Python 3.11 an instance keeps its
     fields without a dict object until `__dict__` is first read, and a dict made then for
-    every request sent outlives the request's own short-lived objects. At hundreds of requests
-    in flight that kept the garbage collector's youngest generation full of live coroutines
-    (gen-0 passes 10x longer) and cost the client 7% of its throughput (bench/client_throughput.py,
-    concurrency 256)."""
+    every request sent outlives the request's own short-lived objects, which keeps the garbage
+    collector's youngest generation full of live coroutines when hundreds of requests are in
+    flight."""
 
     __slots__ = ("_messages_json", "_tools_json")
 
@@ -135,7 +136,25 @@ def completion_reply(data: Any) -> ChatResponse:
 
 
 class ModelError(Exception):
-    """A request that failed for good (after retries); the loop records it and moves on."""
+    """A request that failed for good (after retries); the loop records it and moves on.
+
+    `kind` is what failures of one cause have in common ("HTTP 500", "timeout"), for telling
+    a model that fails every request the same way from one that fails now and then."""
+
+    def __init__(self, message: str, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind or message
+
+
+class ModelUnusable(ModelError):
+    """A failure every request to this model would meet: the key is refused, the model or URL
+    does not exist, the server cannot be reached. The message names the fix."""
+
+
+class ModelUnavailable(UserError):
+    """Raised by the client instead of a request's reply: asking this model again in this run
+    is pointless (see `Client`). It ends the run with one line; the next run retries what
+    failed."""
 
 
 class ChatLike(Protocol):

@@ -4,13 +4,13 @@ Why this shape:
 
 - One row per request, appended to a plain rowid table and found through a unique index on
   a 64-bit hash of its key; the key itself is stored beside it and compared on every hit.
-  Indexing the 64-character keys themselves cost twice the writer's time at 100k rows (23 vs
-  11 us a row: a key index is five times bigger, and a batch rewrites most of its pages), and
-  keying the table itself by the hash (or WITHOUT ROWID) three times, since each insert then
-  moves a whole reply inside the tree. `INSERT OR IGNORE` makes a second writer of the same
-  key harmless, so several processes (a Ray shard each, or a stage re-run beside another)
-  share one file. (Two keys with one hash, about one chance in 4 billion at 100k replies: the
-  second is never stored and is asked of the model each time, never answered wrongly.)
+  An index of the 64-character keys themselves would be five times bigger, with most of its
+  pages rewritten by every batch; keying the table itself by the hash (or WITHOUT ROWID) would
+  move a whole reply inside the tree on each insert. `INSERT OR IGNORE` makes a second writer
+  of the same key harmless, so several processes (a Ray shard each, or a stage re-run beside
+  another) share one file. (Two keys with one hash, about one chance in 4 billion at 100k
+  replies: the second is never stored and is asked of the model each time, never answered
+  wrongly.)
 - WAL journal: readers never wait for writers and writers commit without blocking readers.
   `busy_timeout` makes a writer wait for another process's transaction instead of failing.
 - Lookups run on the caller's thread. A query costs tens of microseconds between other work
@@ -18,8 +18,8 @@ Why this shape:
   flight, so once misses have cost about what reading the file's keys would, the cache reads
   their hashes (from the index, 8 bytes a key) and from then on answers a miss from memory,
   learning the rows added since at most every quarter second. A re-run that finds everything
-  never reads them. (Asking SQLite for many keys at once instead made the event loop start
-  requests in bursts, and the garbage collector ran five times as often.) A key another
+  never reads them. (Keys are looked up one request at a time, not gathered into one query
+  for many, which would make the event loop start requests in bursts.) A key another
   process stored in the last quarter second may be missed: that request is sent again, as
   when two processes ask at the same moment.
 - Writes go to one background thread that gathers them for a quarter of a second and commits
@@ -28,11 +28,14 @@ Why this shape:
   file; the bigger the batch, the fewer times each page is written. Until its batch is
   committed a reply is served from memory, so a process always reads its own writes;
   `flush()` or `close()` makes them durable (a crash loses at most the last quarter second).
+- A file that is not a cache (garbage, half a file, another program's database) is set aside
+  as `NAME.corrupt-<time>`, with a warning, and an empty cache takes its place: the run goes
+  on and asks again what it cannot read. A row whose reply does not decode is a miss, and the
+  new reply replaces it.
 - What is stored is the reply alone: the chat-completion JSON exactly as an OpenAI-compatible
-  server sent it (no second encoding on the event loop: 5 us a reply, 2% of the client's time
-  at 256 in flight), or for a reply made in this process its message, token counts, finish
-  reason and extras. Requests carry no credentials and neither do replies, so the API key can
-  never reach this file.
+  server sent it (so the event loop never encodes a reply a second time), or for a reply made
+  in this process its message, token counts, finish reason and extras. Requests carry no
+  credentials and neither do replies, so the API key can never reach this file.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import collections
 import functools
 import hashlib
 import json
+import logging
 import queue
 import sqlite3
 import struct
@@ -54,13 +58,16 @@ from typing import Any
 
 from fcsft.models.base import ChatResponse, completion_reply
 
+log = logging.getLogger(__name__)
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS replies (
         hash INTEGER NOT NULL, key TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS replies_by_hash ON replies (hash)",
 )
-# Files written before the hash index kept the key as the primary key of `responses`.
+# A file of the earlier layout has a table `responses` keyed by the key itself; opening it
+# moves its rows into `replies`.
 _OLD_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'responses'"
 _MIGRATE = (
     """INSERT OR IGNORE INTO replies (hash, key, response, created)
@@ -74,9 +81,8 @@ _ALL_HASHES = "SELECT hash FROM replies"  # read from the index alone
 _ROWS = "SELECT max(rowid) FROM replies"
 # A batch goes in as multi-row INSERTs of up to _ROWS_PER_INSERT rows: the sqlite3 module binds
 # a statement's parameters in one call and steps it once, so the writer gives up the GIL once
-# a statement, not once a row as executemany does. Measured here on 1,000-row batches: 3-4 us
-# of CPU a row, against 9-10 us for the batch encoded as one JSON array and read back by
-# json_each (the encoding escapes every stored reply a second time). At most 128 rows (512
+# a statement, not once a row as executemany does. (A batch encoded as one JSON array and read
+# back by json_each would escape every stored reply a second time.) At most 128 rows (512
 # parameters) a statement stays inside any SQLite's parameter limit; a batch uses at most two
 # sizes (full chunks and the rest), whose text is built once and whose prepared statements the
 # module's statement cache keeps.
@@ -89,7 +95,7 @@ _WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache, at most (used as pages
 _CHECKPOINT_PAGES = 4000  # WAL pages before a checkpoint (SQLite's default: 1000)
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 _Row = tuple[int, str, str, float]  # key_hash(key), key, encoded reply, when it was stored
-_SIGNED_64 = struct.Struct(">q").unpack  # int.from_bytes(b, "big", signed=True), 20% sooner
+_SIGNED_64 = struct.Struct(">q").unpack  # int.from_bytes(b, "big", signed=True), parsed once
 _BUSY_TIMEOUT_S = 60.0  # another process may hold the write lock for a batch; wait for it
 
 
@@ -123,6 +129,44 @@ def encode_response(response: ChatResponse) -> str:
     )
 
 
+_SHAPE = "SELECT hash, key, response, created FROM replies LIMIT 0"  # the columns this reads
+_DELETE = "DELETE FROM replies WHERE hash = ?"
+_BROKEN = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # error names that mean the file is not usable
+
+
+def _not_a_cache(path: Path) -> str | None:
+    """Why the file at `path` is not a response cache, from a read-only look (another
+    program's database is not changed); None for a cache or no file. A damaged file raises."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    look = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {
+            name
+            for (name,) in look.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
+        }
+        if tables - {"replies", "responses"}:
+            return f"holds other tables: {', '.join(sorted(tables - {'replies', 'responses'}))}"
+        if "replies" in tables:
+            look.execute(_SHAPE)
+    except sqlite3.OperationalError as exc:
+        if not _broken(exc):
+            return None  # cannot look without writing (busy, say): the cache's own open will
+        raise
+    finally:
+        look.close()
+    return None
+
+
+def _broken(exc: sqlite3.Error) -> bool:
+    """Whether an error says the file is damaged or not a cache (rather than busy, say)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_BROKEN):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "no such column" in str(exc)
+
+
 def decode_response(blob: str) -> ChatResponse:
     """A fresh ChatResponse from either stored form; callers may change it without harm."""
     data = json.loads(blob)
@@ -144,8 +188,12 @@ def _connect(path: Path) -> sqlite3.Connection:
             break
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
+                connection.close()
                 raise
             time.sleep(0.01)
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
     # With WAL, NORMAL stays consistent after a crash and skips a disk sync per commit.
     connection.execute("PRAGMA synchronous = NORMAL")
     return connection
@@ -185,8 +233,8 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reader = _connect(self.path)
-        _prepare(self._reader)
+        self.set_aside: Path | None = None  # where an unusable file found here was moved
+        self._reader = self._open()
         self._read_lock = threading.Lock()
         # key_hash of every key in the file as of `_known_at`, once the misses answered by
         # queries have cost as much as reading them (see `_missed`).
@@ -203,12 +251,68 @@ class ResponseCache:
         self._urgent = threading.Event()  # someone waits for the commit: do not linger
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        self._replace: set[int] = set()  # hashes of rows that did not decode: overwrite them
         self._closed = False
 
+    def _open(self) -> sqlite3.Connection:
+        """The reader's connection, to a cache file; an unusable file is set aside first."""
+        for _ in range(3):  # another process may be setting the same file aside
+            inode = self.path.stat().st_ino if self.path.exists() else None
+            try:
+                problem = _not_a_cache(self.path)
+                if problem is None:
+                    connection = _connect(self.path)
+                    try:
+                        _prepare(connection)
+                    except BaseException:
+                        connection.close()
+                        raise
+                    return connection
+            except sqlite3.DatabaseError as exc:
+                if not _broken(exc):
+                    raise
+                problem = str(exc)
+            self._move_aside(inode, problem)
+        raise RuntimeError(f"response cache {self.path}: cannot open a usable file")
+
+    def _move_aside(self, inode: int | None, problem: str) -> None:
+        """Rename the file (and its WAL files) to NAME.corrupt-<time>, unless someone did."""
+        try:
+            if inode is None or self.path.stat().st_ino != inode:
+                return  # gone or replaced meanwhile: open whatever is there now
+        except FileNotFoundError:
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{number}")
+        self.path.rename(target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.rename(target.with_name(target.name + suffix))
+        self.set_aside = target
+        log.warning(
+            "%s is not a usable response cache (%s); set aside as %s, starting an empty one",
+            self.path,
+            problem,
+            target.name,
+        )
+
     def get(self, key: str) -> ChatResponse | None:
-        """The stored reply for `key`, or None."""
+        """The stored reply for `key`, or None; a stored reply that does not decode is a miss,
+        and the next `put` of the key replaces it."""
         blob = self.get_encoded(key)
-        return None if blob is None else decode_response(blob)
+        if blob is None:
+            return None
+        try:
+            return decode_response(blob)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.debug("response cache %s: unreadable reply for %s (%s)", self.path, key, exc)
+            self._replace.add(key_hash(key))
+            return None
 
     def get_encoded(self, key: str) -> str | None:
         """The stored reply for `key` in its `encode_response` form, or None."""
@@ -221,8 +325,13 @@ class ResponseCache:
                 self._learn_new_keys()
             if hashed not in self._known:
                 return None
-        with self._read_lock:
-            row = self._reader.execute(_SELECT, (hashed,)).fetchone()
+        try:
+            with self._read_lock:
+                row = self._reader.execute(_SELECT, (hashed,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not _broken(exc):
+                raise
+            return None  # a damaged page: ask again, as for any miss
         if row is not None and row[0] == key:
             return row[1]
         if self._known is None:
@@ -312,9 +421,8 @@ class ResponseCache:
 
     def _learn_new_keys(self) -> None:
         """Add the keys other processes stored since the last look. The rows of this process's
-        own batches are skipped, not read back: their keys are known, and reading them (whole
-        rows, replies and all, from the log) cost 2% of the client's throughput at 256 requests
-        in flight (bench/client_throughput.py)."""
+        own batches are skipped, not read back: their keys are known, and reading them would
+        read whole rows, replies and all, from the log."""
         assert self._known is not None
         started = time.monotonic()
         unread, seen = [], self._known_rowid  # rowid ranges (after, through] still to read
@@ -340,8 +448,7 @@ class ResponseCache:
         connection = _connect(self.path)
         # Keys are hashes, so a batch dirties index pages all over the file. A page cache that
         # holds the index, and checkpoints every 16 MB of WAL instead of 4, copy each such page
-        # to the database file once for many batches: a quarter less CPU per reply (22 -> 16 us
-        # in batches of 700 into a file of 100k replies).
+        # to the database file once for many batches instead of once a batch.
         connection.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
         connection.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
         try:
@@ -369,12 +476,16 @@ class ResponseCache:
             connection.close()
 
     def _commit(self, connection: sqlite3.Connection, rows: list[_Row]) -> None:
+        replaced = [(row[0],) for row in rows if row[0] in self._replace]
         with _writing(connection):  # holds the write lock: the new rowids are all this batch's
+            if replaced:
+                connection.executemany(_DELETE, replaced)
             after = connection.execute(_ROWS).fetchone()[0] or 0
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 connection.execute(_insert(len(chunk)), [value for row in chunk for value in row])
             through = connection.execute(_ROWS).fetchone()[0] or 0
+        self._replace.difference_update(hashed for (hashed,) in replaced)
         if self._known is not None and through > after:
             self._own_rows.append((after, through))
         for _, key, _, _ in rows:

@@ -12,6 +12,13 @@ it adds to the provider, and why:
   the attempt that succeeded, so retries are never billed twice.
 - A request that fails for good is counted as an error. `chat` raises it as a ModelError (the
   contract the agent loop expects); `try_chat` returns it, for callers that would rather not.
+- A model that cannot be used must not turn every record into a rejection. The first request
+  that is not in the cache goes alone, and the others wait for its outcome; if the provider
+  says no request can succeed (`ModelUnusable`: a refused key, an unknown model, a server
+  that cannot be reached), that request and every later one raise `ModelUnavailable`, a
+  one-line user error that ends the run. The same happens once `breaker_share` of the last
+  `breaker_window` requests sent failed the same way (`ModelError.kind`). A cached reply
+  needs no model: a re-run served from the cache never waits or stops.
 """
 
 from __future__ import annotations
@@ -19,11 +26,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fcsft.models.base import ChatRequest, ChatResponse, ModelError, Provider
+from fcsft.models.base import (
+    ChatRequest,
+    ChatResponse,
+    ModelError,
+    ModelUnavailable,
+    ModelUnusable,
+    Provider,
+)
 from fcsft.models.cache import ResponseCache, decode_response, encode_response
 
 Prices = Mapping[str, Mapping[str, float]]  # model -> {"input_per_mtok": x, "output_per_mtok": y}
@@ -87,9 +102,18 @@ class Client:
         concurrency: int = 16,
         cache: ResponseCache | None = None,
         prices: Prices | None = None,
+        breaker_window: int = 20,
+        breaker_share: float = 0.8,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.breaker_window = breaker_window
+        self.breaker_share = breaker_share
+        # Error kinds (None: answered) of the last requests sent to the provider.
+        self._recent: deque[str | None] = deque(maxlen=breaker_window)
+        self._stopped: ModelUnavailable | None = None  # once set, every request raises it
+        self._reached = False  # a request came back from the provider: fan out freely
+        self._first: asyncio.Future[None] | None = None  # the request others wait for
         self.provider = provider
         self.name = provider.name
         self.concurrency = concurrency
@@ -168,9 +192,9 @@ class Client:
         self._bind_to_running_loop()
         while True:
             if self.cache is not None:
-                hit = self.cache.get_encoded(key)
+                hit = self.cache.get(key)
                 if hit is not None:
-                    return decode_response(hit), False
+                    return hit, False
             if key not in self._in_flight:
                 break
             waiters = self._in_flight[key]
@@ -184,13 +208,10 @@ class Client:
             # None: the request it waited for was cancelled. Go again, maybe as the sender.
         self._in_flight[key] = None
         try:
-            # acquire/release rather than `async with`, whose __aenter__ and __aexit__ are two
-            # more coroutines a request: at hundreds in flight the client is CPU-bound.
-            await self._slots.acquire()
-            try:
-                response = await self.provider.chat(request)
-            finally:
-                self._slots.release()
+            if self._reached and self._stopped is None:
+                response = await self._send(request)
+            else:
+                response = await self._send_first(request)
         except BaseException as error:
             # A failure is theirs too; a cancel is not: they go again (None).
             failed = isinstance(error, ModelError)
@@ -210,6 +231,59 @@ class Client:
                 waiter.set_result(response)
         return response, True
 
+    async def _send_first(self, request: ChatRequest) -> ChatResponse:
+        """`_send`, once the first request sent has shown the model can be used; the first
+        request sent is this one if no other is under way."""
+        while True:
+            if self._stopped is not None:
+                raise self._stopped
+            if self._reached:
+                return await self._send(request)
+            if self._first is None:
+                self._first = asyncio.get_running_loop().create_future()
+                try:
+                    return await self._send(request)
+                finally:
+                    first, self._first = self._first, None
+                    first.set_result(None)  # the others look again (and one goes if this failed)
+            await self._first
+
+    async def _send(self, request: ChatRequest) -> ChatResponse:
+        """The provider's reply, its failure noted for the breaker."""
+        # acquire/release rather than `async with`, whose __aenter__ and __aexit__ are two
+        # more coroutines a request: at hundreds in flight the client is CPU-bound.
+        await self._slots.acquire()
+        try:
+            response = await self.provider.chat(request)
+        except ModelUnusable as error:
+            self._stopped = ModelUnavailable(str(error))
+            raise self._stopped from None
+        except ModelError as error:
+            self._reached = True
+            self._note(error)
+            raise
+        finally:
+            self._slots.release()
+        self._reached = True
+        self._note(None)
+        return response
+
+    def _note(self, error: ModelError | None) -> None:
+        """Count one request sent; stop once most recent ones failed the same way."""
+        if self._stopped is not None:
+            return
+        self._recent.append(None if error is None else error.kind)
+        if error is None or len(self._recent) < self.breaker_window:
+            return
+        kind, count = Counter(k for k in self._recent if k is not None).most_common(1)[0]
+        if kind == error.kind and count >= self.breaker_share * self.breaker_window:
+            self._stopped = ModelUnavailable(
+                f"{count} of the last {len(self._recent)} requests to {self.name} failed the same "
+                f"way, last: {error}; stopped rather than reject every record: fix the cause and "
+                "run again (what failed is retried)"
+            )
+            raise self._stopped from None
+
     def _cache_key(self, request: ChatRequest) -> str:
         return cache_key(self.name, request)
 
@@ -220,6 +294,7 @@ class Client:
             self._loop = loop
             self._slots = asyncio.Semaphore(self.concurrency)
             self._in_flight = {}
+            self._first = None
 
 
 class StageClient:

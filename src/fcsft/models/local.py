@@ -4,10 +4,13 @@ Why batching: on two CPU cores greedy decoding of SmolLM2-135M makes ~11 tokens/
 sequence and ~108 tokens/s for 32 side by side, so a teacher or evaluation run of many tasks
 is only practical if concurrent requests share forward passes. `chat()` is async and cheap:
 it renders the prompt and queues a job; one worker thread per model cuts the queue into
-batches of requests with the same sampling settings and runs `generate` on each. Rows of a
-batch may ask for different stops and token limits: a stopping criterion tracks every row
-and the batch ends when all rows are done. Padding is on the left, so a row's output does not
-depend on its neighbours and greedy text is the same batched or alone.
+batches of requests with the same sampling settings and of similar length, and decodes each
+with `fcsft.models.decode`: the prompt prefix the rows share (a system prompt and tool list
+offered to many items) is computed once, and a row leaves the batch as soon as it ends (end of
+turn, a stop string such as the closing tag of a call or answer, its token limit). Padding is
+masked and skipped by the position ids, so a row's output does not depend on its neighbours
+and greedy text is the same batched or alone. `precision` (`fcsft.models.precision`) picks
+bf16 or float32 weights.
 
 Why two prompt paths: a request that uses OpenAI function calling (`tools`, assistant
 `tool_calls`, `role: tool` answers) is rendered by `fcsft.formats.chat.text_messages`, the
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import re
 import threading
@@ -41,6 +43,8 @@ from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
+from fcsft.models.decode import decode
+from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
 
@@ -72,6 +76,11 @@ class GenerationJob:
         if self.temperature <= 0:
             return ("greedy",)
         return ("sample", self.temperature, self.seed)
+
+    @property
+    def size(self) -> int:
+        """The prompt's length in characters, to batch prompts of similar length together."""
+        return sum(len(m.get("content") or "") for m in self.messages)
 
 
 @dataclass
@@ -165,28 +174,6 @@ class StopTracker:
         self.reasons[row] = reason
 
 
-@functools.cache
-def _row_stops_class() -> type:
-    """A transformers StoppingCriteria around StopTracker, built on first use: transformers is
-    an optional dependency and must not be imported with this module."""
-    torch = require("torch", "local")
-    transformers = require("transformers", "local")
-
-    class RowStops(transformers.StoppingCriteria):
-        def __init__(self, tracker: StopTracker, prompt_width: int):
-            self.tracker = tracker
-            self.prompt_width = prompt_width
-
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            width = input_ids.shape[1]
-            start = max(self.prompt_width, width - self.tracker.window)
-            tails = input_ids[:, start:].tolist()
-            done = self.tracker.step(tails, width - self.prompt_width)
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-    return RowStops
-
-
 # ---------------------------------------------------------------- the model
 
 
@@ -200,9 +187,11 @@ def _cores() -> int:
 class LocalModel:
     """One set of weights in memory, shared by every provider that names the same folder."""
 
-    def __init__(self, name: str, threads: int | None = None):
+    def __init__(self, name: str, threads: int | None = None, precision: str = "auto"):
         self.name = name  # as in `local:NAME`
         self.threads = threads
+        self.precision = precision
+        self.choice: Choice | None = None
         self.folder: str | None = None
         self.model: Any = None
         self.tokenizer: Any = None
@@ -230,10 +219,10 @@ class LocalModel:
             tokenizer.padding_side = "left"  # new tokens must follow every row's last token
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            cuda = torch.cuda.is_available()
-            dtype = torch.bfloat16 if cuda else torch.float32
-            model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-            model = model.to("cuda" if cuda else "cpu").eval()
+            choice = choose(self.precision, f"local:{self.name} precision")
+            model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=choice.dtype())
+            model = model.to(choice.device).eval()
+            self.choice = choice
             self.eos_ids = _eos_ids(model, tokenizer)
             self.context = getattr(model.config, "max_position_embeddings", None)
             self.folder, self.tokenizer = str(folder), tokenizer
@@ -267,7 +256,6 @@ class LocalModel:
     def _generate(
         self, jobs: list[GenerationJob], prompts: list[str]
     ) -> list[Completion | Exception]:
-        torch = require("torch", "local")
         # the chat template already wrote every special token the prompt needs
         token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         results: list[Completion | Exception | None] = [None] * len(jobs)
@@ -284,54 +272,28 @@ class LocalModel:
         if not keep:
             return [r for r in results if r is not None]
         batch = [jobs[i] for i in keep]
-        encoded = self.tokenizer.pad(
-            {"input_ids": [token_ids[i] for i in keep]}, padding=True, return_tensors="pt"
-        ).to(self.model.device)
-        width = encoded["input_ids"].shape[1]
         tracker = StopTracker(
             [limits[i] for i in keep],
             [job.stops for job in batch],
             self.eos_ids,
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
         )
-        criteria = self._criteria(tracker, width)
         first = batch[0]
-        if first.temperature > 0:
-            # The request's temperature alone, as an OpenAI server does with no top_p given;
-            # the folder's own sampling defaults (top_k, top_p) would silently change it.
-            sampling = {
-                "do_sample": True,
-                "temperature": first.temperature,
-                "top_k": 0,
-                "top_p": 1.0,
-            }
-            if first.seed is not None:
-                torch.manual_seed(first.seed)
-        else:
-            sampling = {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
-        with torch.inference_mode():
-            output = self.model.generate(
-                **encoded,
-                max_new_tokens=max(tracker.limits),
-                stopping_criteria=criteria,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=sorted(self.eos_ids) or None,
-                **sampling,
-            )
-        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+        made = decode(
+            self.model,
+            [token_ids[i] for i in keep],
+            tracker,
+            pad_id=self.tokenizer.pad_token_id,
+            window=tracker.window,
+            temperature=first.temperature,
+            seed=first.seed,
+        )
         for row, index in enumerate(keep):
-            n = tracker.lengths[row]
-            if n is None:  # generate stopped the row itself (its own max length)
-                n = output.shape[1] - width
-            ids = output[row, width : width + n].tolist()
+            ids = made[row]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             text, _ = cut_at_stop(text, jobs[index].stops, jobs[index].keep_closing_tags)
-            results[index] = Completion(text, int(prompt_tokens[row]), n, tracker.reasons[row])
+            results[index] = Completion(text, len(token_ids[index]), len(ids), tracker.reasons[row])
         return [r if r is not None else ModelError("no result") for r in results]
-
-    def _criteria(self, tracker: StopTracker, width: int) -> Any:
-        transformers = require("transformers", "local")
-        return transformers.StoppingCriteriaList([_row_stops_class()(tracker, width)])
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -451,11 +413,27 @@ class Batcher:
                 if not self._pending:
                     continue
                 settings = self._pending[0].job.settings
-                batch = [p for p in self._pending if p.job.settings == settings]
-                batch = batch[: self.max_batch]
+                batch = similar_sized(
+                    [p for p in self._pending if p.job.settings == settings], self.max_batch
+                )
                 taken = {id(p) for p in batch}
                 self._pending = [p for p in self._pending if id(p) not in taken]
                 return batch
+
+
+def similar_sized(candidates: list[_Pending], max_batch: int) -> list[_Pending]:
+    """At most `max_batch` of the candidates: the oldest (the first) and those nearest it in
+    size, so that a batch pads little and the oldest job never waits for a later round."""
+    if len(candidates) <= max_batch:
+        return candidates
+    ranked = sorted(range(len(candidates)), key=lambda k: candidates[k].job.size)
+    at = ranked.index(0)
+    sizes = [candidates[k].job.size for k in ranked]
+    best = max(0, at - max_batch + 1)
+    for start in range(best, min(at, len(ranked) - max_batch) + 1):
+        if sizes[start + max_batch - 1] - sizes[start] < sizes[best + max_batch - 1] - sizes[best]:
+            best = start
+    return [candidates[k] for k in sorted(ranked[best : best + max_batch])]
 
 
 # ---------------------------------------------------------------- the provider
@@ -481,12 +459,12 @@ def _model_key(name: str) -> Any:
     return ("folder", str(model_folder(name).resolve()))
 
 
-def shared_model(name: str, threads: int | None = None) -> LocalModel:
-    """The process-wide LocalModel for `local:NAME` (not loaded until it is first used)."""
-    key = _model_key(name)
+def shared_model(name: str, threads: int | None = None, precision: str = "auto") -> LocalModel:
+    """The process-wide LocalModel for `local:NAME` in a precision (loaded on first use)."""
+    key = (*_model_key(name), precision)
     with _LOCK:
         if key not in _MODELS:
-            _MODELS[key] = LocalModel(name, threads)
+            _MODELS[key] = LocalModel(name, threads, precision)
         return _MODELS[key]
 
 
@@ -501,6 +479,7 @@ class LocalProvider:
         collect_ms: float = 5.0,
         keep_closing_tags: bool = True,
         threads: int | None = None,
+        precision: str = "auto",
         generate: GenerateFn | None = None,
     ):
         """`generate` replaces the model (tests inject a fake); by default `local:NAME` is used."""
@@ -512,7 +491,7 @@ class LocalProvider:
                 generate, max_batch=max_batch, collect_s=collect_ms / 1000, name=self.name
             )
             return
-        self.model = shared_model(name, threads)
+        self.model = shared_model(name, threads, precision)
         key = (id(self.model), max_batch, collect_ms)
         with _LOCK:
             if key not in _BATCHERS:
@@ -610,6 +589,7 @@ def local_provider(
     collect_ms: float = 5.0,
     keep_closing_tags: bool = True,
     threads: int | None = None,
+    precision: str = "auto",
     **_transport_options: Any,
 ) -> LocalProvider:
     """`local:smollm2` or `local:PATH`. Options meant for network models (keys, timeouts,
@@ -620,4 +600,5 @@ def local_provider(
         collect_ms=float(collect_ms),
         keep_closing_tags=bool(keep_closing_tags),
         threads=None if threads is None else int(threads),
+        precision=str(precision),
     )

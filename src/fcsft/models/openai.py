@@ -15,7 +15,9 @@ watchdog looks at the attempts in flight a few times a timeout (an attempt ends 
 A failed attempt is retried with exponential backoff and jitter when trying again can help:
 429, 408, 5xx, timeouts, dropped or reset connections, and bodies that are not a completion.
 A server's Retry-After (seconds or an HTTP date) is honoured. Anything else (400, 401, 404)
-fails at once. Either way the caller gets a ModelError that says what went wrong, never an
+fails at once; 401, 403 and 404 (a refused key, an unknown model or URL), and a connection
+refused before this provider ever had an answer from the server, fail as `ModelUnusable`:
+every other request would fail the same way. Either way the caller gets a ModelError that says what went wrong, never an
 aiohttp exception. The API key lives in one request header and nowhere else: it is not in
 `repr`, in error messages, or in anything the cache stores.
 """
@@ -42,6 +44,7 @@ from fcsft.models.base import (
     ChatRequest,
     ChatResponse,
     ModelError,
+    ModelUnusable,
     completion_reply,
     json_scalar,
 )
@@ -92,8 +95,9 @@ def openai_provider(
 class _Retryable(Exception):
     """One attempt failed in a way that another attempt may not."""
 
-    def __init__(self, reason: str, wait_s: float | None = None):
+    def __init__(self, reason: str, kind: str, wait_s: float | None = None):
         super().__init__(reason)
+        self.kind = kind  # e.g. "HTTP 500", "timeout": see ModelError.kind
         self.wait_s = wait_s  # what the server asked for, if it did
 
 
@@ -125,6 +129,7 @@ class OpenAIProvider:
         self.connections = connections
         self._api_key = api_key
         self._api_key_env = api_key_env
+        self._answered = False  # the server has answered at least once (any status)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Attempts in flight: the task running each and when it times out. The watchdog takes
@@ -148,7 +153,8 @@ class OpenAIProvider:
                 if attempt + 1 == attempts:
                     raise ModelError(
                         f"{self.name} at {self.url}: gave up after {attempts} attempts; "
-                        f"last: {self._redact(str(failure))}"
+                        f"last: {self._redact(str(failure))}",
+                        failure.kind,
                     ) from None
                 delay = retry_delay(attempt, failure.wait_s, self.backoff_s, self.max_backoff_s)
                 log.debug(
@@ -227,6 +233,7 @@ class OpenAIProvider:
         try:
             async with session.post(self._url, data=body) as http:
                 status = http.status
+                self._answered = True
                 raw = await http.read()
                 if status != 200:
                     wait_s = retry_after_seconds(
@@ -235,25 +242,38 @@ class OpenAIProvider:
         except asyncio.CancelledError:
             # The watchdog's own cancel becomes a timeout, unless someone else cancelled too.
             if task not in self._deadlines and task.uncancel() <= cancelling:
-                raise _Retryable(f"no complete answer within {self.timeout_s:g}s") from None
+                raise _Retryable(
+                    f"no complete answer within {self.timeout_s:g}s", "timeout"
+                ) from None
             raise
         except TimeoutError:  # connecting took longer than timeout_s
-            raise _Retryable(f"no connection within {self.timeout_s:g}s") from None
+            raise _Retryable(f"no connection within {self.timeout_s:g}s", "timeout") from None
         except aiohttp.ClientConnectionError as exc:
-            raise _Retryable(f"connection failed: {type(exc).__name__}: {exc}") from None
+            if isinstance(exc, aiohttp.ClientConnectorError) and not self._answered:
+                # Never reached: a wrong URL, or a server that is not up.
+                raise ModelUnusable(
+                    f"{self.name} at {self.url}: cannot connect ({exc.os_error or exc}); check "
+                    f"that the server is running and the base URL {self.base_url!r}"
+                ) from None
+            reason = f"connection failed: {type(exc).__name__}: {exc}"
+            raise _Retryable(reason, "connection failed") from None
         except aiohttp.ClientError as exc:  # payload cut short, bad chunking, bad headers
-            raise _Retryable(f"transfer failed: {type(exc).__name__}: {exc}") from None
+            reason = f"transfer failed: {type(exc).__name__}: {exc}"
+            raise _Retryable(reason, "transfer failed") from None
         finally:
             self._deadlines.pop(task, None)  # gone if it timed out
         if status == 200:
             try:
                 return parse_completion(raw)
             except ValueError as exc:
-                raise _Retryable(f"malformed response body: {exc}") from None
+                raise _Retryable(f"malformed response body: {exc}", "malformed body") from None
         reason = f"HTTP {status}: {error_text(raw)}"
         if status in _RETRY_STATUSES or status >= 500:
-            raise _Retryable(reason, wait_s)
-        raise ModelError(f"{self.name} at {self.url}: {self._redact(reason)}{self._hint(status)}")
+            raise _Retryable(reason, f"HTTP {status}", wait_s)
+        message = f"{self.name} at {self.url}: {self._redact(reason)}{self._hint(status)}"
+        if status in (401, 403, 404):
+            raise ModelUnusable(message, f"HTTP {status}")
+        raise ModelError(message, f"HTTP {status}")
 
     async def _watch(self) -> None:
         """Cancel the attempts past their deadline; runs while any attempt is in flight."""

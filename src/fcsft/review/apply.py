@@ -24,6 +24,7 @@ from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.records import Verdict
 from fcsft.review.begin import Review, open_review, review_dir
 from fcsft.review.store import Item
+from fcsft.run_lock import run_dir_lock
 from fcsft.stage import record_id
 
 HUMAN_RULE = "review.human"
@@ -110,6 +111,11 @@ def _kept(source: Path, removed: dict[str, Item], dropped: list[dict]) -> Iterat
 def apply_review(run_dir: Path | str, command: str | None = None) -> dict[str, Any]:
     """Write review/out.jsonl, rejected.jsonl, stats.json and report.json; return the report."""
     run_dir = Path(run_dir)
+    with run_dir_lock(run_dir):
+        return _apply(run_dir, command)
+
+
+def _apply(run_dir: Path, command: str | None) -> dict[str, Any]:
     review = open_review(run_dir)
     items = review.store.items()
     removed = {

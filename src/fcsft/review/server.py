@@ -50,14 +50,9 @@ def build_server(store: ReviewStore, token: str):
     return uvicorn.Server(config)
 
 
-def serve(
-    store: ReviewStore,
-    port: int = 0,
-    token: str | None = None,
-    on_ready: Callable[[str], None] = print,
-) -> None:
-    """Serve until interrupted; `on_ready` gets the URL (with its token) before serving."""
-    token = token or new_token()
+def serve(store: ReviewStore, port: int = 0, on_ready: Callable[[str], None] = print) -> None:
+    """Serve until interrupted; `on_ready` gets the URL (with a new token) before serving."""
+    token = new_token()
     server = build_server(store, token)
     sock = bind(port)
     with sock:

@@ -7,6 +7,7 @@ following a final symlink, so a link swapped in after the check is not followed 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -33,13 +34,15 @@ def read_file_url(url: str, root: Path | None, max_bytes: int) -> tuple[bytes, b
         # The root is the top of the file system a model sees: file:///prices/a.csv is
         # ROOT/prices/a.csv, so datasets name files the same way on every machine.
         path = os.path.join(real_root, given.lstrip("/"))
-        if not os.path.exists(path) and os.path.isabs(given):
-            path = given  # meant as a host path: refused below, the same way wherever it is
+        if not os.path.exists(path) and os.path.isabs(given) and os.path.exists(given):
+            path = given  # a host path, refused below; a path found nowhere is just missing
     target = Path(os.path.realpath(path))
     if not target.is_relative_to(real_root):
-        raise FileRefused(f"{unquote(parts.path)} is outside the fetch root {root}")
+        raise FileRefused(f"{given} is outside the fetch root {root}")
+    if not target.exists():
+        raise FileNotFoundError(errno.ENOENT, f"no such file under the fetch root {root}")
     if target.is_dir():
-        raise IsADirectoryError(f"{unquote(parts.path)} is a directory")
+        raise IsADirectoryError(f"{given} is a directory")
     # O_NONBLOCK: opening a FIFO must not hang the tool; it is refused just below.
     fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     if not stat.S_ISREG(os.fstat(fd).st_mode):

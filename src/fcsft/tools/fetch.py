@@ -1,9 +1,9 @@
 """The `fetch` built-in: the text of an http(s) URL, or of a file under one configured folder.
 
 Limits a model cannot talk its way past: a byte cap (the rest is never downloaded), a time
-cap on the whole exchange, a redirect cap, and an address policy checked at every hop (see
-`_address_policy`). Redirects are followed here rather than by aiohttp so that each hop's
-URL is checked like the first.
+cap on the whole exchange, a redirect cap, and an address policy checked on every address a
+connection is made to, at every hop (see `_address_policy`). Redirects are followed here
+rather than by aiohttp so that each hop's URL is checked like the first.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fcsft.tools._address_policy import AddressPolicy, AddressRefused, GuardedResolver
+from fcsft.tools._address_policy import (
+    AddressPolicy,
+    AddressRefused,
+    GuardedResolver,
+    guarded_socket,
+)
 from fcsft.tools._file_url import FileRefused, read_file_url
 from fcsft.tools._html_text import html_to_text
 from fcsft.tools.function import FunctionTool
@@ -97,14 +102,17 @@ class Fetcher:
             return ToolResult.failure(f"fetch of {url} failed: {type(exc).__name__}: {exc}")
 
     async def _fetch_http(self, url: str) -> ToolResult:
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.policy), use_dns_cache=False)
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.policy),
+            use_dns_cache=False,
+            socket_factory=guarded_socket(self.policy),
+        )
         headers = {
             "User-Agent": self.options.user_agent,
             "Accept": "text/html, text/plain, application/json, */*",
         }
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             for _hop in range(self.options.max_redirects + 1):
-                self._check_literal_host(url)
                 async with session.get(url, allow_redirects=False) as response:
                     location = response.headers.get("Location")
                     if response.status in _REDIRECTS and location:
@@ -116,16 +124,6 @@ class Fetcher:
         return ToolResult.failure(
             f"more than {self.options.max_redirects} redirects, last to {url}"
         )
-
-    def _check_literal_host(self, url: str) -> None:
-        """IP literals bypass the resolver, so they are checked here."""
-        host = urlsplit(url).hostname or ""
-        try:
-            reason = self.policy.refusal(host)
-        except ValueError:
-            return  # a name, checked by the resolver
-        if reason:
-            raise AddressRefused(f"{reason} is not allowed")
 
     async def _read(self, response: aiohttp.ClientResponse, url: str) -> ToolResult:
         content_type = response.headers.get("Content-Type", "").lower()

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.models.base import ChatLike, ChatRequest
 from fcsft.records import Tool
 from fcsft.tools._observation_cache import ObservationCache, canonical

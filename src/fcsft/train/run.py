@@ -1,9 +1,13 @@
-"""`fcsft train`: TRL's SFTTrainer with PEFT LoRA (or full fine-tuning), assistant tokens only.
+"""`fcsft train`: LoRA (PEFT) or full fine-tuning, loss on assistant tokens only.
 
 fcsft renders and masks the conversations itself (`train.render`), so the loss is right even
-for templates without `{% generation %}` markers, and hands TRL `input_ids` plus
-`assistant_masks`, from which it builds the labels and packs sequences. The output folder is
-a merged transformers model with its tokenizer and chat template, usable as `local:PATH`.
+for templates without `{% generation %}` markers, packs them exactly (`train.packing`), and
+runs a plain loop: AdamW, warm-up then cosine, gradient accumulation, float32 master weights
+with bf16 autocast where `precision` picks it, a validation loss and a checkpoint every
+`save_steps` (a killed run resumes from the last one, data order included). Nothing runs in
+a step that the update does not need, so a step costs what the same work costs in a bare
+torch loop. The output folder is a merged transformers model with its tokenizer and chat
+template, usable as `local:PATH`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +26,13 @@ from pydantic import Field
 
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError, get_format
+from fcsft.formats.chat_tokens import render_example
 from fcsft.jsonl import read_jsonl, read_numbered
+from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
 from fcsft.stage import Stage, file_hash, stage_key
-from fcsft.train.render import render_example
+from fcsft.train.packing import Row, batch_tensors, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +65,7 @@ class TrainConfig(Section):
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimiser steps."""
     batch_size: int = Field(4, ge=1)
-    """Sequences (packed or not) per device per step. On CPU prefer 1 with `grad_accum` for the
-    rest: at max_length 1024, SmolLM2 took 92 s per 4 sequences at once and 43 s one at a time
-    (4 at once held 13 GB and spent its time in the kernel, allocating)."""
+    """Sequences (packed or not) per step and device; with `grad_accum`, what one update sees."""
     grad_accum: int = Field(1, ge=1)
     """Gradient accumulation steps."""
     learning_rate: float = Field(2e-4, gt=0)
@@ -74,11 +79,15 @@ class TrainConfig(Section):
     val_share: float = Field(0.05, ge=0, lt=0.5)
     """Share of training conversations held out for the evaluation loss."""
     gradient_checkpointing: bool | None = None
-    """Trade compute for memory; off on CPU by default (it costs ~50% there), on elsewhere."""
+    """Trade compute for memory; default: on for CUDA, off on CPU (where memory is rarely the
+    limit and the recomputation costs about half again)."""
     save_steps: int = Field(50, ge=1)
     """Checkpoint every this many steps (a killed run resumes from the last one)."""
     seed: int = 0
-    """Seed for the validation split and the trainer."""
+    """Seed for the validation split, the data order and the adapters' initial weights."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """`auto`: bf16 autocast where the hardware runs it fast (CUDA with bf16, a CPU with
+    AMX-BF16), float32 elsewhere; master weights stay float32 either way."""
 
 
 def conversations(data: Path) -> int:
@@ -96,8 +105,19 @@ def conversations(data: Path) -> int:
     return count
 
 
-def _datasets(config: TrainConfig, tokenizer: Any, data: Path):
-    datasets = require("datasets", "train")
+@dataclass
+class Prepared:
+    """Everything a training run needs, built once: model, tokenizer, rows, and counts."""
+
+    model: Any
+    tokenizer: Any
+    choice: Choice
+    train_rows: list[Row]
+    val_rows: list[Row]
+    counts: dict[str, int]
+
+
+def _examples(config: TrainConfig, tokenizer: Any, data: Path) -> tuple[list[Any], dict]:
     rendered = [
         render_example(tokenizer, record, config.max_length)
         for record in read_jsonl(data)
@@ -117,95 +137,229 @@ def _datasets(config: TrainConfig, tokenizer: Any, data: Path):
             len(rendered),
             config.max_length,
         )
-    rng = random.Random(config.seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    n_val = int(len(examples) * config.val_share)
-    split = {"validation": order[:n_val], "train": order[n_val:]}
-    built = {
-        name: datasets.Dataset.from_dict(
-            {
-                "input_ids": [examples[i].input_ids for i in indices],
-                "assistant_masks": [examples[i].assistant_masks for i in indices],
-            }
-        )
-        for name, indices in split.items()
-        if indices
-    }
     counts = {
         "examples": len(examples),
         "too_long": len(rendered) - len(examples),
         "train_tokens": sum(len(e.input_ids) for e in examples),
     }
-    return built, counts
+    return examples, counts
 
 
-def build_trainer(config: TrainConfig, data: Path, out: Path) -> tuple[Any, dict[str, Any]]:
-    """The configured SFTTrainer, and what `train` reports about its data."""
+def prepare(config: TrainConfig, data: Path) -> Prepared:
+    """Load the base model (with adapters for LoRA) and turn the data into training rows."""
     torch = require("torch", "train")
     transformers = require("transformers", "train")
-    trl = require("trl", "train")
     scheme, _, name = config.base.partition(":")
     if scheme != "local" or not name:
         raise UserError(f"train.base {config.base!r}: expected local:smollm2 or local:PATH")
+    choice = choose(config.precision, "train.precision")
     base = model_folder(name)
     tokenizer = transformers.AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    cuda = torch.cuda.is_available()
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        base, dtype=torch.bfloat16 if cuda else torch.float32
-    )
-    sets, counts = _datasets(config, tokenizer, data)
-    peft_config = None
+    torch.manual_seed(config.seed)
+    model = transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = model.to(choice.device)
     if config.method == "lora":
         peft = require("peft", "train")
-        peft_config = peft.LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.target_modules,
-            task_type="CAUSAL_LM",
+        model = peft.get_peft_model(
+            model,
+            peft.LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.target_modules,
+                task_type="CAUSAL_LM",
+            ),
         )
-    checkpoints = out / "checkpoints"
-    args = trl.SFTConfig(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_ratio,  # a float below 1 is read as a share of the steps
-        max_length=config.max_length,
-        packing=config.packing,
-        gradient_checkpointing=bool(
-            config.gradient_checkpointing if config.gradient_checkpointing is not None else cuda
-        ),
-        eval_strategy="steps" if "validation" in sets else "no",
-        eval_steps=config.save_steps,
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        logging_steps=1,
-        bf16=cuda,
-        use_cpu=not cuda,
-        seed=config.seed,
-        report_to=[],
-        dataloader_num_workers=0,
+    checkpointing = config.gradient_checkpointing
+    if checkpointing if checkpointing is not None else choice.device == "cuda":
+        model.gradient_checkpointing_enable()
+        if config.method == "lora":
+            model.enable_input_require_grads()
+    examples, counts = _examples(config, tokenizer, data)
+    order = list(range(len(examples)))
+    random.Random(config.seed).shuffle(order)
+    n_val = int(len(examples) * config.val_share)
+    val = [examples[i] for i in order[:n_val]]
+    train = [examples[i] for i in order[n_val:]]
+    return Prepared(
+        model,
+        tokenizer,
+        choice,
+        rows_of(train, config.max_length, config.packing),
+        rows_of(val, config.max_length, config.packing),
+        counts,
     )
-    trainer = trl.SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=sets["train"],
-        eval_dataset=sets.get("validation"),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    return trainer, {"tokenizer": tokenizer, "checkpoints": checkpoints, **counts}
 
 
-def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
+def batches(rows: list[Row], batch_size: int, seed: int, epoch: int) -> list[list[Row]]:
+    """One epoch's batches, in an order fixed by the seed and the epoch number."""
+    order = list(range(len(rows)))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    return [
+        [rows[i] for i in order[start : start + batch_size]]
+        for start in range(0, len(order), batch_size)
+    ]
+
+
+def batch_loss(model: Any, choice: Choice, tensors: dict[str, Any]) -> Any:
+    """Mean loss over the batch's labelled tokens, under bf16 autocast where chosen."""
+    torch = require("torch", "train")
+    with torch.autocast(choice.device, dtype=torch.bfloat16, enabled=choice.bf16):
+        return model(
+            input_ids=tensors["input_ids"],
+            position_ids=tensors["position_ids"],
+            labels=tensors["labels"],
+            use_cache=False,  # with a cache transformers would not read the packed positions
+        ).loss
+
+
+def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then a cosine to zero at `total` (step counts from 0)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    """The loop: optimiser steps over packed batches, checkpoints, validation loss."""
+
+    def __init__(self, config: TrainConfig, prepared: Prepared, out: Path):
+        torch = require("torch", "train")
+        self.config, self.prepared, self.out = config, prepared, out
+        self.checkpoints = out / "checkpoints"
+        self.device = prepared.choice.device
+        params = [p for p in prepared.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+        per_epoch = math.ceil(len(prepared.train_rows) / config.batch_size)
+        updates_per_epoch = max(1, math.ceil(per_epoch / config.grad_accum))
+        self.total = config.max_steps or max(1, math.ceil(config.epochs * updates_per_epoch))
+        self.warmup = max(1, round(config.warmup_ratio * self.total)) if config.warmup_ratio else 0
+        self.step = 0
+        self.log: list[dict[str, float]] = []
+        self.tokens = 0
+
+    def micro_batches(self):
+        """Every micro-batch from the start, epoch after epoch, as (epoch, index, rows)."""
+        epoch = 0
+        while True:
+            for index, rows in enumerate(
+                batches(self.prepared.train_rows, self.config.batch_size, self.config.seed, epoch)
+            ):
+                yield epoch, index, rows
+            epoch += 1
+
+    def run(self, on_step: Any = None) -> dict[str, Any]:
+        model, choice = self.prepared.model, self.prepared.choice
+        pad = self.prepared.tokenizer.pad_token_id
+        self._resume()
+        stream = self.micro_batches()
+        for _ in range(self.step * self.config.grad_accum):  # batches the checkpoint has seen
+            next(stream)
+        model.train()
+        started = time.monotonic()
+        while self.step < self.total:
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(
+                    self.step, self.total, self.config.learning_rate, self.warmup
+                )
+            total_loss = 0.0
+            for _ in range(self.config.grad_accum):
+                _, _, rows = next(stream)
+                tensors = batch_tensors(rows, pad, self.device)
+                loss = batch_loss(model, choice, tensors) / self.config.grad_accum
+                loss.backward()
+                total_loss += float(loss)
+                self.tokens += int(tensors["input_ids"].numel())
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            entry = {
+                "step": self.step,
+                "loss": total_loss,
+                "lr": self.optimizer.param_groups[0]["lr"],
+            }
+            if self.step % self.config.save_steps == 0 or self.step == self.total:
+                if self.prepared.val_rows:
+                    entry["eval_loss"] = self.validation_loss()
+                self.log.append(entry)
+                self._save()
+            else:
+                self.log.append(entry)
+            if on_step is not None:
+                on_step(self.step, self.total, self.tokens, time.monotonic() - started)
+        return {"steps": self.step, "log": self.log, "wall_s": time.monotonic() - started}
+
+    def validation_loss(self) -> float:
+        torch = require("torch", "train")
+        model, choice = self.prepared.model, self.prepared.choice
+        pad = self.prepared.tokenizer.pad_token_id
+        model.eval()
+        total = weight = 0.0
+        with torch.inference_mode():
+            for start in range(0, len(self.prepared.val_rows), self.config.batch_size):
+                rows = self.prepared.val_rows[start : start + self.config.batch_size]
+                trained = sum(r.trained for r in rows)
+                if trained:
+                    loss = batch_loss(model, choice, batch_tensors(rows, pad, self.device))
+                    total += float(loss) * trained
+                    weight += trained
+        model.train()
+        return total / weight if weight else math.nan
+
+    def _save(self) -> None:
+        """A checkpoint of the trainable weights, optimiser, step and log; the last two kept."""
+        torch = require("torch", "train")
+        model = self.prepared.model
+        folder = self.checkpoints / f"checkpoint-{self.step}"
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+        torch.save(
+            {
+                "weights": trainable,
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "tokens": self.tokens,
+                "log": self.log,
+            },
+            partial / "state.pt",
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+        for old in sorted(self._saved(), key=lambda p: int(p.name.split("-")[1]))[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _saved(self) -> list[Path]:
+        if not self.checkpoints.exists():
+            return []
+        return [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+
+    def _resume(self) -> None:
+        torch = require("torch", "train")
+        saved = sorted(self._saved(), key=lambda p: int(p.name.split("-")[1]))
+        if not saved:
+            return
+        state = torch.load(saved[-1] / "state.pt", map_location=self.device, weights_only=False)
+        parameters = dict(self.prepared.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["weights"].items():
+                parameters[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.tokens, self.log = state["step"], state["tokens"], state["log"]
+        log.info("resuming from %s (step %d of %d)", saved[-1], self.step, self.total)
+
+
+def _progress(step: int, total: int, tokens: int, elapsed: float) -> None:
+    rate = tokens / elapsed if elapsed else 0.0
+    left = (total - step) * elapsed / step if step else 0.0
+    log.info("train step %d/%d, %.0f tokens/s, about %.0f s left", step, total, rate, left)
+
+
+def train(config: TrainConfig, data: Path, out: Path, on_step: Any = _progress) -> dict[str, Any]:
     """Fine-tune on an `openai` JSONL; write the merged model to OUT/model.
 
     Records of the test split (`meta.split`) are left out, so the curate stage's output, which
@@ -226,25 +380,26 @@ def train(config: TrainConfig, data: Path, out: Path) -> dict[str, Any]:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     state.write_text(key)
-    trainer, info = build_trainer(config, data, out)
-    tokenizer, checkpoints = info["tokenizer"], info["checkpoints"]
-    resume = any(checkpoints.glob("checkpoint-*")) if checkpoints.exists() else False
-    started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=resume or None)
-    wall = time.monotonic() - started
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
-    merged = trainer.model.merge_and_unload() if config.method == "lora" else trainer.model
+    prepared = prepare(config, data)
+    trainer = Trainer(config, prepared, out)
+    result = trainer.run(on_step)
+    losses = [e["loss"] for e in result["log"]]
+    evals = [e["eval_loss"] for e in result["log"] if "eval_loss" in e]
+    model = prepared.model
+    merged = model.merge_and_unload() if config.method == "lora" else model
     target = out / "model"
     merged.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    prepared.tokenizer.save_pretrained(target)
     summary = {
         "base": config.base,
-        "steps": result.global_step,
-        "examples": info["examples"],
-        "too_long": info["too_long"],  # no assistant token within max_length: left out
-        "train_tokens": info["train_tokens"],
-        "wall_s": round(wall, 1),
+        "steps": result["steps"],
+        "examples": prepared.counts["examples"],
+        "too_long": prepared.counts["too_long"],  # no assistant token within max_length: left out
+        "train_tokens": prepared.counts["train_tokens"],
+        "rows": len(prepared.train_rows),
+        "wall_s": round(result["wall_s"], 1),
+        "tokens_per_s": round(trainer.tokens / result["wall_s"], 1) if result["wall_s"] else None,
+        "precision": prepared.choice.to_json(),
         "loss_first": losses[0] if losses else math.nan,
         "loss_last": losses[-1] if losses else math.nan,
         "eval_loss": evals[-1] if evals else None,

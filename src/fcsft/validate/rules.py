@@ -11,18 +11,17 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, wraps
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from fcsft.expand.terms import codes, names, numbers
-from fcsft.records import Observation, ToolCall, Trajectory, Turn, turns
+from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, turns
+from fcsft.text.terms import codes, names, numbers
 from fcsft.tools.validation import SchemaChecker
 
 Rule = Callable[[Trajectory, "Settings"], list[str]]
 T = TypeVar("T")
 RULES: dict[str, Rule] = {}
-TIERS = ("format", "logic")
 
 FAILURE_WORDS = (
     "error",
@@ -45,18 +44,18 @@ FAILURE_WORDS = (
     "missing",
     "sorry",
 )
+"""Words by which a turn after a failed call says it noticed the failure."""
+SCALES = (1e-9, 1e-6, 1e-3, 1.0, 1e3, 1e6, 1e9)
+"""Factors by which an answer may restate a number (1.48 billion from 1,482.6 million)."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Bounds and tolerances; `fcsft.validate.config.ValidateConfig` documents each."""
+    """Bounds and tolerances; `fcsft.validate.stage.ValidateConfig` documents each."""
 
     min_steps: int = 2
     max_steps: int = 15
     small_integers: int = 12
-    scales: tuple[float, ...] = (1e-9, 1e-6, 1e-3, 1.0, 1e3, 1e6, 1e9)
-    failure_words: tuple[str, ...] = FAILURE_WORDS
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def rule(code: str) -> Callable[[Rule], Rule]:
@@ -72,9 +71,9 @@ def rule(code: str) -> Callable[[Rule], Rule]:
 def _once_per_trajectory(compute: Callable[[Trajectory], T]) -> Callable[[Trajectory], T]:
     """`compute`, remembered for the last trajectory it was given. Several rules read the same
     facts (a trajectory's turns, its calls checked against their schemas) and the stage runs
-    every rule on one trajectory before the next, so each fact is worked out once a trajectory:
-    about 1,810 -> 2,440 trajectories a second in bench/validate_speed.py. The value is shared:
-    rules read it and never change it. Holding the trajectory keeps its id from being reused."""
+    every rule on one trajectory before the next, so each fact is worked out once a trajectory
+    instead of once a rule. The value is shared: rules read it and never change it. Holding the
+    trajectory keeps its id from being reused."""
     last: tuple[Trajectory, T] | None = None
 
     @wraps(compute)
@@ -190,21 +189,6 @@ def no_final_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
     return []
 
 
-def canonical(value: Any) -> Any:
-    """Arguments compared by meaning: 1 == 1.0, surrounding spaces and letter case ignored."""
-    if isinstance(value, str):
-        return " ".join(value.split()).lower()
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    if isinstance(value, dict):
-        return {key: canonical(item) for key, item in sorted(value.items())}
-    return value
-
-
 @rule("logic.redundant_call")
 def redundant_call(trajectory: Trajectory, settings: Settings) -> list[str]:
     seen: dict[str, str] = {}
@@ -223,9 +207,9 @@ def redundant_call(trajectory: Trajectory, settings: Settings) -> list[str]:
     return problems
 
 
-def _acknowledges(text: str | None, settings: Settings) -> bool:
+def _acknowledges(text: str | None) -> bool:
     lowered = (text or "").lower()
-    return any(word in lowered for word in settings.failure_words)
+    return any(word in lowered for word in FAILURE_WORDS)
 
 
 @rule("logic.ignored_error")
@@ -238,11 +222,7 @@ def ignored_error(trajectory: Trajectory, settings: Settings) -> list[str]:
         if not failed:
             continue
         after: Turn = found[number + 1]
-        reacts = (
-            bool(after.calls)
-            or _acknowledges(after.think, settings)
-            or _acknowledges(after.final, settings)
-        )
+        reacts = bool(after.calls) or _acknowledges(after.think) or _acknowledges(after.final)
         if not reacts:
             ids = ", ".join(obs.call_id for obs in failed)
             problems.append(f"{ids} failed, and the next step answers as if it had not")
@@ -277,7 +257,7 @@ def number_grounded(number: str, known: set[str], settings: Settings) -> bool:
             candidate = float(other)
         except ValueError:
             continue
-        for scale in settings.scales:
+        for scale in SCALES:
             # Signs are words as often as symbols: "fell 10.96%" grounds in "-10.96".
             if math.isclose(abs(_significant(candidate * scale, digits)), abs(value), rel_tol=1e-9):
                 return True

@@ -86,7 +86,8 @@ def validate_stage(
         failed = check(obj, config, settings)
         if config.judge is not None and judge is not None and not failed:
             failed += await judge_verdicts(obj, config.judge, judge, judge_name)
-        return [Outcome(obj, failed)]
+        # The judge failing to answer says nothing about the trajectory: ask again next run.
+        return [Outcome(obj, failed, retry=any(v.rule == "judge.error" for v in failed))]
 
     return Stage(
         name,
@@ -101,8 +102,8 @@ async def judge_verdicts(
     obj: dict[str, Any], judge: JudgeConfig, model: Any, model_name: str
 ) -> list[Verdict]:
     """The judge's failure as a verdict; an unreadable verdict is a failure of its own."""
-    from fcsft.expand.ask import ask
-    from fcsft.formats._json import JsonProblem, loads_lenient
+    from fcsft.formats.json_text import JsonProblem, loads_lenient
+    from fcsft.models.ask import ask
 
     conversation = "\n".join(
         f"{m['role']}: {m.get('content') or ''}"

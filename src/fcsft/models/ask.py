@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fcsft.formats._json import JsonProblem, loads_lenient
+from fcsft.formats.json_text import JsonProblem, loads_lenient
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 
 _ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.+?)\s*$", re.MULTILINE)
@@ -25,7 +25,6 @@ async def ask(
     model_name: str,
     prompt: str,
     *,
-    sample: int = 0,
     temperature: float = 0.7,
     max_tokens: int = 400,
 ) -> Answer:
@@ -35,7 +34,6 @@ async def ask(
         messages=[{"role": "user", "content": prompt}],
         temperature=temperature,
         max_tokens=max_tokens,
-        sample=sample,
     )
     try:
         response: ChatResponse = await model.chat(request)

@@ -9,7 +9,7 @@ tokenizers = pytest.importorskip("tokenizers")
 transformers = pytest.importorskip("transformers")
 
 from fcsft.formats.chat import text_messages  # noqa: E402
-from fcsft.train.render import render_example, segments  # noqa: E402
+from fcsft.formats.chat_tokens import render_example, segments  # noqa: E402
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "

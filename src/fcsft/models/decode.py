@@ -1,0 +1,136 @@
+"""Batched decoding of a causal LM on token ids: shared prefix once, finished rows dropped.
+
+Three things make a batch cheaper than `generate` over the same rows, none of which changes
+what a row produces:
+
+- The longest token prefix every row shares (the system prompt and tool list that an
+  evaluation offers to many items) is run once, as a batch of one, and its key/value cache is
+  copied to every row.
+- The rows' own parts sit after the prefix, left-padded to one width; padding is masked out
+  and position ids skip it, so each row sees exactly its own tokens at its own positions.
+- A row that has finished (end of turn, a stop string, its token limit) leaves the batch and
+  its cache; the batch shrinks instead of padding done rows until the longest one ends.
+
+Only the last position's logits are computed while reading a prompt. The same function
+serves greedy and sampled decoding; `tracker` (a `StopTracker`) decides when rows end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fcsft.errors import require
+
+MIN_SHARED_PREFIX = 16  # tokens; below this a separate pass for the prefix is not worth it
+
+
+class RowTracker(Protocol):
+    limits: list[int]
+    lengths: list[int | None]
+
+    def step(self, tails: list[list[int]], generated: int) -> list[bool]: ...
+
+
+def shared_prefix(rows: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own."""
+    if len(rows) < 2:
+        return 0
+    shortest = min(len(r) for r in rows)
+    first = rows[0]
+    n = 0
+    while n < shortest - 1 and all(r[n] == first[n] for r in rows[1:]):
+        n += 1
+    return n
+
+
+def decode(
+    model: Any,
+    rows: list[list[int]],
+    tracker: RowTracker,
+    *,
+    pad_id: int,
+    window: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> list[list[int]]:
+    """The new tokens of each row, each cut where `tracker` ended it."""
+    torch = require("torch", "local")
+    transformers = require("transformers", "local")
+    device = model.device
+    generator = None
+    if temperature > 0:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+    width_prefix = shared_prefix(rows) if len(rows) > 1 else 0
+    if width_prefix < MIN_SHARED_PREFIX:
+        width_prefix = 0
+    cache = transformers.DynamicCache()
+    cache_arg = cache_keyword(model)
+    with torch.inference_mode():
+        if width_prefix:
+            prefix = torch.tensor([rows[0][:width_prefix]], device=device)
+            model(input_ids=prefix, **{cache_arg: cache}, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(len(rows))
+        own = [r[width_prefix:] for r in rows]
+        width = max(len(r) for r in own)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((len(rows), width_prefix + width), dtype=torch.long, device=device)
+        mask[:, :width_prefix] = 1
+        for index, tokens in enumerate(own):
+            ids[index, width - len(tokens) :] = torch.tensor(tokens, device=device)
+            mask[index, width_prefix + width - len(tokens) :] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions[:, width_prefix:],
+            **{cache_arg: cache},
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        last_position = positions[:, -1]
+        made: list[list[int]] = [[] for _ in rows]
+        active = list(range(len(rows)))  # original row of each batch row
+        generated = 0
+        while active:
+            chosen = _pick(torch, logits, temperature, generator)
+            generated += 1
+            for batch_row, token in zip(active, chosen.tolist(), strict=True):
+                made[batch_row].append(token)
+            tails = [[] for _ in rows]
+            for row in active:
+                tails[row] = made[row][-window:]
+            done = tracker.step(tails, generated)
+            keep = [k for k, row in enumerate(active) if not done[row]]
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask, chosen, last_position = mask[index], chosen[index], last_position[index]
+                active = [active[k] for k in keep]
+            last_position = last_position + 1
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            logits = model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=last_position[:, None],
+                **{cache_arg: cache},
+                use_cache=True,
+            ).logits[:, -1, :]
+    return [made[row][: tracker.lengths[row] or len(made[row])] for row in range(len(rows))]
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward argument that takes a key/value cache: `cache` in current transformers,
+    `past_key_values` before it was renamed."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _pick(torch: Any, logits: Any, temperature: float, generator: Any) -> Any:
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)

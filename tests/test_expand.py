@@ -47,8 +47,8 @@ class Scripted:
             text = json.dumps(replies) if "15%" not in prompt else "Sure! 15% of 240 is 36."
             return ChatResponse(message={"content": text}, prompt_tokens=20, completion_tokens=30)
         parts = re.findall(r"Part \d: (.*)", prompt)
-        if "Kestrel" in prompt:
-            text = "Question: Something vague about companies"  # loses both parts
+        if "Harbor Lane" in prompt:  # the variation s1~v1: its combinations are sloppy
+            text = "Question: Something vague about companies"  # loses every part
         else:
             text = (
                 "First answer this: " + parts[0] + " Then use that result: " + " ".join(parts[1:])
@@ -136,13 +136,30 @@ def test_expand_combine_tasks_with_reasons_and_lineage(tmp_path):
     stats = run_stage(
         combine_stage(config, model, "scripted", len(SEEDS)), run, [run / "expand/out.jsonl"]
     )
+    # combine=1 over 3 seeds asks for 3 groups; the two that take s1~v1 lose their parts
+    assert (stats["in"], stats["out"], stats["rejected"]) == (3, 1, 2)
+    assert stats["reasons"] == {"combine.lost_part": 2}
+    assert stats["counts"]["prompt_tokens"] == 3 * 40
+    by_id = {t.id: t for t in kept}
     combined = [Task.from_json(o) for o in lines(run / "combine/out.jsonl")]
+    assert [t.id for t in combined] == ["s1~r1+s2"]
     for task in combined:
-        parents = [next(t for t in kept if t.id == p) for p in task.parents]
+        parents = [by_id[p] for p in task.parents]
+        assert task.id == "+".join(task.parents) and len(parents) in (2, 3)
+        assert len({p.family for p in parents}) == len(parents)  # distinct families
+        assert all(p.plan and not p.no_tool for p in parents)  # s3 has nothing to chain
         assert task.how == "combine" and task.family == parents[0].family
+        assert task.source == parents[0].source
         assert task.plan == [c for p in parents for c in p.plan]  # dependency order
         assert set(task.related) == {p.family for p in parents[1:]} - {task.family}
-    assert stats["in"] == 3 and stats["out"] + stats["rejected"] == 3
+        assert task.tools == sorted({name for p in parents for name in p.tools})
+        assert all(p.question in task.question for p in parents)
+    refused = lines(run / "combine/rejected.jsonl")
+    assert sorted(r["id"] for r in refused) == ["s1~v1+s2", "s2~r1+s1~v1"]
+    for entry in refused:
+        (reason,) = entry["reasons"]
+        assert reason["rule"] == "combine.lost_part" and "harbor" in reason["reason"].lower()
+        assert entry["record"]["question"] == "Something vague about companies"
 
     stats = run_stage(
         tasks_stage(config, seeds), run, [run / "expand/out.jsonl", run / "combine/out.jsonl"]

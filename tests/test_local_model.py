@@ -51,16 +51,18 @@ def job(text, temperature=0.0, seed=None):
 
 
 class Echo:
-    """A generate function that answers each job with its own text and records the batches."""
+    """A generate function that records the batches and answers each job with its own text,
+    or with `reply` when one is given."""
 
-    def __init__(self):
+    def __init__(self, reply=None):
+        self.reply = reply
         self.batches = []
         self.jobs = []
 
     def __call__(self, jobs):
         self.batches.append([j.settings for j in jobs])
         self.jobs.extend(jobs)
-        return [Completion(j.messages[-1]["content"], 3, 1) for j in jobs]
+        return [Completion(self.reply or j.messages[-1]["content"], 3, 1) for j in jobs]
 
 
 # ---------------------------------------------------------------- without the model
@@ -201,7 +203,8 @@ def test_native_replies_are_parsed_and_bad_ones_keep_their_text():
 
 
 def test_function_calling_requests_are_rendered_as_tagged_text_and_plain_ones_are_not():
-    echo = Echo()
+    call = '<tool_call>{"name": "add", "arguments": {"a": 5, "b": 1}}</tool_call>'
+    echo = Echo(reply=call)
     provider = LocalProvider("fake", generate=echo)
     history = [
         {"role": "user", "content": "Add 2 and 3."},
@@ -233,8 +236,15 @@ def test_function_calling_requests_are_rendered_as_tagged_text_and_plain_ones_ar
     assert rendered.messages[3] == {"role": "tool", "content": "<observation>5</observation>"}
     assert rendered.stops == ("END", *PROTOCOL_STOPS)
     assert passed.messages == [{"role": "user", "content": "<tool_call>x"}]
-    assert "parse_error" in asked_native.extra or asked_native.message["role"] == "assistant"
-    assert asked_plain.message["content"] == "<tool_call>x"  # passed through, not parsed
+    # the function-calling reply is parsed, its call numbered after the one in the history
+    assert "parse_error" not in asked_native.extra and asked_native.extra["raw"] == call
+    assert asked_native.finish_reason == "tool_calls"
+    (made,) = asked_native.message["tool_calls"]
+    assert made["id"] == "call_1" and made["function"]["name"] == "add"
+    assert json.loads(made["function"]["arguments"]) == {"a": 5, "b": 1}
+    # the same text in reply to a plain request is passed through, not parsed
+    assert asked_plain.message == {"role": "assistant", "content": call}
+    assert asked_plain.finish_reason == "stop" and asked_plain.extra == {"raw": call}
 
 
 def test_missing_weights_package_is_a_user_error_naming_the_install(tmp_path, monkeypatch):

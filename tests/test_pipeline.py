@@ -7,6 +7,7 @@ import yaml
 
 from clirun import fcsft
 from fcsft.jsonl import read_jsonl
+from pipeline_tools import revenue
 
 HERE = Path(__file__).parent
 
@@ -46,27 +47,136 @@ def write_project(root: Path) -> Path:
     return path
 
 
+def stats_of(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / "stats.json").read_text())
+
+
+def question_of(record: dict) -> str:
+    return next(m["content"] for m in record["messages"] if m["role"] == "user")
+
+
+def calls_of(record: dict) -> list[dict]:
+    return [
+        {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+        for m in record["messages"]
+        for c in m.get("tool_calls") or []
+    ]
+
+
+def said(record: dict) -> list[tuple]:
+    """Each message's role, content and calls: what every export keeps of a conversation."""
+    return [
+        (m["role"], m.get("content"), [c["function"] for c in m.get("tool_calls") or []])
+        for m in record["messages"]
+    ]
+
+
 def test_run_until_export_then_resume_is_a_no_op(tmp_path):
     project = write_project(tmp_path)
+    # The teacher answers the question about Orrin Dynamics with a figure no tool gave.
+    teacher = yaml.safe_load((tmp_path / "teacher.yaml").read_text())
+    invented = {"match": "Question: What was Orrin Dynamics", "content": "It made 2222.2 million."}
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump([invented, *teacher]))
     result = fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "run"
     for stage in ("expand", "tasks", "generate", "validate", "curate"):
         assert (run / stage / "_done.json").exists(), stage
+    seeds = {s["id"]: s for s in read_jsonl(tmp_path / "seeds.jsonl")}
+    stats = {
+        stage: stats_of(run, stage)
+        for stage in ("seeds", "expand", "combine", "tasks", "generate", "validate", "curate")
+    }
+    for stage in ("expand", "tasks", "generate", "validate", "curate"):
+        out = list(read_jsonl(run / stage / "out.jsonl"))
+        rejected = list(read_jsonl(run / stage / "rejected.jsonl"))
+        assert (stats[stage]["out"], stats[stage]["rejected"]) == (len(out), len(rejected)), stage
+        assert sum(stats[stage]["reasons"].values()) == len(rejected), stage
+
+    # expand: every seed, plus one variation of each (rewrite 0, vary 1, combine 0)
+    assert stats["seeds"]["out"] == stats["expand"]["in"] == len(seeds)
+    expanded = list(read_jsonl(run / "expand/out.jsonl"))
+    assert sorted(t["id"] for t in expanded) == sorted([*seeds, *(f"{s}~v1" for s in seeds)])
+    for task in expanded:
+        seed = task["id"].split("~")[0]
+        assert task["family"] == seed and task.get("parents", [seed]) == [seed]
+    assert stats["combine"]["out"] == 0
+
+    # tasks: the union without its duplicates; a refused task names the kept one it repeats
     tasks = list(read_jsonl(run / "tasks/out.jsonl"))
+    assert stats["tasks"]["in"] == len(expanded)
     assert {t.get("how", "seed") for t in tasks} == {"seed", "vary"}
+    questions = [t["question"] for t in tasks]
+    assert sorted(questions) == sorted({t["question"] for t in expanded})  # each once, none lost
+    kept = {t["id"]: t for t in tasks}
+    for entry in read_jsonl(run / "tasks/rejected.jsonl"):
+        (verdict,) = entry["reasons"]
+        assert verdict["rule"] == "tasks.duplicate"
+        twin = verdict["reason"].split(" similar to ")[1]
+        assert kept[twin]["question"] == entry["record"]["question"]
+
+    # generate: one trajectory per task, made from the task; the seeds' plans are run for real
     generated = list(read_jsonl(run / "generate/out.jsonl"))
-    assert len(generated) == len(tasks)
-    reference = [g for g in generated if g["meta"]["teacher"].startswith("reference")]
-    assert reference and all(g["messages"][-1]["role"] == "assistant" for g in reference)
-    assert "fiscal 2025 revenue" in reference[0]["messages"][3]["content"]
-    validated = json.loads((run / "validate/stats.json").read_text())
-    curated = json.loads((run / "curate/stats.json").read_text())
-    assert curated["in"] == validated["out"]
+    assert stats["generate"]["in"] == len(tasks) == stats["generate"]["counts"]["trajectories"]
+    assert sorted(g["meta"]["task_id"] for g in generated) == sorted(kept)
+    for trajectory in generated:
+        meta = trajectory["meta"]
+        task = kept[meta["task_id"]]
+        assert (meta["family"], question_of(trajectory)) == (task["family"], task["question"])
+        assert calls_of(trajectory) == task["plan"]
+        results = [m["content"] for m in trajectory["messages"] if m["role"] == "tool"]
+        assert results == [revenue(**c["arguments"]) for c in task["plan"]]
+        final = trajectory["messages"][-1]
+        assert final["role"] == "assistant" and not final.get("tool_calls")
+        if task.get("no_tool"):
+            assert meta["id"] == f"{task['id']}#0" and final["content"] == "It is small."
+        else:
+            assert meta["id"] == f"{task['id']}#ref" and meta["teacher"].startswith("reference")
+
+    # validate: the invented figure is refused with its reason, everything else passes
+    (orrin,) = [g["meta"]["id"] for g in generated if "Orrin" in question_of(g)]
+    (refused,) = list(read_jsonl(run / "validate/rejected.jsonl"))
+    assert refused["id"] == orrin and stats["validate"]["reasons"] == {"logic.ungrounded_answer": 1}
+    assert "2222.2" in refused["reasons"][0]["reason"]
+    validated = [v["meta"]["id"] for v in read_jsonl(run / "validate/out.jsonl")]
+    assert stats["validate"]["in"] == len(generated)
+    assert sorted(validated) == sorted(
+        g["meta"]["id"] for g in generated if g["meta"]["id"] != orrin
+    )
+
+    # curate: every valid trajectory kept or refused; a family stays on one side
+    curated = {c["meta"]["id"]: c for c in read_jsonl(run / "curate/out.jsonl")}
+    refused = [r["id"] for r in read_jsonl(run / "curate/rejected.jsonl")]
+    assert stats["curate"]["in"] == len(validated)
+    assert sorted([*curated, *refused]) == sorted(validated)
+    sides = {}
+    for record in curated.values():
+        sides.setdefault(record["meta"]["family"], set()).add(record["meta"]["split"])
+    assert all(len(side) == 1 for side in sides.values())
+    split = {
+        name: sorted(i for i, c in curated.items() if c["meta"]["split"] == name)
+        for name in ("train", "test")
+    }
+    assert stats["curate"]["report"]["split"] == {k: len(v) for k, v in split.items()}
+
+    # export: each split's files hold exactly its curated trajectories, line for line
     export = run / "export"
     sizes = json.loads((export / "stats.json").read_text())["sizes"]
-    assert sizes == curated["report"]["split"]
-    assert (export / "README.md").exists() and (export / "dataset_info.json").exists()
+    assert sizes == {k: len(v) for k, v in split.items()}
+    for name, ids in split.items():
+        metas = list(read_jsonl(export / f"{name}.meta.jsonl"))
+        assert sorted(m["id"] for m in metas) == ids
+        assert [m["line"] for m in metas] == list(range(1, len(ids) + 1))
+        openai = list(read_jsonl(export / f"{name}.openai.jsonl"))
+        sharegpt = list(read_jsonl(export / f"{name}.sharegpt.jsonl"))
+        assert len(openai) == len(sharegpt) == len(ids)
+        for meta, record, shared in zip(metas, openai, sharegpt, strict=True):
+            assert said(record) == said(curated[meta["id"]])
+            human = next(t["value"] for t in shared["conversations"] if t["from"] == "human")
+            assert human == question_of(record)
+    info = json.loads((export / "dataset_info.json").read_text())
+    assert {v["file_name"] for v in info.values()} == {f"{n}.sharegpt.jsonl" for n in split}
+    assert (export / "README.md").exists()
     # A second run finds every stage done and asks the teacher nothing.
     before = (run / "generate/_ledger.jsonl").read_bytes()
     again = fcsft("run", project, "--until", "export", cwd=tmp_path, timeout=300)
@@ -132,7 +242,44 @@ def test_evaluate_compares_the_models_on_the_runs_test_layers(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     evaluate = tmp_path / "run" / "evaluate"
     items = list(read_jsonl(evaluate / "testset.jsonl"))
-    assert {i["layer"] for i in items} >= {"adversarial"}
+    held_out = [
+        c for c in read_jsonl(tmp_path / "run/curate/out.jsonl") if c["meta"]["split"] == "test"
+    ]
+    # standard: every held-out trajectory that calls, its calls as gold; no ood material here
+    standard = {i["id"]: (i["question"], i["gold"]) for i in items if i["layer"] == "standard"}
+    assert standard == {
+        c["meta"]["id"]: (question_of(c), [calls_of(c)]) for c in held_out if calls_of(c)
+    }
+    adversarial = [i for i in items if i["layer"] == "adversarial"]
+    assert len(items) == len(standard) + len(adversarial) and len(adversarial) == 8
+    assert all(i["gold"] == [] for i in adversarial)
+    orrin = [{"name": "revenue", "arguments": {"company": "Orrin Dynamics"}}]
+
+    # What each item's scores must be, from the scripts: base never calls; tuned calls
+    # revenue(Orrin Dynamics) when the question says "revenue" and nothing otherwise.
+    def expected(model, item):
+        made = [orrin] if model == "tuned" and "revenue" in item["question"] else []
+        metric = "full_call" if item["gold"] else "no_call"
+        return metric, made == item["gold"]
+
     compare = json.loads((evaluate / "compare.json").read_text())
-    assert compare["layers"]["adversarial"]["no_call"]["n"] == 8
+    for model in ("base", "tuned"):
+        assert compare[model]["items"] == len(items)
+        scores = {s["id"]: s for s in read_jsonl(evaluate / model / "scores.jsonl")}
+        assert sorted(scores) == sorted(i["id"] for i in items)
+        for item in items:
+            metric, right = expected(model, item)
+            assert scores[item["id"]][metric] is right, (model, item["id"])
+    for layer, metric in (("standard", "full_call"), ("adversarial", "no_call")):
+        chosen = [i for i in items if i["layer"] == layer]
+        base = [expected("base", i)[1] for i in chosen]
+        tuned = [expected("tuned", i)[1] for i in chosen]
+        found = compare["layers"][layer][metric]
+        assert found["n"] == len(chosen)
+        assert (found["base"]["k"], found["tuned"]["k"]) == (sum(base), sum(tuned))
+        assert found["gained"] == sum(t and not b for b, t in zip(base, tuned, strict=True))
+        assert found["lost"] == sum(b and not t for b, t in zip(base, tuned, strict=True))
+        assert found["difference"] == (sum(tuned) - sum(base)) / len(chosen)
+    no_call = compare["layers"]["adversarial"]["no_call"]["difference"]
+    assert f"eval adversarial: no_call {no_call:+.1%} (tuned - base)" in result.stdout
     assert (evaluate / "compare.html").exists() and "report:" in result.stdout

@@ -466,9 +466,9 @@ def llamafactory_problems(example: dict, attr: dict) -> list[str]:
 def test_finance_export_loads_in_each_consumers_own_terms(finance_run, tmp_path):
     import datasets
     import jsonschema
-    from test_chat_tokens import char_tokenizer
 
     from fcsft.formats import get_format
+    from test_chat_tokens import char_tokenizer
 
     root, _ = finance_run
     out = root / "run" / "export"

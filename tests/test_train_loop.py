@@ -1,0 +1,94 @@
+"""The training loop on a tiny model built here: it steps, records its precision, and a run
+stopped after a checkpoint resumes to the same weights as one that never stopped."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from fcsft.train.run import TrainConfig, learning_rate, train  # noqa: E402
+from test_chat_tokens import EXAMPLE, char_tokenizer  # noqa: E402
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    tokenizer = char_tokenizer()
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+    )
+    folder = tmp_path / "tiny"
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def settings(folder, **changes) -> TrainConfig:
+    values = dict(
+        base=f"local:{folder}",
+        max_steps=4,
+        batch_size=1,
+        max_length=8192,
+        save_steps=2,
+        val_share=0.0,
+        lora_dropout=0.0,
+        precision="fp32",
+        learning_rate=1e-2,
+    )
+    return TrainConfig(**(values | changes))
+
+
+def weights(folder) -> dict:
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    return {name: value.clone() for name, value in model.state_dict().items()}
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tiny_folder, tmp_path):
+    whole = train(settings(tiny_folder), EXAMPLE, tmp_path / "whole", on_step=None)
+    assert whole["steps"] == 4 and len(whole["losses"]) == 4
+    assert whole["precision"]["precision"] == "fp32"
+
+    def stop_after_three(step, total, tokens, elapsed):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tiny_folder), EXAMPLE, tmp_path / "cut", on_step=stop_after_three)
+    assert [p.name for p in (tmp_path / "cut" / "checkpoints").iterdir()] == ["checkpoint-2"]
+    resumed = train(settings(tiny_folder), EXAMPLE, tmp_path / "cut", on_step=None)
+    assert resumed["losses"] == whole["losses"]
+    a, b = weights(tmp_path / "whole" / "model"), weights(tmp_path / "cut" / "model")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    base = weights(tiny_folder)
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # it did learn something
+
+
+def test_a_finished_run_is_not_repeated(tiny_folder, tmp_path):
+    first = train(settings(tiny_folder, max_steps=1), EXAMPLE, tmp_path / "out", on_step=None)
+    marker = json.loads((tmp_path / "out" / "model" / "fcsft.json").read_text())
+    assert marker["key"] == first["key"]
+    calls = []
+    again = train(
+        settings(tiny_folder, max_steps=1), EXAMPLE, tmp_path / "out", on_step=calls.append
+    )
+    assert again == marker and calls == []
+
+
+def test_learning_rate_warms_up_then_falls_to_zero():
+    rates = [learning_rate(step, 10, 1.0, 2) for step in range(10)]
+    assert rates[:2] == [0.5, 1.0]
+    assert rates[2] == pytest.approx(1.0) and all(a >= b for a, b in itertools.pairwise(rates[2:]))
+    assert learning_rate(10, 10, 1.0, 2) == pytest.approx(0.0)

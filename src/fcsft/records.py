@@ -241,6 +241,14 @@ class Seed(Record):
     followups: list[str] = Field(default_factory=list)
     """Later user messages of the same conversation, in order, each asked after the answer
     to the one before."""
+
+    @field_validator("followups")
+    @classmethod
+    def _followups_have_text(cls, followups: list[str]) -> list[str]:
+        if any(not text.strip() for text in followups):
+            raise ValueError("a follow-up may not be empty")
+        return [text.strip() for text in followups]
+
     source: Literal["log", "expert", "import"] = "import"
     domain: str = ""
     plan: list[Call] = Field(default_factory=list)

@@ -15,6 +15,7 @@ from fcsft.records import (
     Tool,
     ToolCall,
     Trajectory,
+    User,
     call_id,
     turns,
 )
@@ -54,16 +55,17 @@ tools = st.lists(
 )
 
 
-@st.composite
-def trajectories(draw) -> Trajectory:
-    steps: list = []
-    n_turns = draw(st.integers(0, 4))
-    calls_made = 0
+def _exchange(draw, steps: list, calls_made: int, closed: bool, replied: bool) -> int:
+    """Append the assistant's turns answering one user message; returns the calls made so far.
+    `closed`: the exchange must end done (an answer, or every call answered), as one followed
+    by another user message must; `replied`: it must hold a turn, as a follow-up's must."""
+    n_turns = draw(st.integers(1 if closed or replied else 0, 4))
     for number in range(n_turns):
         last = number == n_turns - 1
         if draw(st.booleans()):
             steps.append(Think(text=draw(free_text)))
-        kind = draw(st.sampled_from(["calls", "final"] + (["cut", "think_only"] if last else [])))
+        endings = [] if closed else ["cut", "think_only"]
+        kind = draw(st.sampled_from(["calls", "final"] + (endings if last else [])))
         if kind == "think_only":
             if not steps or not isinstance(steps[-1], Think):
                 steps.append(Think(text=draw(free_text)))
@@ -91,6 +93,20 @@ def trajectories(draw) -> Trajectory:
                 )
                 for call in batch
             )
+    return calls_made
+
+
+@st.composite
+def trajectories(draw, max_user_turns: int = 3) -> Trajectory:
+    """Any trajectory: one to `max_user_turns` user messages, each answered by its turns."""
+    steps: list = []
+    calls_made = 0
+    n_users = draw(st.integers(1, max_user_turns))
+    for number in range(n_users):
+        if number:
+            steps.append(User(text=draw(said_text)))
+        closed = number < n_users - 1
+        calls_made = _exchange(draw, steps, calls_made, closed, replied=number > 0)
     meta = Meta(
         task_id=draw(st.none() | text),
         no_tool=draw(st.booleans()),

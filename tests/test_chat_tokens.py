@@ -19,9 +19,10 @@ CHATML = (
 EXAMPLE = Path(__file__).parents[1] / "examples" / "trajectories" / "finance.openai.jsonl"
 
 
-def char_tokenizer():
-    """A character-level tokenizer built here (no download), with ChatML special tokens."""
-    records = EXAMPLE.read_text()
+def char_tokenizer(extra: str = ""):
+    """A character-level tokenizer built here (no download), with ChatML special tokens, that
+    knows every character of the example records and of `extra`."""
+    records = EXAMPLE.read_text() + extra
     alphabet = sorted(set(records + CHATML + "".join(json.dumps(r) for r in records.split())))
     vocab = {"[UNK]": 0, "<|im_start|>": 1, "<|im_end|>": 2}
     for char in alphabet:
@@ -65,3 +66,19 @@ def test_labels_mask_everything_but_assistant_turns(line):
         else:
             assert message["content"] not in learned
     assert learned.count("<|im_end|>") == sum(m["role"] == "assistant" for m in messages)
+
+
+def test_every_assistant_turn_of_a_conversation_with_follow_ups_is_learned():
+    from fcsft.formats import get_format
+    from multi_turn import three_user_turns
+
+    record = get_format("openai-finetune").render(three_user_turns())
+    tokenizer = char_tokenizer(json.dumps(record))
+    example = render_example(tokenizer, record)
+    learned = tokenizer.decode([t for t in example.labels if t != -100])
+    messages = text_messages(record["messages"], record["tools"])
+    assistant = [m["content"] for m in messages if m["role"] == "assistant"]
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    assert len(assistant) == 5 and len(users) == 3
+    assert learned == "".join(f"{content}<|im_end|>\n" for content in assistant)
+    assert not any(content in learned for content in users)

@@ -299,6 +299,16 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(finance
     ]
     assert sum(int(row[1]) for row in steps) == report["split"]["train"] - report["general"]["used"]
     assert sum(int(row[2]) for row in steps) == report["split"]["test"]
+    users = tables(sections["User turns per trajectory"])
+    expected_users = {split: Counter() for split in SPLITS}
+    for record in kept:
+        if record["meta"].get("how") != "general":
+            said = sum(m["role"] == "user" for m in record["messages"])
+            expected_users[record["meta"]["split"]][said] += 1
+    assert users == [["user turns", *SPLITS]] + [
+        [str(n), str(expected_users["train"][n]), str(expected_users["test"][n])]
+        for n in sorted(expected_users["train"] | expected_users["test"])
+    ]
 
     assert (
         f"Validation checked {validate['in']} trajectories: {validate['out']} kept, "
@@ -367,9 +377,10 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(finance
     assert cut_from(sample, exported)
 
     # Nothing else: every number outside the config and the sample is one of the stats or the
-    # step counts, but for the LLaMA-Factory version the card names and the p95 column.
+    # step and user-turn counts, but for the LLaMA-Factory version the card names and the p95 column.
     known = set().union(*(numbers_in(stats) for stats in [*stages.values(), export]))
-    known |= {str(n) for counts in expected_steps.values() for n in [*counts, *counts.values()]}
+    for counted_turns in (expected_steps, expected_users):
+        known |= {str(n) for counts in counted_turns.values() for n in [*counts, *counts.values()]}
     known |= {f"{100 * general['ratio']:.2f}", str(len(general["problems"])), "95"}
     counted = body.replace("LLaMA-Factory 0.9.2", "LLaMA-Factory").replace(
         sections["Sample record"], ""

@@ -67,6 +67,21 @@ def test_a_comma_inside_a_string_is_not_touched():
             r"offset 36: 1 tool call\(s\) answered by 0 observation\(s\)",
         ),
         ("<think>a<final_answer>b</final_answer></think>", "contains <final_answer>"),
+        ("<user>b</user><final_answer>c</final_answer>", "offset 0: a user message before any"),
+        ("<final_answer>a</final_answer>\n<user> </user>", "offset 31: an empty <user> message"),
+        (
+            "<final_answer>a</final_answer><user>b</user>",
+            "offset 30: a user message with no reply after it",
+        ),
+        (
+            '<tool_call>{"name": "s"}</tool_call><user>b</user><final_answer>c</final_answer>',
+            r"offset 36: 1 tool call\(s\) answered by 0",
+        ),
+        (
+            "<think>a</think><user>b</user><final_answer>c</final_answer>",
+            "offset 16: a user message after a turn with no calls or answer",
+        ),
+        ("<final_answer>a<user>b</user></final_answer>", "contains <user>"),
     ],
 )
 def test_more_malformed_text(text, message):
@@ -90,6 +105,11 @@ def test_reply_with_calls_becomes_an_openai_message():
 def test_reply_may_not_invent_observations():
     with pytest.raises(FormatError, match="may not contain <observation>"):
         parse_reply('<tool_call>{"name": "s"}</tool_call><observation>made up</observation>')
+
+
+def test_reply_may_not_speak_for_the_user():
+    with pytest.raises(FormatError, match="offset 30: a reply may not contain <user>"):
+        parse_reply("<final_answer>a</final_answer><user>and?</user><final_answer>b</final_answer>")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +155,32 @@ def test_reply_may_not_invent_observations():
         (
             "openai",
             {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"}]},
-            "messages.1: a second user message",
+            "messages.1: two user messages with no assistant reply between them",
+        ),
+        (
+            "openai",
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                    {"role": "user", "content": "  "},
+                    {"role": "assistant", "content": "b"},
+                ]
+            },
+            "messages.2: an empty user message after the question",
+        ),
+        (
+            "sharegpt",
+            {
+                "conversations": [
+                    {"from": "human", "value": "q"},
+                    {"from": "gpt", "value": "a"},
+                    {"from": "human", "value": "more"},
+                    {"from": "human", "value": "and more"},
+                    {"from": "gpt", "value": "b"},
+                ]
+            },
+            "conversations.3: two user messages with no assistant reply between them",
         ),
         (
             "sharegpt",

@@ -126,24 +126,71 @@ def test_mining_logs_takes_user_questions_scrubs_and_dedups(tmp_path):
     conversations = [
         [
             {"role": "system", "content": "be nice"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "What was Orrin Dynamics revenue in 2025?"},
             {"role": "assistant", "content": "..."},
             {"role": "user", "content": "thanks"},
             {"role": "user", "content": "Send the figures to a@b.example please"},
         ],
         [{"role": "user", "content": "what was Orrin Dynamics revenue in 2025?"}],
+        [{"role": "user", "content": "What was Orrin Dynamics revenue in 2025"}],
         [{"role": "user", "content": "Compare Vellum Bank and Orrin closing prices"}],
     ]
     logs.write_text("".join(json.dumps({"messages": m}) + "\n" for m in conversations) + "[]\n")
     result = mine_logs([logs], domain="finance")
-    assert [s.question for s in result.seeds] == [
-        "What was Orrin Dynamics revenue in 2025?",
-        "Send the figures to [EMAIL] please",
-        "Compare Vellum Bank and Orrin closing prices",
+    # A conversation is one seed: the greeting before the question is left out, the two
+    # messages sent with no reply between them are one follow-up.
+    assert [(s.question, s.followups) for s in result.seeds] == [
+        (
+            "What was Orrin Dynamics revenue in 2025?",
+            ["thanks\nSend the figures to [EMAIL] please"],
+        ),
+        ("what was Orrin Dynamics revenue in 2025?", []),
+        ("Compare Vellum Bank and Orrin closing prices", []),
     ]
     assert all(s.source == "log" for s in result.seeds)
     assert result.duplicates == 1 and result.scrubbed == {"EMAIL": 1}
-    assert result.problems == [f"{logs}:4: expected a JSON object, got list"]
+    assert result.problems == [f"{logs}:5: expected a JSON object, got list"]
+
+
+def test_a_chat_log_with_follow_ups_imports_as_multi_turn_seeds(tmp_path, capsys):
+    from clirun import fcsft_here
+
+    from fcsft.expand.pipeline import seed_task
+    from fcsft.expand.vary import vary
+    from fcsft.seeds.importers import read_seeds
+
+    logs = tmp_path / "chat.sharegpt.jsonl"
+    conversation = [
+        {"from": "human", "value": "What was Orrin Dynamics revenue in fiscal 2025?"},
+        {"from": "function_call", "value": '{"name": "search", "arguments": {"query": "x"}}'},
+        {"from": "observation", "value": "1,482.6 million"},
+        {"from": "gpt", "value": "$1,482.6 million."},
+        {"from": "human", "value": "Our own was $310.4 million; mail me at ann@corp.example"},
+        {"from": "gpt", "value": "Noted."},
+        {"from": "human", "value": "What share of Orrin Dynamics revenue is ours?"},
+        {"from": "gpt", "value": "20.9%."},
+    ]
+    logs.write_text(json.dumps({"conversations": conversation}) + "\n")
+    out = tmp_path / "seeds.jsonl"
+    result = fcsft_here("seeds", "mine", logs, "--out", out, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    (seed,) = read_seeds(out)
+    assert seed.question == "What was Orrin Dynamics revenue in fiscal 2025?"
+    assert seed.followups == [
+        "Our own was $310.4 million; mail me at [EMAIL]",
+        "What share of Orrin Dynamics revenue is ours?",
+    ]
+    # The follow-ups travel with the task, and a variation swaps in them what it swaps in
+    # the question.
+    task = seed_task(seed)
+    assert task.followups == seed.followups
+    pools = {"company": ["Orrin Dynamics", "Vellum Bank"]}
+    varied = [v for v in vary(task, 3, pools) if "Vellum Bank" in v.question]
+    assert varied and all(
+        v.followups[1] == "What share of Vellum Bank revenue is ours?" for v in varied
+    )
 
 
 def test_stats_warn_when_one_tool_dominates():
@@ -156,6 +203,7 @@ def test_stats_warn_when_one_tool_dominates():
     stats = seed_stats(seeds)
     assert stats["by_tool"] == {"search": 8, "python": 1}
     assert stats["plan_length"] == {1: 1, 2: 4}
+    assert stats["user_turns"] == {1: 5}
     assert stats["by_source"] == {"expert": 4, "log": 1}
     assert stats["warnings"][0].startswith("search is 89% of planned calls")
     assert "should-not-call" in stats["warnings"][1]

@@ -62,13 +62,14 @@ def _stages(run_dir: Path) -> dict[str, dict[str, Any]]:
     return {stage: stats for stage, stats in found.items() if stats}
 
 
-def _steps(run_dir: Path) -> dict[int, dict[str, int]]:
-    """Assistant turns per tool trajectory -> count per split (general conversations left out)."""
+def _steps(run_dir: Path, role: str = "assistant") -> dict[int, dict[str, int]]:
+    """Messages of `role` (assistant turns, or user turns) per tool trajectory -> count per
+    split (general conversations left out)."""
     steps: dict[str, Counter] = {split: Counter() for split in SPLITS}
     for record in read_jsonl(run_dir / "curate" / "out.jsonl"):
         meta = record["meta"]
         if meta.get("how") != "general":
-            steps[meta["split"]][sum(m["role"] == "assistant" for m in record["messages"])] += 1
+            steps[meta["split"]][sum(m["role"] == role for m in record["messages"])] += 1
     return {
         n: {split: steps[split][n] for split in SPLITS}
         for n in sorted(set().union(*steps.values()))
@@ -261,7 +262,7 @@ def write_card(
         for stage, stats in stages.items()
         for code, count in stats.get("reasons", {}).items()
     ]
-    steps = _steps(run_dir)
+    steps, user_turns = _steps(run_dir), _steps(run_dir, "user")
     plots = {
         "tools.png": (
             "Calls per tool, before and after balancing",
@@ -285,7 +286,8 @@ def write_card(
         f"# {name}: function-calling SFT dataset",
         "",
         "Made by fcsft. Every number below is read from the stages' `stats.json`, except the",
-        "steps per trajectory, which are counted in `curate/out.jsonl`, and the sample record.",
+        "steps and user turns per trajectory, which are counted in `curate/out.jsonl`, and the",
+        "sample record.",
         "",
         *_formats_section(name, export),
         "",
@@ -332,6 +334,15 @@ def write_card(
         *_table(
             ("assistant steps", *SPLITS),
             ((n, *(counts[side] for side in SPLITS)) for n, counts in steps.items()),
+        ),
+        "",
+        "## User turns per trajectory",
+        "",
+        "User turns per tool trajectory: the question and each follow-up.",
+        "",
+        *_table(
+            ("user turns", *SPLITS),
+            ((n, *(counts[side] for side in SPLITS)) for n, counts in user_turns.items()),
         ),
         "",
         "## Rejections",

@@ -2,8 +2,14 @@
 
 A trajectory is a flat list of steps. Its shape is fixed by one grammar, checked by `turns`:
 
-    turn  := think? ( say? tool_call+ observation* | final_answer )?
+    turn  := user? think? ( say? tool_call+ observation* | final_answer )?
     steps := turn*            (a turn with neither calls nor an answer may only be the last)
+
+The trajectory's `question` is the first user message; a `user` step is a later one (a
+follow-up). It opens the turn that answers it, may only follow a turn that is done (its
+answer given, or every call answered), and is never the last step: a user message always
+has a reply. A trajectory with no `user` step is a single question, written exactly as before
+user steps existed.
 
 `say` is text the assistant shows beside its calls (OpenAI's `content` next to `tool_calls`):
 visible, unlike thinking. Observations answer the calls of their own turn, in call order; only
@@ -111,7 +117,22 @@ class FinalAnswer(_Prose):
     type: Literal["final_answer"] = "final_answer"
 
 
-Step = Annotated[Think | Say | ToolCall | Observation | FinalAnswer, Field(discriminator="type")]
+class User(_Prose):
+    """A later user message: a follow-up after the assistant's reply; never empty."""
+
+    type: Literal["user"] = "user"
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, text: str) -> str:
+        if not text:
+            raise ValueError("a user message may not be empty")
+        return text
+
+
+Step = Annotated[
+    Think | Say | ToolCall | Observation | FinalAnswer | User, Field(discriminator="type")
+]
 
 
 def canonical(value: Any) -> Any:
@@ -167,7 +188,8 @@ class Meta(BaseModel):
 
 
 class Trajectory(Record):
-    """One question answered by a model, with every thought, call, observation and answer."""
+    """A question answered by a model, with every thought, call, observation and answer, and
+    any follow-up user messages (`User` steps) with theirs."""
 
     id: str
     question: str
@@ -205,12 +227,28 @@ class Trajectory(Record):
         last = self.steps[-1] if self.steps else None
         return last.text if isinstance(last, FinalAnswer) else None
 
+    @property
+    def user_turns(self) -> list[str]:
+        """Every user message in order: the question, then each follow-up."""
+        return [self.question] + [step.text for step in self.steps if isinstance(step, User)]
+
 
 class Seed(Record):
     """A question from production logs or an expert, optionally with the calls it should make."""
 
     id: str
     question: str
+    followups: list[str] = Field(default_factory=list)
+    """Later user messages of the same conversation, in order, each asked after the answer
+    to the one before."""
+
+    @field_validator("followups")
+    @classmethod
+    def _followups_have_text(cls, followups: list[str]) -> list[str]:
+        if any(not text.strip() for text in followups):
+            raise ValueError("a follow-up may not be empty")
+        return [text.strip() for text in followups]
+
     source: Literal["log", "expert", "import"] = "import"
     domain: str = ""
     plan: list[Call] = Field(default_factory=list)
@@ -226,6 +264,8 @@ class Task(Record):
 
     id: str
     question: str
+    followups: list[str] = Field(default_factory=list)
+    """Later user messages, in order (see `Seed.followups`)."""
     family: str
     how: Literal["seed", "rewrite", "vary", "combine"] = "seed"
     parents: list[str] = Field(default_factory=list)
@@ -248,8 +288,10 @@ class GrammarError(ValueError):
 
 @dataclass
 class Turn:
-    """One assistant turn and the observations that answer it."""
+    """One assistant turn and the observations that answer it; `user` is the follow-up user
+    message the turn opens with, if any."""
 
+    user: str | None = None
     think: str | None = None
     say: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
@@ -260,6 +302,31 @@ class Turn:
     def open(self) -> bool:
         """Whether a following step can still belong to this turn."""
         return self.final is None and not self.observations
+
+    @property
+    def awaiting(self) -> bool:
+        """Whether the turn holds a user message and nothing of the assistant's yet."""
+        return (
+            self.user is not None
+            and self.think is None
+            and self.say is None
+            and not self.calls
+            and self.final is None
+        )
+
+    @property
+    def done(self) -> bool:
+        """Whether the turn has given its answer or has every call answered."""
+        if self.final is not None:
+            return True
+        return bool(self.calls) and len(self.observations) == len(self.calls)
+
+
+def append_turn(turn_list: list[Turn], turn: Turn) -> None:
+    """Add an assistant turn; it fills the user message waiting for a reply, if one is."""
+    if turn_list and turn_list[-1].awaiting:
+        turn.user = turn_list.pop().user
+    turn_list.append(turn)
 
 
 def turns(steps: list[Any]) -> list[Turn]:
@@ -274,10 +341,24 @@ def turns(steps: list[Any]) -> list[Turn]:
             and not isinstance(step, ToolCall)
         ):
             raise _say_without_calls(index)
-        if isinstance(step, Say):
+        if isinstance(step, User):
+            if turn is None:
+                raise GrammarError(
+                    index, "a user message before any reply; the first one is the question"
+                )
+            if turn.awaiting:
+                raise GrammarError(index, "two user messages with no reply between them")
+            if turn.calls and len(turn.observations) < len(turn.calls):
+                raise _missing_observations(index, turn)
+            if not turn.done:
+                raise GrammarError(index, "a user message after a turn with no calls or answer")
+            out.append(Turn(user=step.text))
+        elif isinstance(step, Say):
             if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
                 raise _missing_observations(index, turn)
-            if turn is not None and turn.think is not None and not turn.calls and turn.open:
+            if turn is not None and (
+                turn.awaiting or (turn.think is not None and not turn.calls and turn.open)
+            ):
                 turn.say = step.text
             else:
                 out.append(Turn(say=step.text))
@@ -291,7 +372,10 @@ def turns(steps: list[Any]) -> list[Turn]:
                 raise GrammarError(index, "two thinking blocks in a row")
             if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
                 raise _missing_observations(index, turn)
-            out.append(Turn(think=step.text))
+            if turn is not None and turn.awaiting:
+                turn.think = step.text
+            else:
+                out.append(Turn(think=step.text))
         elif isinstance(step, ToolCall):
             if turn is None or turn.final is not None or turn.observations:
                 if turn is not None and len(turn.observations) < len(turn.calls):
@@ -312,21 +396,38 @@ def turns(steps: list[Any]) -> list[Turn]:
             if turn is not None and turn.calls and len(turn.observations) < len(turn.calls):
                 raise _missing_observations(index, turn)
             if turn is None or not (
-                turn.think is not None and not turn.calls and turn.final is None
+                turn.awaiting or (turn.think is not None and not turn.calls and turn.final is None)
             ):
                 turn = Turn()
                 out.append(turn)
             turn.final = step.text
         else:  # pragma: no cover - the Step union admits nothing else
             raise GrammarError(index, f"unknown step {step!r}")
-        if out and out[-1].final is not None and index != len(steps) - 1:
+        if (
+            out
+            and out[-1].final is not None
+            and index != len(steps) - 1
+            and not isinstance(steps[index + 1], User)
+        ):
             raise GrammarError(index + 1, "steps after the final answer")
     if out and out[-1].say is not None and not out[-1].calls:
         raise _say_without_calls(len(steps))
+    if out and out[-1].awaiting:
+        raise GrammarError(len(steps) - 1, "a user message with no reply after it")
     ids = [call.id for call in (c for turn in out for c in turn.calls)]
     if len(set(ids)) != len(ids):
         raise GrammarError(0, "two tool calls share one id")
     return out
+
+
+def exchanges(turn_list: list[Turn]) -> list[list[Turn]]:
+    """Turns grouped by the user message they answer: the question's, then each follow-up's."""
+    groups: list[list[Turn]] = [[]]
+    for turn in turn_list:
+        if turn.user is not None:
+            groups.append([])
+        groups[-1].append(turn)
+    return groups
 
 
 def _say_without_calls(index: int) -> GrammarError:
@@ -343,6 +444,8 @@ def steps_of(turn_list: list[Turn]) -> list[Any]:
     """The inverse of `turns`."""
     steps: list[Any] = []
     for turn in turn_list:
+        if turn.user is not None:
+            steps.append(User(text=turn.user))
         if turn.think is not None:
             steps.append(Think(text=turn.think))
         if turn.say is not None:

@@ -4,7 +4,9 @@ In order: keep one trajectory per task (the one with fewest calls), drop exact a
 duplicates, drop training candidates that match an evaluation item (the same or nearly the
 same question, a shared long n-gram, or one of its functions: fcsft.curate.decontaminate),
 split by family, balance the tool distribution of the training side, and mix in general
-instruction data at the configured share, itself decontaminated the same way. Every dropped
+instruction data at the configured share, itself decontaminated the same way. Every user turn
+of a conversation counts: two records are duplicates only when all their user turns and
+calls match, and a record is contaminated when any of its user turns matches. Every dropped
 record is kept in rejected.jsonl with its reason; out.jsonl carries `meta.split` on every
 record; contamination.jsonl lists every record removed as contaminated beside the
 evaluation item it matched.
@@ -85,9 +87,10 @@ def _reject(record: dict[str, Any], rule: str, reason: str) -> Outcome:
 
 
 def _signature(trajectory: Trajectory) -> str:
+    """User turns and calls, normalised; a record of one question keeps its old signature."""
     calls = [[c.name, canonical(c.arguments)] for c in trajectory.calls]
-    question = " ".join(trajectory.question.lower().split())
-    return json.dumps([question, calls], sort_keys=True)
+    said = [" ".join(text.lower().split()) for text in trajectory.user_turns]
+    return json.dumps([said[0] if len(said) == 1 else said, calls], sort_keys=True)
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -116,7 +119,7 @@ def _references(path: Path) -> list[EvalItem]:
             trajectory = OPENAI.parse(obj)
         except FormatError:
             continue
-        items.append(EvalItem(ident, (trajectory.question,), _functions(trajectory)))
+        items.append(EvalItem(ident, tuple(trajectory.user_turns), _functions(trajectory)))
     return items
 
 
@@ -125,7 +128,8 @@ def _functions(trajectory: Trajectory) -> tuple[tuple[str, str], ...]:
 
 
 def load_general(paths: list[Path]) -> tuple[list[Trajectory], list[str]]:
-    """Single-turn general conversations as no-tool trajectories, and what could not be used."""
+    """General conversations (one user turn or several) as no-tool trajectories, and what could
+    not be used."""
     items, problems = [], []
     for path in _files(paths):
         for line in read_lines(path):
@@ -179,11 +183,19 @@ def curate(
 
     def contaminated(t: Trajectory) -> Outcome | None:
         """The rejection of a trajectory that matches an evaluation item, noted in `matches`."""
-        found = contamination.match(t.question, _functions(t))
+        # Each user turn's text first, then the functions: the module's order of precedence.
+        found = None
+        for question in t.user_turns:
+            found = contamination.match(question)
+            if found is not None:
+                break
+        if found is None:
+            question = t.question
+            found = contamination.match(question, _functions(t))
         if found is None:
             return None
         hits[found.set] += 1
-        matches.append({"id": t.id, "question": t.question, **found.to_json()})
+        matches.append({"id": t.id, "question": question, **found.to_json()})
         return _reject(OPENAI.render(t), "curate.contaminated", found.reason())
 
     for t in trajectories:

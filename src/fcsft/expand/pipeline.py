@@ -75,6 +75,7 @@ def seed_task(seed: Seed) -> Task:
     return Task(
         id=seed.id,
         question=seed.question,
+        followups=list(seed.followups),
         family=seed.id,
         how="seed",
         source=seed.source,
@@ -181,8 +182,9 @@ def combine_stage(config: ExpandConfig, model: Any, model_name: str, n_seeds: in
 
 
 def pick_groups(tasks: list[Task], count: int, seed: int) -> list[list[Task]]:
-    """Deterministic groups of 2 (three in four) or 3 tasks from distinct families, with plans."""
-    usable = [t for t in tasks if t.plan and not t.no_tool]
+    """Deterministic groups of 2 (three in four) or 3 tasks from distinct families, with plans
+    and without follow-ups (a combination is one question)."""
+    usable = [t for t in tasks if t.plan and not t.no_tool and not t.followups]
     families = sorted({t.family for t in usable})
     if len(families) < 2:
         return []

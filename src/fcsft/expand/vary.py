@@ -150,6 +150,7 @@ def _varied(task: Task, question: str, swaps: dict[str, str], number: int) -> Ta
         update={
             "id": f"{task.id}~v{number}",
             "question": question,
+            "followups": [replace_all(text, swaps) for text in task.followups],
             "how": "vary",
             "parents": [task.id],
             "plan": plan,

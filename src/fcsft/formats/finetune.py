@@ -8,7 +8,8 @@
 It is the `openai` interchange format less what fine-tuning has no field for: thinking
 (`reasoning_content`) is dropped, tool results lose `name` and `is_error`, `meta` is left out
 (the export writes it to a sidecar file keyed by line), and `tools` is left out when empty,
-since OpenAI-compatible servers refuse an empty list. An assistant message that calls tools
+since OpenAI-compatible servers refuse an empty list. Follow-ups are `user` messages between
+the turns, as in `openai`. An assistant message that calls tools
 has `content` only when it shows text beside the calls. Parsing reads it as `openai`, so the
 record comes back without its thinking, its errors marked and its meta.
 
@@ -31,6 +32,8 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
         messages.append({"role": "system", "content": trajectory.system})
     messages.append({"role": "user", "content": trajectory.question})
     for number, turn in enumerate(turns(trajectory.steps)):
+        if turn.user is not None:
+            messages.append({"role": "user", "content": turn.user})
         message: dict[str, Any] = {"role": "assistant"}
         if turn.calls:
             if turn.say is not None:

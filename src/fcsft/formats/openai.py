@@ -3,8 +3,8 @@
 Assistant messages carry `tool_calls` (arguments as a JSON string, as the API sends them),
 their thinking in `reasoning_content` (the DeepSeek / vLLM field), text shown beside the calls
 in `content`, and OpenAI's training `weight` (0 or 1) when the trajectory has weights. Tool
-results are `role: "tool"` messages; a failed one has `"is_error": true`. Every later stage
-reads this. `fcsft.formats.finetune` writes the subset OpenAI's fine-tuning accepts.
+results are `role: "tool"` messages; a failed one has `"is_error": true`. A follow-up is a
+`user` message after the reply to the one before. Every later stage reads this. `fcsft.formats.finetune` writes the subset OpenAI's fine-tuning accepts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fcsft.records import (
     ToolCall,
     Trajectory,
     Turn,
+    append_turn,
     call_id,
     steps_of,
     turns,
@@ -84,6 +85,8 @@ def conversation(trajectory: Trajectory) -> list[dict[str, Any]]:
     messages.append({"role": "user", "content": trajectory.question})
     for number, turn in enumerate(turns(trajectory.steps)):
         weight = trajectory.weights[number] if trajectory.weights else None
+        if turn.user is not None:
+            messages.append({"role": "user", "content": turn.user})
         messages.append(assistant_message(turn, weight))
         names = {call.id: call.name for call in turn.calls}
         messages.extend(tool_message(obs, names[obs.call_id]) for obs in turn.observations)
@@ -149,7 +152,8 @@ def parse_tool(obj: Any, where: str) -> Tool:
 
 
 def parse_messages(messages: list[Any]) -> tuple[str | None, str, list[Turn]]:
-    """System prompt, question and assistant turns from a chat; FormatError names the message."""
+    """System prompt, question and turns (follow-ups included) from a chat; FormatError names
+    the message."""
     system: str | None = None
     question: str | None = None
     turn_list: list[Turn] = []
@@ -165,15 +169,17 @@ def parse_messages(messages: list[Any]) -> tuple[str | None, str, list[Turn]]:
                 raise FormatError("a system message may only come first", where)
             system = _text(content, f"{where}.content")
         elif role == "user":
-            if question is not None:
-                raise FormatError("a second user message; a trajectory holds one question", where)
-            question = _text(content, f"{where}.content")
+            text = _text(content, f"{where}.content")
+            if question is None:
+                question = text
+            else:
+                turn_list.append(follow_up(turn_list, text, where))
         elif role == "assistant":
             if question is None:
                 raise FormatError("an assistant message before the user's question", where)
             turn = _assistant_turn(message, where, calls_seen)
             calls_seen += len(turn.calls)
-            turn_list.append(turn)
+            append_turn(turn_list, turn)
         elif role == "tool":
             _attach_result(message, where, turn_list)
         else:
@@ -186,6 +192,15 @@ def parse_messages(messages: list[Any]) -> tuple[str | None, str, list[Turn]]:
         order = {call.id: rank for rank, call in enumerate(turn.calls)}
         turn.observations.sort(key=lambda obs: order[obs.call_id])
     return system, question, turn_list
+
+
+def follow_up(turn_list: list[Turn], text: str, where: str) -> Turn:
+    """The turn a later user message opens; FormatError when nothing came back before it."""
+    if not turn_list or turn_list[-1].awaiting:
+        raise FormatError("two user messages with no assistant reply between them", where)
+    if not text.strip():
+        raise FormatError("an empty user message after the question", where)
+    return Turn(user=text)
 
 
 def _assistant_turn(message: dict[str, Any], where: str, calls_seen: int) -> Turn:

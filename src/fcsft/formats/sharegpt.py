@@ -4,7 +4,8 @@
                        {"from": "observation", ...}, {"from": "gpt", ...}],
      "tools": "<JSON string>", "system": "...", "meta": {...}}
 
-Thinking before a call or an answer is kept as a `<think>…</think>` prefix of the turn's value,
+The first `human` turn is the question; a later one is a follow-up, after the reply to the one
+before. Thinking before a call or an answer is kept as a `<think>…</think>` prefix of the turn's value,
 which LLaMA-Factory (0.9.2 and later in a `function_call` turn) strips and re-renders with the
 template's thought words. Parallel calls are a JSON list in one `function_call` turn; their
 results are one `observation` turn whose value joins them with `RESULT_SEPARATOR`, as
@@ -27,9 +28,9 @@ from typing import Any
 
 from fcsft.formats.base import Format, FormatError, build, meta_json, register, split_meta
 from fcsft.formats.json_text import JsonProblem, loads_lenient
-from fcsft.formats.openai import parse_tool
+from fcsft.formats.openai import follow_up, parse_tool
 from fcsft.formats.tagged import call_from_object, call_object
-from fcsft.records import Observation, Trajectory, Turn, steps_of, turns
+from fcsft.records import Observation, Trajectory, Turn, append_turn, steps_of, turns
 
 _THINK = re.compile(r"\s*<think>(.*?)</think>\s*", re.DOTALL)
 RESULT_SEPARATOR = "\n</tool_response>\n<tool_response>\n"
@@ -48,6 +49,8 @@ def render(trajectory: Trajectory) -> dict[str, Any]:
     position = 0
     for number, turn in enumerate(turns(trajectory.steps)):
         where = f"turns.{number}"
+        if turn.user is not None:
+            conversations.append({"from": "human", "value": turn.user})
         if turn.calls:
             parts = [call_object(call, position + k) for k, call in enumerate(turn.calls)]
             position += len(turn.calls)
@@ -119,9 +122,10 @@ def parse(obj: dict[str, Any]) -> Trajectory:
             raise FormatError("must be an object with a string value", where)
         role, value = item.get("from"), item["value"]
         if role == "human":
-            if question is not None:
-                raise FormatError("a second human turn; a trajectory holds one question", where)
-            question = value
+            if question is None:
+                question = value
+            else:
+                turn_list.append(follow_up(turn_list, value, where))
         elif question is None:
             raise FormatError(f"a {role!r} turn before the human question", where)
         elif role == "function_call":
@@ -130,14 +134,15 @@ def parse(obj: dict[str, Any]) -> Trajectory:
             if say is not None and not isinstance(say, str):
                 raise FormatError("must be a string", f"{where}.content")
             calls = _calls(body, f"{where}.value", calls_seen, shift)
-            turn_list.append(Turn(think=think, say=say, calls=calls))
+            append_turn(turn_list, Turn(think=think, say=say, calls=calls))
             calls_seen += len(calls)
             weights.append(item.get("weight"))
         elif role == "observation":
             _attach(item, where, turn_list)
         elif role == "gpt":
             think, body, _ = _split_thought(value)
-            turn_list.append(Turn(think=think, final=None if item.get("incomplete") else body))
+            final = None if item.get("incomplete") else body
+            append_turn(turn_list, Turn(think=think, final=final))
             weights.append(item.get("weight"))
         else:
             raise FormatError(

@@ -2,6 +2,10 @@
 
     <think>…</think><tool_call>{"name": …, "arguments": {…}}</tool_call>
     <observation>…</observation> … <final_answer>…</final_answer>
+    <user>…</user> <think>…</think> … <final_answer>…</final_answer>
+
+`question` is the first user message; each follow-up is a `<user>` block after the reply to
+the one before (a model's own reply may not contain one).
 
 Text shown to the user beside calls is written untagged right before the turn's first
 `<tool_call>` (after its `<think>`), as chat templates write content before their calls;
@@ -38,13 +42,14 @@ from fcsft.records import (
     Tool,
     ToolCall,
     Trajectory,
+    User,
     call_id,
     turns,
 )
 
-_OPEN = re.compile(r"<(think|tool_call|observation|final_answer)(\s+error=\"true\")?>")
-_ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer)(?:\s[^>]*)?>")
-_ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer)\b")
+_OPEN = re.compile(r"<(think|tool_call|observation|final_answer|user)(\s+error=\"true\")?>")
+_ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer|user)(?:\s[^>]*)?>")
+_ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer|user)\b")
 _CALL_KEYS = {"name", "arguments", "id"}
 
 
@@ -71,6 +76,8 @@ def render_text(steps: list[Any]) -> str:
             parts.append(f"<observation{attr}>{step.content}</observation>")
         elif isinstance(step, FinalAnswer):
             parts.append(f"<final_answer>{_plain(step.text, index)}</final_answer>")
+        elif isinstance(step, User):
+            parts.append(f"<user>{_plain(step.text, index)}</user>")
     return "\n".join(parts)
 
 
@@ -143,7 +150,7 @@ def parse_text(text: str, first_call: int = 0) -> list[Any]:
             raise FormatError(f"<{tag}> is never closed", "text", pos)
         body = text[opening.end() : closing]
         body_at = opening.end()
-        if tag in ("think", "final_answer"):
+        if tag in ("think", "final_answer", "user"):
             nested = _ANY_OPEN.search(body)
             if nested:
                 raise FormatError(
@@ -155,6 +162,10 @@ def parse_text(text: str, first_call: int = 0) -> list[Any]:
             steps.append(Think(text=body))
         elif tag == "final_answer":
             steps.append(FinalAnswer(text=body))
+        elif tag == "user":
+            if not body.strip():
+                raise FormatError("an empty <user> message", "text", pos)
+            steps.append(User(text=body))
         elif tag == "tool_call":
             call = parse_call(body, calls_seen, body_at)
             calls_seen += 1
@@ -260,12 +271,16 @@ def parse_reply(text: str, first_call: int = 0) -> dict[str, Any]:
     if not _ANY_TAG.search(text):
         return {"role": "assistant", "content": text.strip()}
     steps = parse_text(text, first_call)
-    if any(isinstance(step, Observation) for step in steps):
-        raise FormatError(
-            "a reply may not contain <observation>: results come from tools",
-            "text",
-            text.find("<observation"),
-        )
+    for step_type, tag, source in (
+        (Observation, "observation", "tools"),
+        (User, "user", "the user"),
+    ):
+        if any(isinstance(step, step_type) for step in steps):
+            raise FormatError(
+                f"a reply may not contain <{tag}>: those come from {source}",
+                "text",
+                text.find(f"<{tag}"),
+            )
     found = turns(steps)
     if len(found) != 1:
         raise FormatError("a reply must be one turn: thinking, then calls or an answer", "text")

@@ -1,4 +1,4 @@
-"""Seeds from JSONL, CSV and YAML files, and questions mined from chat logs.
+"""Seeds from JSONL, CSV and YAML files, and conversations mined from chat logs.
 
 A bad row never stops an import: it is reported with its file and line, and every good row
 still comes through. Readers register by file suffix.
@@ -163,8 +163,12 @@ def mine_logs(
     min_words: int = 3,
     pii: str = "patterns",
 ) -> Imported:
-    """User questions from OpenAI-style chat logs: scrubbed (`pii` names the detector, see
-    `fcsft.text.pii`), near-duplicates dropped."""
+    """Seeds from chat logs, one a conversation: OpenAI-style `messages` or ShareGPT
+    `conversations`. The first user message of at least `min_words` words is the question
+    (shorter ones before it, greetings, are left out) and every user message after it a
+    follow-up, whatever its length; messages the user sent with no reply between them are one
+    turn. Every turn is scrubbed (`pii` names the detector, see `fcsft.text.pii`) and
+    conversations that nearly repeat one already taken are dropped."""
     detector = detector_for(pii)
     result = Imported()
     index = NearDuplicates(threshold)
@@ -174,22 +178,61 @@ def mine_logs(
             if line.error:
                 result.problems.append(f"{where}: {line.error}")
                 continue
-            messages = line.obj.get("messages")
-            if not isinstance(messages, list):
-                result.problems.append(f"{where}: no 'messages' list")
+            said = _user_turns(line.obj)
+            if said is None:
+                result.problems.append(f"{where}: no 'messages' or 'conversations' list")
                 continue
-            for message in messages:
-                if not isinstance(message, dict) or message.get("role") != "user":
-                    continue
-                text = message.get("content")
-                if not isinstance(text, str) or len(text.split()) < min_words:
-                    continue
-                clean, found = scrub(text.strip(), detector)
-                ident = content_id(clean)
-                match, _ = index.add(ident, clean)
-                if match is not None:
-                    result.duplicates += 1
-                    continue
-                result.scrubbed.update(found)
-                result.seeds.append(Seed(id=ident, question=clean, source="log", domain=domain))
+            while said and len(said[0].split()) < min_words:
+                said.pop(0)
+            if not said:
+                continue
+            clean: list[str] = []
+            found: Counter = Counter()
+            for text in said:
+                scrubbed, kinds = scrub(text, detector)
+                clean.append(scrubbed)
+                found.update(kinds)
+            # A single question keeps the id of its text alone.
+            ident = content_id(clean[0] if len(clean) == 1 else clean)
+            match, _ = index.add(ident, "\n".join(clean))
+            if match is not None:
+                result.duplicates += 1
+                continue
+            result.scrubbed.update(found)
+            result.seeds.append(
+                Seed(
+                    id=ident,
+                    question=clean[0],
+                    followups=clean[1:],
+                    source="log",
+                    domain=domain,
+                )
+            )
     return result
+
+
+_USER_ROLES = {"user", "human"}
+_REPLY_ROLES = {"assistant", "gpt", "function_call", "tool", "observation", "function"}
+
+
+def _user_turns(log: dict[str, Any]) -> list[str] | None:
+    """The user's turns of one logged conversation, or None when it holds no message list."""
+    items = log.get("messages", log.get("conversations"))
+    if not isinstance(items, list):
+        return None
+    said: list[str] = []
+    replied = True
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        role = item.get("role", item.get("from"))
+        text = item.get("content", item.get("value"))
+        if role in _USER_ROLES and isinstance(text, str) and text.strip():
+            if replied:
+                said.append(text.strip())
+            else:
+                said[-1] += "\n" + text.strip()
+            replied = False
+        elif role in _REPLY_ROLES:
+            replied = True
+    return said

@@ -12,7 +12,8 @@ from fcsft.records import Seed
 def seed_stats(
     seeds: Iterable[Seed], dominance: float = 0.5, min_no_tool: float = 0.05
 ) -> dict[str, Any]:
-    """Counts by source, domain, tool and plan length; warnings for what looks lopsided."""
+    """Counts by source, domain, tool, plan length and user turns (the question and its
+    follow-ups); warnings for what looks lopsided."""
     seeds = list(seeds)
     tools: Counter = Counter()
     lengths: Counter = Counter()
@@ -26,6 +27,7 @@ def seed_stats(
         "by_domain": dict(Counter(seed.domain or "-" for seed in seeds).most_common()),
         "by_tool": dict(tools.most_common()),
         "plan_length": dict(sorted(lengths.items())),
+        "user_turns": dict(sorted(Counter(1 + len(seed.followups) for seed in seeds).items())),
         "no_tool_share": round(no_tool / len(seeds), 4) if seeds else 0.0,
         "warnings": [],
     }

@@ -1,7 +1,11 @@
 """Validation rules: small functions that say what is wrong with a trajectory, in words.
 
 A rule takes the trajectory and the validation settings and returns the problems it found
-(empty when it passes). Rules register under a stable reason code (`format.unknown_tool`); the
+(empty when it passes). In a trajectory with follow-ups the logic rules run per user turn
+(each follow-up must be answered, each answer grounded, each user turn within the step
+bound) and across turns: an answer may rest on anything the user said in any turn up to its
+own, so a fact the user gave earlier needs no call to look it up. A problem found in a
+conversation of several user turns names the turn (`user turn 2: ...`). Rules register under a stable reason code (`format.unknown_tool`); the
 stage turns each rule's problems into one failed `Verdict` whose reason lists them.
 """
 
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import TypeVar
 
-from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, turns
+from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, exchanges, turns
 from fcsft.text.terms import codes, names, numbers
 from fcsft.tools.validation import SchemaChecker
 
@@ -159,6 +163,15 @@ def _step_count(trajectory: Trajectory) -> int:
     return len(_turns(trajectory))
 
 
+def _by_user_turn(trajectory: Trajectory) -> list[tuple[str, list[Turn]]]:
+    """Each user turn's assistant turns, with the prefix its problems carry: none when the
+    trajectory holds one question, `user turn N: ` when it holds several."""
+    groups = exchanges(_turns(trajectory))
+    if len(groups) == 1:
+        return [("", groups[0])]
+    return [(f"user turn {k}: ", group) for k, group in enumerate(groups, start=1)]
+
+
 @rule("logic.too_few_steps")
 def too_few_steps(trajectory: Trajectory, settings: Settings) -> list[str]:
     if trajectory.meta.no_tool:
@@ -171,22 +184,30 @@ def too_few_steps(trajectory: Trajectory, settings: Settings) -> list[str]:
 
 @rule("logic.too_many_steps")
 def too_many_steps(trajectory: Trajectory, settings: Settings) -> list[str]:
-    count = _step_count(trajectory)
-    return (
-        [f"{count} assistant steps; at most {settings.max_steps}"]
-        if count > settings.max_steps
-        else []
-    )
+    """Each user turn within the bound: a conversation may be long, one answer may not."""
+    return [
+        f"{where}{len(group)} assistant steps; at most {settings.max_steps}"
+        for where, group in _by_user_turn(trajectory)
+        if len(group) > settings.max_steps
+    ]
 
 
 @rule("logic.no_final_answer")
 def no_final_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
+    """Every user turn is answered: the conversation's end, and each turn before a follow-up."""
+    groups = _by_user_turn(trajectory)
+    problems = [
+        f"{where}the user spoke again before getting an answer"
+        for where, group in groups[:-1]
+        if group[-1].final is None
+    ]
     if trajectory.final_answer is None:
         stop = (trajectory.meta.model_extra or {}).get("stop")
-        return [
-            "the trajectory ends without a final answer" + (f" (stopped: {stop})" if stop else "")
-        ]
-    return []
+        problems.append(
+            f"{groups[-1][0]}the trajectory ends without a final answer"
+            + (f" (stopped: {stop})" if stop else "")
+        )
+    return problems
 
 
 @rule("logic.redundant_call")
@@ -219,9 +240,9 @@ def ignored_error(trajectory: Trajectory, settings: Settings) -> list[str]:
     problems = []
     for number, turn in enumerate(found[:-1]):
         failed = [obs for obs in turn.observations if obs.failed]
-        if not failed:
-            continue
         after: Turn = found[number + 1]
+        if not failed or after.user is not None:
+            continue  # a follow-up changes the subject; an unanswered turn is no_final_answer
         reacts = bool(after.calls) or _acknowledges(after.think) or _acknowledges(after.final)
         if not reacts:
             ids = ", ".join(obs.call_id for obs in failed)
@@ -273,22 +294,37 @@ def _only_opens_sentences(name: str, text: str) -> bool:
 
 @rule("logic.ungrounded_answer")
 def ungrounded_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
-    answer = trajectory.final_answer
-    if not answer or not trajectory.calls:
-        return []  # with no tool there is nothing to be grounded in: other rules judge that
-    sources = [trajectory.question] + [
-        s.content for s in trajectory.steps if isinstance(s, Observation)
-    ]
-    source_text = "\n".join(sources)
+    """Each answer's numbers, dates and names come from an observation made before it or from
+    what the user said up to its turn. An answer before any call is not checked: with no tool
+    there is nothing to be grounded in, and other rules judge that."""
+    said = trajectory.user_turns
+    place = "the question" if len(said) == 1 else "anything the user said"
+    observed: list[str] = []
+    called = False
+    problems: list[str] = []
+    for number, (where, group) in enumerate(_by_user_turn(trajectory)):
+        for turn in group:
+            called = called or bool(turn.calls)
+            observed += [obs.content for obs in turn.observations]
+        answer = group[-1].final
+        if answer and called:
+            sources = "\n".join(said[: number + 1] + observed)
+            problems += [
+                f"{where}{problem} appears in no observation or {place}"
+                for problem in _ungrounded(answer, sources, settings)
+            ]
+    return problems
+
+
+def _ungrounded(answer: str, source_text: str, settings: Settings) -> list[str]:
+    """What of the answer is not in the sources: `number X`, `date X`, `name 'X'`."""
     lowered = source_text.lower()
     known = numbers(source_text)
     problems = [
-        f"number {n} appears in no observation or the question"
-        for n in sorted(numbers(answer))
-        if not number_grounded(n, known, settings)
+        f"number {n}" for n in sorted(numbers(answer)) if not number_grounded(n, known, settings)
     ]
     problems += [
-        f"date {d} appears in no observation or the question"
+        f"date {d}"
         for d in sorted(codes(answer))
         if d not in lowered and any(c.isdigit() for c in d)
     ]
@@ -297,7 +333,7 @@ def ungrounded_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
             continue  # acronyms (CEO, USD) are vocabulary; "About", "It" merely open a sentence
         words = [re.sub(r"['’]s?$", "", w).lower() for w in name.split()]
         if not any(len(w) > 2 and w in lowered for w in words):
-            problems.append(f"name {name!r} appears in no observation or the question")
+            problems.append(f"name {name!r}")
     return problems
 
 

@@ -150,6 +150,10 @@ function renderStep(step, names) {
     return el("div", { class: "step final" }, el("div", { class: "label" }, "Final answer"),
       prose(step.text));
   }
+  if (step.type === "user") {
+    return el("div", { class: "step user" }, el("div", { class: "label" }, "User follow-up"),
+      prose(step.text, "question"));
+  }
   return el("pre", {}, JSON.stringify(step, null, 2));
 }
 

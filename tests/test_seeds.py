@@ -156,7 +156,6 @@ def test_mining_logs_takes_user_questions_scrubs_and_dedups(tmp_path):
 
 def test_a_chat_log_with_follow_ups_imports_as_multi_turn_seeds(tmp_path, capsys):
     from clirun import fcsft_here
-
     from fcsft.expand.pipeline import seed_task
     from fcsft.expand.vary import vary
     from fcsft.seeds.importers import read_seeds

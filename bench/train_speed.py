@@ -34,7 +34,8 @@ from fcsft.train.packing import batch_tensors
 from fcsft.train.run import TrainConfig, Trainer, batch_loss, batches, prepare
 from validate_speed import synthetic
 
-STEPS = 6  # per side; the first (and the trainer's last) are not timed
+STEPS = 4  # per side; the first (and the trainer's last) are not timed
+RATE_STEPS = 3  # per precision; the second step is timed
 BATCH, LENGTH = 4, 512
 
 
@@ -49,9 +50,9 @@ def general(index: int) -> dict:
     }
 
 
-def config(precision: str) -> TrainConfig:
+def config(precision: str, steps: int = STEPS) -> TrainConfig:
     return TrainConfig(
-        max_steps=STEPS,
+        max_steps=steps,
         batch_size=BATCH,
         max_length=LENGTH,
         val_share=0.0,
@@ -118,9 +119,9 @@ def side_by_side(data: Path, out: Path) -> dict[str, float]:
 
 def trainer_rate(data: Path, out: Path, precision: str) -> float:
     """Tokens/s of the trainer alone in a precision, over its middle steps."""
-    prepared = prepare(config(precision), data)
+    prepared = prepare(config(precision, RATE_STEPS), data)
     marks: list[tuple[float, int]] = []
-    Trainer(config(precision), prepared, out).run(
+    Trainer(config(precision, RATE_STEPS), prepared, out).run(
         lambda step, total, trained, elapsed: marks.append((time.perf_counter(), trained))
     )
     (t0, n0), (t1, n1) = marks[0], marks[-2]

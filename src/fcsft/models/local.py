@@ -1,8 +1,9 @@
 """`local:smollm2` (the embedded default) and `local:PATH` (any transformers model folder).
 
-Why batching: on two CPU cores greedy decoding of SmolLM2-135M makes ~11 tokens/s for one
-sequence and ~108 tokens/s for 32 side by side, so a teacher or evaluation run of many tasks
-is only practical if concurrent requests share forward passes. `chat()` is async and cheap:
+Why batching: one sequence at a time leaves a CPU's matrix units mostly idle (each step
+multiplies a single row of activations by every weight), while many sequences side by side
+share the cost of reading the weights, so a teacher or evaluation run of many tasks is only
+practical if concurrent requests share forward passes. `chat()` is async and cheap:
 it renders the prompt and queues a job; one worker thread per model cuts the queue into
 batches of requests with the same sampling settings and of similar length, and decodes each
 with `fcsft.models.decode`: the prompt prefix the rows share (a system prompt and tool list

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fcsft.agent import Limits, Settings, gold_prompts, protocol_named, replay, run_agent
+from fcsft.agent import Limits, Settings, gold_prompts, live, protocol_named, replay, run_agent
 from fcsft.errors import UserError
 from fcsft.formats import get_format
 from fcsft.formats.openai import tool_json
@@ -229,3 +229,25 @@ def call_message(ident, a, b):
 def test_an_unknown_protocol_names_the_known_ones():
     with pytest.raises(UserError, match=r"unknown protocol 'xml'; known: .*native, tagged"):
         protocol_named("xml")
+
+
+def test_a_live_run_goes_on_from_a_conversation_and_numbers_its_calls_after_the_old_ones():
+    earlier = [
+        {"role": "user", "content": "What is 2+3?"},
+        {"role": "assistant", "content": None, "tool_calls": [call_message("call_0", 2, 3)]},
+        {"role": "tool", "tool_call_id": "call_0", "name": "add", "content": "5"},
+        {"role": "assistant", "content": "5"},
+        {"role": "user", "content": "And plus 4?"},
+    ]
+    script = Script(
+        '<tool_call>{"name": "add", "arguments": {"a": 5, "b": 4}}</tool_call>',
+        "<final_answer>9</final_answer>",
+    )
+    result = asyncio.run(
+        live(script, protocol_named("tagged"), Settings("scripted", 64), earlier, TOOLS)
+    )
+    assert result.stop == "final_answer" and result.messages[: len(earlier)] == earlier
+    call, observation, answer = result.messages[len(earlier) :]
+    assert call["tool_calls"][0]["id"] == "call_1" and observation["tool_call_id"] == "call_1"
+    assert observation["content"] == "9" and answer["content"] == "9"
+    assert "And plus 4?" in script.requests[0].messages[-1]["content"]

@@ -16,7 +16,8 @@ two modes:
   after the last gold turn (`gold_end`).
 
 Either way each reply is read into an OpenAI assistant message whose calls carry ids unique
-over the run; a reply that cannot be read is kept as its raw text with the reason, and a
+in the conversation (numbered on from the calls already in it, so a live run may go on from a
+conversation that has some); a reply that cannot be read is kept as its raw text with the reason, and a
 request that fails is kept as the error. The usage of every reply is added up here, once.
 
 A protocol is how a request is put and its reply read, registered by name: `native` (OpenAI
@@ -255,7 +256,6 @@ async def _loop(
 ) -> Run:
     run = Run(messages=course.messages)
     started = time.monotonic()
-    calls_made = 0
     while (messages := course.prompt()) is not None:
         try:
             response = await model.chat(protocol.request(settings, messages, tools))
@@ -263,12 +263,11 @@ async def _loop(
             run.stop, run.error = "model_error", str(exc)
             break
         run.usage.add(response.usage)
-        reply = _read(protocol, response, tools, calls_made)
+        reply = _read(protocol, response, tools, _calls_in(messages))
         run.replies.append(reply)
         if reply.message is None:
             run.stop, run.error = "parse_error", reply.error
             break
-        calls_made += len(reply.message.get("tool_calls") or [])
         stop = await course.advance(reply.message, run.usage)
         if stop:
             run.stop = stop
@@ -278,6 +277,11 @@ async def _loop(
     run.messages = course.messages
     run.latency_s = round(time.monotonic() - started, 3)
     return run
+
+
+def _calls_in(messages: list[dict[str, Any]]) -> int:
+    """Calls made before this request, the opening's included: the reply's are numbered on."""
+    return sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
 
 
 def _read(

@@ -4,11 +4,13 @@ examples, and `fcsft eval --protocol bfcl` end to end with a scripted model."""
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from clirun import fcsft
+from fcsft.agent import run_agent
 from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
 from fcsft.evaluate.bfcl_prompt import (
@@ -23,6 +25,7 @@ from fcsft.evaluate.bfcl_prompt import (
 from fcsft.evaluate.predict import predict_item
 from fcsft.evaluate.score import score_item
 from fcsft.models.mock import MockProvider
+from fcsft.records import FinalAnswer, Observation, Tool, ToolCall
 from fcsft.text.near import normalise
 
 pytest.importorskip("bfcl_eval")
@@ -205,3 +208,32 @@ def test_eval_asks_in_bfcls_form_from_the_command_line(tmp_path):
         str(tmp_path / "no"),
     )
     assert done.returncode == 2 and "evaluate live_simple with --protocol bfcl" in done.stderr
+
+
+def test_the_bfcl_form_runs_live_in_the_agent_loop():
+    class Weather:
+        spec = Tool(
+            name="get_weather",
+            description=WEATHER["function"]["description"],
+            parameters=WEATHER["function"]["parameters"],
+        )
+
+        async def run(self, arguments):
+            return SimpleNamespace(content=f"Sunny in {arguments['city']}", error=False)
+
+    mock = MockProvider(["[get_weather('Oslo')]", "It is sunny in Oslo."])
+    trajectory = asyncio.run(
+        run_agent(
+            mock, "mock", "Weather in Oslo?", {"get_weather": Weather()}, ident="w", protocol="bfcl"
+        )
+    )
+    assert trajectory.meta.stop == "final_answer"
+    assert trajectory.steps == [
+        ToolCall(name="get_weather", arguments={"city": "Oslo"}, id="call_0"),
+        Observation(content="Sunny in Oslo", call_id="call_0"),
+        FinalAnswer(text="It is sunny in Oslo."),
+    ]
+    first, second = mock.requests
+    assert first.tools is None and '"name": "get_weather"' in first.messages[0]["content"]
+    assert second.messages[2] == {"role": "assistant", "content": "[get_weather(city='Oslo')]"}
+    assert second.messages[3]["role"] == "user" and "Sunny in Oslo" in second.messages[3]["content"]

@@ -435,7 +435,7 @@ def test_the_agent_loop_runs_on_the_real_client():
                 "2+3?",
                 {"add": Adder()},
                 ident="t1",
-                mode="native",
+                protocol="native",
             )
             await client.close()
             return trajectory, client.counters("generate")

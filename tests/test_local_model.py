@@ -13,9 +13,9 @@ import time
 import pytest
 
 from fcsft.errors import UserError
+from fcsft.formats.tagged import REPLY_STOPS
 from fcsft.models.base import ChatRequest, ModelError
 from fcsft.models.local import (
-    PROTOCOL_STOPS,
     Batcher,
     Completion,
     GenerationJob,
@@ -151,12 +151,12 @@ def test_the_worker_ends_when_idle_and_a_later_request_starts_another():
 
 
 def test_cut_keeps_closing_tags_drops_other_stops_and_takes_the_first():
-    assert cut_at_stop("<final_answer>4</final_answer> more", PROTOCOL_STOPS) == (
+    assert cut_at_stop("<final_answer>4</final_answer> more", REPLY_STOPS) == (
         "<final_answer>4</final_answer>",
         "</final_answer>",
     )
     text = '<tool_call>{"name": "a"}</tool_call>\n<observation>made up'
-    assert cut_at_stop(text, PROTOCOL_STOPS)[0] == '<tool_call>{"name": "a"}</tool_call>\n'
+    assert cut_at_stop(text, REPLY_STOPS)[0] == '<tool_call>{"name": "a"}</tool_call>\n'
     assert cut_at_stop(text, ["</tool_call>", "<observation"])[1] == "</tool_call>"
     assert cut_at_stop(text, ["</tool_call>"], keep_closing_tags=False)[0] == (
         '<tool_call>{"name": "a"}'
@@ -234,7 +234,7 @@ def test_function_calling_requests_are_rendered_as_tagged_text_and_plain_ones_ar
     assert rendered.messages[0]["role"] == "system" and "<tools>" in rendered.messages[0]["content"]
     assert "<tool_call>" in rendered.messages[2]["content"]
     assert rendered.messages[3] == {"role": "tool", "content": "<observation>5</observation>"}
-    assert rendered.stops == ("END", *PROTOCOL_STOPS)
+    assert rendered.stops == ("END", *REPLY_STOPS)
     assert passed.messages == [{"role": "user", "content": "<tool_call>x"}]
     # the function-calling reply is parsed, its call numbered after the one in the history
     assert "parse_error" not in asked_native.extra and asked_native.extra["raw"] == call
@@ -305,7 +305,7 @@ def test_embedded_model_answers_and_its_cache_is_made_once(cache, smollm2):
     (repeat,) = again.generate(
         [
             GenerationJob(
-                [{"role": "user", "content": "What is the capital of France?"}], 16, PROTOCOL_STOPS
+                [{"role": "user", "content": "What is the capital of France?"}], 16, REPLY_STOPS
             )
         ]
     )
@@ -423,7 +423,7 @@ def test_the_agent_loop_runs_on_the_embedded_model(smollm2):
                 "Use the add tool to add 2 and 3.",
                 Toolbox([add]),
                 ident="t",
-                mode=mode,
+                protocol=mode,
                 limits=Limits(max_steps=2, reply_tokens=48),
             )
         )

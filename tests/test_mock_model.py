@@ -127,7 +127,7 @@ def test_the_mock_drives_the_agent_through_the_client(tmp_path):
     async def go(cache):
         client = Client(MockProvider(script), cache=cache)
         trajectory = await run_agent(
-            client, "mock", "2+3?", {"add": Adder()}, ident="t", mode="native"
+            client, "mock", "2+3?", {"add": Adder()}, ident="t", protocol="native"
         )
         await client.close()
         return trajectory, client.totals()

@@ -156,9 +156,16 @@ def call_id(index: int) -> str:
 
 
 class Usage(Record):
+    """Tokens and cost of one reply, or added up over a run's replies."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
 
 
 class Verdict(Record):

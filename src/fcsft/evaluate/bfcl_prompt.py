@@ -2,7 +2,7 @@
 
 A base model asked only in the tagged protocol fcsft trains could score zero for not knowing
 the tags; asked the way BFCL asks models without function calling, it shows what it can do
-on its own. Two forms:
+on its own. Two forms, each a protocol of the agent loop (`fcsft.agent`) registered here:
 
     bfcl          the system prompt BFCL's prompting handlers give (their default format,
                   `ret_fmt=python&tool_call_tag=False&func_doc_fmt=json&prompt_fmt=plaintext&
@@ -37,15 +37,18 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fcsft.agent import Protocol, register_protocol, reply_text
 from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
-from fcsft.models.base import ChatRequest, ChatResponse
+from fcsft.formats import FormatError
+from fcsft.models.base import ChatRequest
+from fcsft.records import call_id
 from fcsft.text.near import NearTexts
 
-FORMS = ("bfcl", "bfcl-fewshot")
 SHOT_SOURCES = {"live_simple": 1, "live_parallel": 2, "live_irrelevance": 0}
 """Where the few-shot examples come from (one each, making this many calls); never evaluated
 with bfcl-fewshot."""
@@ -222,30 +225,45 @@ def function_docs(
     return [tool.get("function", tool) for tool in tools]
 
 
-def bfcl_request(
-    model_name: str,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]],
-    form: str,
-    max_tokens: int,
-    bfcl_functions: list[dict[str, Any]] | None = None,
-) -> ChatRequest:
-    """One request in the `form` ("bfcl" or "bfcl-fewshot"): plain messages, no tools."""
-    docs = function_docs(tools, bfcl_functions)
-    return ChatRequest(
-        model=model_name,
-        messages=bfcl_messages(messages, docs, fewshot=form == "bfcl-fewshot"),
-        max_tokens=max_tokens,
-    )
+@dataclass(frozen=True)
+class BfclProtocol(Protocol):
+    """The agent loop's protocol for one form: plain messages in BFCL's prompting form, no
+    native tools, calls read from the reply text by `parse_calls`."""
+
+    fewshot: bool
+    functions: list[dict[str, Any]] | None = None
+    """A BFCL item's own function docs, shown instead of its tools' function objects."""
+
+    def request(self, settings, messages, tools):
+        docs = function_docs(tools, self.functions)
+        return ChatRequest(
+            model=settings.model_name,
+            messages=bfcl_messages(messages, docs, fewshot=self.fewshot),
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            sample=settings.sample,
+        )
+
+    def read(self, response, tools, calls_made):
+        text = reply_text(response)
+        calls, error = parse_calls(text, tools)
+        if error:
+            raise FormatError(error)
+        message: dict[str, Any] = {"role": "assistant", "content": None if calls else text}
+        if calls:
+            message["tool_calls"] = [
+                {
+                    "id": call_id(calls_made + k),
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for k, call in enumerate(calls)
+            ]
+        return message
 
 
-def bfcl_reply(
-    response: ChatResponse, tools: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], str | None, str]:
-    """(calls, parse error, raw text) of a reply to a BFCL-form request."""
-    raw = str(response.extra.get("raw", response.message.get("content") or ""))
-    calls, error = parse_calls(raw, tools)
-    return calls, error, raw
+register_protocol("bfcl")(lambda functions: BfclProtocol(fewshot=False, functions=functions))
+register_protocol("bfcl-fewshot")(lambda functions: BfclProtocol(fewshot=True, functions=functions))
 
 
 def _parameters(tools: list[dict[str, Any]]) -> dict[str, list[str]]:

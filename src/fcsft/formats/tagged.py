@@ -47,6 +47,14 @@ from fcsft.records import (
     turns,
 )
 
+OBSERVATION_STOP = "<observation"
+"""Where a tagged request stops: a model that writes it goes on to invent a tool result."""
+REPLY_STOPS = (OBSERVATION_STOP, "</final_answer>")
+"""Where a tagged reply is over when its closing tags are kept: at an invented result, or after
+the final answer (text after it would not parse). A request to a server carries only
+OBSERVATION_STOP: a server cuts the stop string off the reply, and a final answer without its
+closing tag would not parse."""
+
 _OPEN = re.compile(r"<(think|tool_call|observation|final_answer|user)(\s+error=\"true\")?>")
 _ANY_OPEN = re.compile(r"<(?:think|tool_call|observation|final_answer|user)(?:\s[^>]*)?>")
 _ANY_TAG = re.compile(r"</?(?:think|tool_call|observation|final_answer|user)\b")

@@ -221,7 +221,7 @@ def generate_stage(
                     task_tools,
                     ident=f"{task.id}#{sample}",
                     system=config.system_prompt(),
-                    mode=config.mode,
+                    protocol=config.mode,
                     limits=limits,
                     temperature=config.temperature,
                     sample=sample,

@@ -39,14 +39,9 @@ async def ask(
         response: ChatResponse = await model.chat(request)
     except ModelError as exc:
         return Answer(error=f"model failed: {exc}")
-    usage = {
-        "prompt_tokens": response.prompt_tokens,
-        "completion_tokens": response.completion_tokens,
-        "cost": float(response.extra.get("cost", 0.0)),
-    }
     return Answer(
         text=(response.message.get("content") or "").strip(),
-        usage=usage,
+        usage=response.usage.model_dump(),
         calls=len(response.message.get("tool_calls") or []),
     )
 

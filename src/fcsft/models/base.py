@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fcsft.errors import UserError
+from fcsft.records import Usage
 
 
 class _EncodedOnce:
@@ -103,6 +104,15 @@ class ChatResponse:
     body: str | None = field(default=None, repr=False, compare=False)
     """The chat-completion JSON the server sent, when one did: the response cache stores this
     text as it is rather than encoding the reply a second time."""
+
+    @property
+    def usage(self) -> Usage:
+        """What this reply cost: its tokens, and the price the client put in `extra["cost"]`."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cost=float(self.extra.get("cost", 0.0)),
+        )
 
 
 def completion_reply(data: Any) -> ChatResponse:

@@ -42,17 +42,13 @@ from typing import Any
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
-from fcsft.formats.tagged import parse_reply
+from fcsft.formats.tagged import REPLY_STOPS, parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.decode import decode
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
 
-# Stops every request gets. A model that writes `<observation` is inventing a tool result,
-# and a tagged reply is over at `</final_answer>` (text after it would not parse). Plain
-# chat never writes either, so adding them costs nothing there.
-PROTOCOL_STOPS = ("<observation", "</final_answer>")
 _CLOSING_TAG = re.compile(r"</[^<>\s]+>")
 
 
@@ -517,7 +513,8 @@ class LocalProvider:
         job = GenerationJob(
             messages=messages,
             max_new_tokens=max(1, request.max_tokens),
-            stops=tuple(dict.fromkeys([*(request.stop or []), *PROTOCOL_STOPS])),
+            # The tagged protocol's stops, on every request: plain chat never writes them.
+            stops=tuple(dict.fromkeys([*(request.stop or []), *REPLY_STOPS])),
             temperature=request.temperature,
             seed=request.seed,
             keep_closing_tags=self.keep_closing_tags,

@@ -157,7 +157,7 @@ def test_a_misspelt_key_suggests_one_the_config_accepts(tmp_path):
 
 
 def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
-    from fcsft.pipeline import STAGES
+    from fcsft.step import steps
 
     (tmp_path / "replies.yaml").write_text("- Hello.\n")
     config = tmp_path / "project.yaml"
@@ -166,10 +166,12 @@ def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     hint = re.search(r"\(fcsft run --until (\w+)\)$", line)
-    assert hint and hint.group(1) == "expand" and hint.group(1) in STAGES, line
+    assert hint and hint.group(1) == "tasks" and hint.group(1) in [s.name for s in steps()], line
 
 
 def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
     from typer.testing import CliRunner
 
     from fcsft import cli
@@ -179,7 +181,8 @@ def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
 
     def train(settings, data, target):
         seen["seed"] = settings.seed
-        return {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+        summary = {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+        return summary, SimpleNamespace(rendered=[], val_ids=set())
 
     monkeypatch.setattr(run, "train", train)
     data = tmp_path / "train.jsonl"

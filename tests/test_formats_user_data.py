@@ -99,9 +99,8 @@ def test_text_beside_calls_needs_calls_and_weights_need_their_turns():
 
 
 def test_a_turn_of_weight_0_is_context_not_trained_on():
-    from test_chat_tokens import char_tokenizer
-
     from fcsft.formats.chat_tokens import segments
+    from test_chat_tokens import char_tokenizer
 
     record = get_format("openai").render(get_format("openai").parse(USER_LINE))
     pieces = segments(char_tokenizer(), record)

@@ -64,7 +64,7 @@ def test_run_until_export_then_resume_is_a_no_op(tmp_path):
     curated = json.loads((run / "curate/stats.json").read_text())
     assert curated["in"] == validated["out"]
     export = run / "export"
-    sizes = json.loads((export / "stats.json").read_text())["sizes"]
+    sizes = json.loads((export / "stats.json").read_text())["report"]["sizes"]
     assert sizes == curated["report"]["split"]
     assert (export / "README.md").exists() and (export / "dataset_info.json").exists()
     # A second run finds every stage done and asks the teacher nothing.
@@ -78,7 +78,7 @@ def test_unknown_stage_and_missing_model_are_one_line_errors(tmp_path):
     project = write_project(tmp_path)
     result = fcsft("run", project, "--until", "deploy", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown stage 'deploy'")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown step 'deploy'")
     config = yaml.safe_load(project.read_text())
     config["models"] = {}
     project.write_text(yaml.safe_dump(config))

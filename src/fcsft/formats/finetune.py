@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fcsft.formats.base import Format, FormatError, register
 from fcsft.formats import openai as interchange
+from fcsft.formats.base import Format, FormatError, register
 from fcsft.records import Trajectory, turns
 
 

@@ -33,7 +33,21 @@ class Imported:
     seeds: list[Seed] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
     scrubbed: Counter = field(default_factory=Counter)  # PII placeholders inserted, by kind
-    duplicates: int = 0
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.near_duplicates)
+
+
+@dataclass
+class NearDuplicate:
+    """A mined question left out because a kept one says nearly the same."""
+
+    where: str  # "file:line:message", unique per mined question
+    seed: Seed
+    of: str  # the kept seed's id
+    similarity: float
 
 
 Row = tuple[int, dict[str, Any]]  # (line number, raw fields)
@@ -178,7 +192,7 @@ def mine_logs(
             if not isinstance(messages, list):
                 result.problems.append(f"{where}: no 'messages' list")
                 continue
-            for message in messages:
+            for number, message in enumerate(messages, start=1):
                 if not isinstance(message, dict) or message.get("role") != "user":
                     continue
                 text = message.get("content")
@@ -186,9 +200,12 @@ def mine_logs(
                     continue
                 clean, found = scrub(text.strip(), detector)
                 ident = content_id(clean)
-                match, _ = index.add(ident, clean)
+                match, similarity = index.add(ident, clean)
                 if match is not None:
-                    result.duplicates += 1
+                    seed = Seed(id=ident, question=clean, source="log", domain=domain)
+                    result.near_duplicates.append(
+                        NearDuplicate(f"{where}:{number}", seed, match, similarity)
+                    )
                     continue
                 result.scrubbed.update(found)
                 result.seeds.append(Seed(id=ident, question=clean, source="log", domain=domain))

@@ -5,8 +5,8 @@ PYTHONPATH.
 """
 
 import json
-import os
 import logging
+import os
 from pathlib import Path
 
 import pytest

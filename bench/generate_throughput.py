@@ -44,8 +44,8 @@ from fcsft.formats.openai import tool_json
 from fcsft.generate.stage import SYSTEM
 from fcsft.jsonl import read_jsonl
 from fcsft.models.openai import retry_after_seconds, retry_delay
-from fcsft.pipeline import Run, run_pipeline
 from fcsft.records import Task
+from fcsft.runner.pipeline import Run, run_pipeline
 from fcsft.testing.teacher import generate_project, lookup, make_tasks
 from fcsft.tools import Toolbox
 

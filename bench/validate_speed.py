@@ -92,7 +92,7 @@ def synthetic(index: int) -> dict:
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from fcsft.stage import run_stage
+from fcsft.runner.run import run_stage
 from fcsft.validate.stage import ValidateConfig, validate_stage
 source, run_dir = Path(sys.argv[1]), Path(sys.argv[2])
 started = time.perf_counter()

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from fcsft.records import Verdict
-from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.runner.run import run_stage
+from fcsft.stage import Outcome, Stage
 
 
 async def expand(obj: dict) -> list[Outcome]:

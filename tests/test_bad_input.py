@@ -223,7 +223,7 @@ COMMANDS = [
         expect(empty=2, set_aside=0, same=None),
         lambda u, o, stdout: _read(o / "run" / "seeds" / "out.jsonl"),
         setup=_project,
-        chatter=r"^seeds: \d+ in, \d+ out, \d+ rejected$",
+        chatter=r"^seeds: \d+ in, \d+ out, \d+ rejected( \(seeds\.malformed \d+\))?$",
     ),
     Command(
         "testset",

@@ -157,7 +157,7 @@ def test_a_misspelt_key_suggests_one_the_config_accepts(tmp_path):
 
 
 def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
-    from fcsft.pipeline import STAGES
+    from fcsft.step import steps
 
     (tmp_path / "replies.yaml").write_text("- Hello.\n")
     config = tmp_path / "project.yaml"
@@ -166,10 +166,12 @@ def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     hint = re.search(r"\(fcsft run --until (\w+)\)$", line)
-    assert hint and hint.group(1) == "expand" and hint.group(1) in STAGES, line
+    assert hint and hint.group(1) == "tasks" and hint.group(1) in [s.name for s in steps()], line
 
 
 def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
     from typer.testing import CliRunner
 
     from fcsft import cli
@@ -179,7 +181,8 @@ def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
 
     def train(settings, data, target):
         seen["seed"] = settings.seed
-        return {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+        summary = {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
+        return summary, SimpleNamespace(rendered=[], val_ids=set())
 
     monkeypatch.setattr(run, "train", train)
     data = tmp_path / "train.jsonl"
@@ -189,3 +192,32 @@ def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
     assert seen["seed"] == 2
     assert CliRunner().invoke(cli.app, args).exit_code == 0
     assert seen["seed"] == 0  # the config's own (TrainConfig's default)
+
+
+def test_train_writes_conversations_too_long_to_rejected_with_the_reason(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fcsft.formats.chat_tokens import Example
+    from fcsft.jsonl import read_jsonl
+    from fcsft.runner.run import run_stage
+    from fcsft.train import run
+    from fcsft.train.step import TOO_LONG, train_stage
+
+    long = {"messages": [{"role": "user", "content": "long"}], "meta": {"id": "long"}}
+    rendered = [
+        run.Rendered("fits", {"meta": {"id": "fits"}}, Example([1, 2, 3], [0, 1, 1])),
+        run.Rendered("long", long, Example([1, 2, 3], [0, 0, 0])),  # cut before any answer
+    ]
+    prepared = SimpleNamespace(rendered=rendered, val_ids=set())
+    monkeypatch.setattr(run, "train", lambda config, data, out: ({"steps": 1}, prepared))
+    data = tmp_path / "data.jsonl"
+    data.write_text("")
+    stats = run_stage(
+        train_stage(run.TrainConfig(max_length=64), tmp_path / "train"), tmp_path, [data]
+    )
+    assert (stats["in"], stats["out"], stats["rejected"]) == (2, 1, 1)
+    (rejected,) = read_jsonl(tmp_path / "train" / "rejected.jsonl")
+    assert rejected["id"] == "long" and rejected["record"] == long
+    assert rejected["reasons"][0]["rule"] == TOO_LONG
+    assert "max_length=64" in rejected["reasons"][0]["reason"]
+    assert (tmp_path / "train" / "_done.json").exists()

@@ -13,7 +13,7 @@ from fcsft.export import ExportConfig, export_dataset
 from fcsft.formats import get_format
 from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.records import FinalAnswer, Meta, Observation, Tool, ToolCall, Trajectory
-from fcsft.stage import run_stage
+from fcsft.runner.run import run_stage
 
 OPENAI = get_format("openai")
 TOOLS = [Tool(name=n) for n in ("search", "python", "fetch")]

@@ -8,7 +8,7 @@ from fcsft.curate.stage import CurateConfig, curate_stage
 from fcsft.formats import get_format
 from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.records import FinalAnswer, Meta, Observation, Tool, ToolCall, Trajectory
-from fcsft.stage import run_stage
+from fcsft.runner.run import run_stage
 
 EVAL = [
     EvalItem("q-joke", ("Tell me a joke about otters.",)),

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from fcsft.evaluate.predict import predict_item, predict_stage, prompts, run_predictions
+from fcsft.evaluate.predict import predict_item, predict_stage, prompts
 from fcsft.evaluate.testset import _item
 from fcsft.formats import get_format
 from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.models.local import Completion, LocalProvider
 from fcsft.models.mock import MockProvider
+from fcsft.runner.run import run_stage
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "trajectories" / "finance.openai.jsonl"
 ADD = {
@@ -135,10 +136,10 @@ def test_predictions_are_a_resumable_stage(tmp_path):
         for k in range(5)
     ]
     mock = MockProvider(replies)
-    path = run_predictions(predict_stage(mock, "mock"), tmp_path, tmp_path / "items.jsonl")
-    rows = list(read_jsonl(path))
+    run_stage(predict_stage(mock, "mock"), tmp_path, [tmp_path / "items.jsonl"])
+    rows = list(read_jsonl(tmp_path / "predictions" / "out.jsonl"))
     assert [r["id"] for r in rows] == [f"q{k}" for k in range(5)]
     assert [r["turns"][0][0]["arguments"]["a"] for r in rows] == list(range(5))
     again = MockProvider([])  # a finished stage is not asked again
-    run_predictions(predict_stage(again, "mock"), tmp_path, tmp_path / "items.jsonl")
+    run_stage(predict_stage(again, "mock"), tmp_path, [tmp_path / "items.jsonl"])
     assert again.requests == []

@@ -8,7 +8,7 @@ from fcsft.expand.vary import find_slots, vary
 from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.models.base import ChatResponse
 from fcsft.records import Call, Seed, Task
-from fcsft.stage import run_stage
+from fcsft.runner.run import run_stage
 
 POOLS = {"company": ["Orrin Dynamics", "Vellum Bank", "Harbor Lane Foods", "Kestrel Mining"]}
 SEEDS = [

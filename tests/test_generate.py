@@ -7,7 +7,7 @@ from fcsft.generate.stage import GenerateConfig, generate_stage
 from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.models.base import ChatResponse, ModelError
 from fcsft.records import Call, Task
-from fcsft.stage import run_stage
+from fcsft.runner.run import run_stage
 from fcsft.tools import Toolbox
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from clirun import fcsft
 from fcsft.config import load_config
 from fcsft.jsonl import read_jsonl
-from fcsft.pipeline import Run, run_pipeline
+from fcsft.runner.pipeline import Run, run_pipeline
 from fcsft.testing.fake_openai import FakeOpenAI, Faults
 from fcsft.testing.teacher import CALLS, generate_project, make_tasks, two_calls_then_answer
 from kill_midway import kill_once_committed

@@ -17,18 +17,8 @@ import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "fcsft"
 
-STEPS = (
-    "seeds",
-    "expand",
-    "generate",
-    "validate",
-    "curate",
-    "export",
-    "train",
-    "evaluate",
-    "review",
-    "memory",
-)
+# Every package with a step.py registers a step (see fcsft.step); memory sits beside them.
+STEPS = (*sorted(path.parent.name for path in SRC.glob("*/step.py")), "memory")
 
 # Bottom to top. A module belongs to the layer that lists its top-level name under fcsft (a
 # file or a package); the package's own __init__ is the public face and sits on top.
@@ -51,11 +41,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("formats", ("formats", "benchmarks", "convert")),
     ("models/tools", ("models", "tools", "testing", "hub")),
     ("agent", ("agent",)),
-    # The contract every step implements (Outcome, Stage, StopStage); run_stage and the local
-    # executor live beside it until the runner package takes them.
-    ("stage", ("stage", "_stage_rewrite", "run_lock")),
+    # The contract every step implements (Outcome, Stage, StopStage) and the step registry.
+    ("stage", ("stage", "step")),
     ("steps", STEPS),
-    ("runner", ("card", "config", "executors", "pipeline", "ray_executor")),
+    ("runner", ("config", "runner")),
     ("cli", ("cli", "__init__")),
 ]
 

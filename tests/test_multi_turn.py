@@ -167,10 +167,10 @@ def twin(ident: str, follow_up: str):
 
 
 def test_three_user_turns_through_validate_curate_and_export_and_back(tmp_path):
-    from fcsft.card import write_card
     from fcsft.curate.stage import CurateConfig, curate_stage
     from fcsft.export import ExportConfig, export_dataset
-    from fcsft.stage import run_stage
+    from fcsft.export.card import write_card
+    from fcsft.runner.run import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
     openai = get_format("openai")

@@ -161,7 +161,7 @@ def test_run_until_export_then_resume_is_a_no_op(tmp_path):
 
     # export: each split's files hold exactly its curated trajectories, line for line
     export = run / "export"
-    sizes = json.loads((export / "stats.json").read_text())["sizes"]
+    sizes = json.loads((export / "stats.json").read_text())["report"]["sizes"]
     assert sizes == {k: len(v) for k, v in split.items()}
     for name, ids in split.items():
         metas = list(read_jsonl(export / f"{name}.meta.jsonl"))
@@ -188,7 +188,7 @@ def test_unknown_stage_and_missing_model_are_one_line_errors(tmp_path):
     project = write_project(tmp_path)
     result = fcsft("run", project, "--until", "deploy", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown stage 'deploy'")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown step 'deploy'")
     config = yaml.safe_load(project.read_text())
     config["models"] = {}
     project.write_text(yaml.safe_dump(config))
@@ -283,3 +283,51 @@ def test_evaluate_compares_the_models_on_the_runs_test_layers(tmp_path):
     no_call = compare["layers"]["adversarial"]["no_call"]["difference"]
     assert f"eval adversarial: no_call {no_call:+.1%} (tuned - base)" in result.stdout
     assert (evaluate / "compare.html").exists() and "report:" in result.stdout
+
+
+def test_every_registered_step_can_end_a_run_and_runs_in_the_order_it_reads():
+    from fcsft.step import get_step, steps
+
+    order = [s.name for s in steps()]
+    assert order[:6] == ["seeds", "expand", "combine", "tasks", "generate", "validate"]
+    assert order.index("review") < order.index("curate") < order.index("export")
+    assert order.index("train") < order.index("evaluate")
+    for entry in steps():
+        assert all(order.index(read) < order.index(entry.name) for read in entry.reads)
+        assert get_step(entry.name) is entry  # what --from and --until take
+
+
+def test_until_each_step_stops_after_it_and_every_step_writes_its_marker(tmp_path):
+    from fcsft.config import load_config
+    from fcsft.runner.pipeline import Run, run_pipeline
+
+    project = write_project(tmp_path)
+    expected = ["seeds", "expand", "combine", "tasks", "generate", "validate", "curate", "export"]
+    for last, name in enumerate(expected):
+        results = run_pipeline(Run(load_config(project), tmp_path), until=name)
+        assert list(results) == expected[: last + 1]
+    for name in expected:
+        folder = tmp_path / "run" / name
+        for part in ("out.jsonl", "rejected.jsonl", "stats.json", "_done.json"):
+            assert (folder / part).exists(), (name, part)
+
+
+def test_seeds_cut_by_limit_and_bad_rows_are_rejected_with_their_reasons(tmp_path):
+    project = write_project(tmp_path)
+    with (tmp_path / "seeds.jsonl").open("a") as seeds:
+        seeds.write('{"id": "s9"}\n')  # no question
+    config = yaml.safe_load(project.read_text())
+    config["seeds"]["limit"] = 3
+    project.write_text(yaml.safe_dump(config))
+    result = fcsft("run", project, "--until", "seeds", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = tmp_path / "run" / "seeds"
+    assert [s["id"] for s in read_jsonl(folder / "out.jsonl")] == ["s0", "s1", "s2"]
+    rejected = {r["id"]: r for r in read_jsonl(folder / "rejected.jsonl")}
+    assert rejected["s3"]["reasons"][0]["rule"] == "seeds.limit"
+    assert rejected["s3"]["record"]["question"] == "What is 2 plus 2?"
+    (bad,) = [r for r in rejected.values() if r["reasons"][0]["rule"] == "seeds.malformed"]
+    assert bad["id"].endswith("seeds.jsonl:5") and "question" in bad["reasons"][0]["reason"]
+    stats = json.loads((folder / "stats.json").read_text())
+    assert (stats["in"], stats["out"], stats["rejected"]) == (5, 3, 2)
+    assert stats["reasons"] == {"seeds.limit": 1, "seeds.malformed": 1}

@@ -13,6 +13,7 @@ from fcsft.evaluate import bfcl_prompt
 from fcsft.evaluate.report import compare, report
 from fcsft.evaluate.run import EvalPlan, evaluate
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.runner.run import run_stage
 from script_module import load
 from test_eval_report import items as layer_items
 from test_eval_report import prediction
@@ -80,7 +81,7 @@ def make_run(root: Path, scripts: Path) -> None:
             protocol=protocol,
             command=f"fcsft eval --protocol {protocol} --split test --out {name}",
         )
-        evaluate(plan)
+        evaluate(plan, run_stage)
     marks = {
         "eval-base-tagged": mmlu(3),
         "eval-tuned-s0": mmlu(4),

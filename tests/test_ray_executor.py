@@ -6,22 +6,25 @@ PYTHONPATH.
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fcsft.records import Verdict
-from fcsft.stage import LocalExecutor, Outcome, Stage, StopStage, run_stage
+from fcsft.runner.run import LocalExecutor, run_stage
+from fcsft.stage import Outcome, Stage, StopStage
 from fcsft.testing.teacher import generate_project, make_tasks
 from stage_fixture import make_stage
 from test_generate_faults import generate
 from test_stage import files, make_input
 
 ray = pytest.importorskip("ray")
-from fcsft.ray_executor import RayExecutor  # noqa: E402  (needs ray)
+from fcsft.runner.ray import RayExecutor  # noqa: E402  (needs ray)
 
 HERE = Path(__file__).parent
+SRC = HERE.parent / "src"
 FAILING = 5  # the task whose teacher fails: its failure goes to rejected.jsonl
 
 
@@ -33,7 +36,8 @@ def cluster():
             num_cpus=2,
             include_dashboard=False,
             logging_level=logging.WARNING,
-            runtime_env={"env_vars": {"PYTHONPATH": str(HERE)}},
+            # The fcsft under test, not whichever one is installed, and the test's own modules.
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(HERE), str(SRC)])}},
         )
     yield
     if started:

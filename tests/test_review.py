@@ -172,7 +172,7 @@ def test_the_draw_is_deterministic_and_independent_of_file_order(tmp_path):
 
 
 def test_the_validate_stage_output_is_read_as_it_is_written(tmp_path):
-    from fcsft.stage import run_stage
+    from fcsft.runner.run import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
     run_stage(validate_stage(ValidateConfig()), tmp_path, [EXAMPLE])

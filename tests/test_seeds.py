@@ -234,3 +234,27 @@ def test_yaml_seeds_that_are_not_utf8_name_the_line(tmp_path):
     path.write_bytes(b"seeds:\n  - question: Caf\xe9?\n")
     with pytest.raises(UserError, match=r"seeds.yaml:2: not valid UTF-8 at byte 17"):
         import_seeds([path])
+
+
+def test_mined_near_duplicates_are_rejected_with_the_seed_they_repeat(tmp_path):
+    import yaml
+
+    from fcsft.config import load_config
+    from fcsft.jsonl import read_jsonl
+    from fcsft.runner.pipeline import Run, run_pipeline
+
+    question = "What was the revenue of Orrin Dynamics in fiscal 2025?"
+    logs = [
+        {"messages": [{"role": "user", "content": question}]},
+        {"messages": [{"role": "user", "content": question + " "}]},
+    ]
+    (tmp_path / "logs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in logs))
+    (tmp_path / "project.yaml").write_text(
+        yaml.safe_dump({"run_dir": "run", "seeds": {"logs": ["logs.jsonl"]}})
+    )
+    run_pipeline(Run(load_config(tmp_path / "project.yaml"), tmp_path), until="seeds")
+    (kept,) = read_jsonl(tmp_path / "run" / "seeds" / "out.jsonl")
+    (dropped,) = read_jsonl(tmp_path / "run" / "seeds" / "rejected.jsonl")
+    assert dropped["reasons"][0]["rule"] == "seeds.near_duplicate"
+    assert kept["id"] in dropped["reasons"][0]["reason"]
+    assert dropped["record"]["question"] == question

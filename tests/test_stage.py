@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from fcsft.errors import UserError
-from fcsft.executors import executor_for
 from fcsft.jsonl import write_jsonl
 from fcsft.records import Verdict
-from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.runner.executors import executor_for
+from fcsft.runner.run import run_stage
+from fcsft.stage import Outcome, Stage
 from kill_midway import kill_once_committed
 from stage_fixture import make_stage
 
@@ -329,7 +330,7 @@ def test_inputs_that_failed_on_the_model_are_done_again_by_the_next_run_and_only
 
 
 def test_a_crash_while_taking_inputs_out_is_finished_by_the_next_run(tmp_path, monkeypatch):
-    from fcsft import _stage_rewrite
+    from fcsft.runner import _rewrite as _stage_rewrite
 
     source = make_input(tmp_path / "in.jsonl", 30)
     run_stage(flaky_stage(model_up=False), tmp_path / "clean", [source])

@@ -24,7 +24,7 @@ def test_lora_smoke_run_loss_falls_and_model_reloads(tmp_path):
     config = TrainConfig(
         max_steps=24, batch_size=2, max_length=384, learning_rate=5e-4, save_steps=12, val_share=0.1
     )
-    summary = train(config, data, tmp_path / "out")
+    summary, _ = train(config, data, tmp_path / "out")
     losses = summary["losses"]
     assert summary["steps"] == 24
     assert summary["examples"] + summary["too_long"] == 100  # every conversation accounted for

@@ -263,7 +263,7 @@ def test_rules_are_chosen_by_name():
 def test_llm_judge_is_off_by_default_and_explains_failures(tmp_path):
     from fcsft.jsonl import write_jsonl
     from fcsft.models.base import ChatResponse
-    from fcsft.stage import run_stage
+    from fcsft.runner.run import run_stage
     from fcsft.validate.stage import JudgeConfig, validate_stage
 
     class Judge:

@@ -40,7 +40,8 @@ from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client
 from fcsft.models.registry import load_model
 from fcsft.records import Call, Task
-from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.runner.run import run_stage
+from fcsft.stage import Outcome, Stage
 from fcsft.tools.simulated import SimulatedTool
 from fcsft.validate.stage import ValidateConfig, validate_stage
 

@@ -98,7 +98,9 @@ def main(out: Path) -> None:
             save_steps=STEPS,
             precision=precision,  # type: ignore[arg-type]
         )
-        curves[precision] = train(config, data, out / f"train-{precision}", on_step=None)["losses"]
+        curves[precision] = train(config, data, out / f"train-{precision}", on_step=None)[0][
+            "losses"
+        ]
     end = {p: sum(c[-5:]) / 5 for p, c in curves.items()}
     result["train"] = {
         "steps": STEPS,

@@ -18,7 +18,8 @@ from fcsft.records import (
     Usage,
     Verdict,
 )
-from fcsft.stage import Outcome, Stage, run_stage
+from fcsft.runner.run import run_stage
+from fcsft.stage import Outcome, Stage
 
 __all__ = [
     "Call",

@@ -208,7 +208,7 @@ def validate(
     the exit code is 1 then.
     """
     from fcsft.files import check_output_dir, open_input
-    from fcsft.stage import run_stage
+    from fcsft.runner.run import run_stage
     from fcsft.validate.stage import ValidateConfig, validate_stage
 
     source = _one_of(source_arg, source_opt, "SOURCE", "--in")
@@ -216,13 +216,7 @@ def validate(
     if source.is_dir():
         source = source / "out.jsonl"
     open_input(source).close()
-    target = check_output_dir(target, source).resolve()
-    if target.is_dir() and any(target.iterdir()) and not (target / "_state.json").exists():
-        # A stage owns its folder: a later run with other input or rules starts it afresh.
-        raise UserError(
-            f"--out {target}: holds files that no earlier `fcsft validate` wrote; "
-            "name a new or empty folder"
-        )
+    target = _stage_folder(check_output_dir(target, source).resolve(), "fcsft validate")
     options = {"max_steps": max_steps, "min_steps": min_steps}
     if rules:
         options["rules"] = [code.strip() for code in rules.split(",") if code.strip()]
@@ -239,6 +233,17 @@ def validate(
     if stats["reasons"].get("input.malformed"):
         _print_set_aside(target / "rejected.jsonl")
         raise typer.Exit(1)
+
+
+def _stage_folder(target: Path, command: str) -> Path:
+    """`target` as a stage's folder: a stage owns its folder (a later run with other input or
+    settings starts it afresh), so one holding files the stage did not write is refused."""
+    if target.is_dir() and any(target.iterdir()) and not (target / "_state.json").exists():
+        raise UserError(
+            f"--out {target}: holds files that no earlier `{command}` wrote; "
+            "name a new or empty folder"
+        )
+    return target
 
 
 def _print_set_aside(rejected: Path, show: int = 10) -> None:
@@ -365,16 +370,26 @@ def train_command(
 ) -> None:
     """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
     from fcsft.config import load_config
-    from fcsft.files import check_output_dir
-    from fcsft.train.run import TrainConfig, train
+    from fcsft.files import check_output_dir, open_input
+    from fcsft.runner.run import run_stage
+    from fcsft.train.run import TrainConfig
+    from fcsft.train.step import train_stage
 
-    check_output_dir(target)
+    open_input(data).close()
+    target = _stage_folder(check_output_dir(target, data).resolve(), "fcsft train")
     settings = load_config(config).train if config else TrainConfig()
     if max_steps is not None:
         settings = settings.model_copy(update={"max_steps": max_steps})
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
-    summary = train(settings, data, target)
+    stats = run_stage(train_stage(settings, target), target.parent, [data])
+    summary = stats["report"]
+    if stats["rejected"]:
+        err.print(
+            f"{stats['rejected']} conversations too long for max_length={settings.max_length} "
+            f"were left out; see {target / 'rejected.jsonl'}",
+            markup=False,
+        )
     out.print(
         f"{summary['steps']} steps, loss {summary['loss_first']:.3f} -> "
         f"{summary['loss_last']:.3f}, eval loss {summary['eval_loss']}, "
@@ -418,20 +433,21 @@ def _live_progress():
 @app.command("run")
 def run_command(
     config: Annotated[Path, typer.Argument(help="project.yaml")],
-    start: Annotated[str | None, typer.Option("--from", help="First stage to run.")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First step to run.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last step to run.")] = None,
 ) -> None:
-    """Run the pipeline (seeds, expand, generate, validate, curate, export, train); resumable."""
+    """Run the pipeline's steps (seeds, expand, combine, tasks, generate, validate, curate,
+    export, train, evaluate), or those from --from to --until; resumable."""
     from rich.table import Table
 
     from fcsft.config import load_config
-    from fcsft.pipeline import Run, run_pipeline
+    from fcsft.runner.pipeline import Run, run_pipeline
 
     project = load_config(config)
     bars, on_progress = _live_progress()
 
     def on_stage(name: str, stats: dict) -> None:
-        for problem in stats.get("problems", [])[:10]:
+        for problem in stats.get("report", {}).get("problems", [])[:10]:
             err.print(problem, markup=False)
         if "in" in stats:
             err.print(
@@ -458,14 +474,14 @@ def run_command(
             str(stats.get("wall_s", "")),
         )
     out.print(table)
-    export = results.get("export")
+    export = results.get("export", {}).get("report")
     if export:
         out.print(f"dataset: {project.run_dir / 'export'}  card: {export['card']}", markup=False)
     if "train" in results:
         out.print(f"model: {project.run_dir / 'train' / 'model'}", markup=False)
     for line in results.get("validate", {}).get("lessons_history", []):
         out.print(f"teacher {line}", markup=False)
-    evaluation = results.get("evaluate")
+    evaluation = results.get("evaluate", {}).get("report")
     if evaluation:
         from fcsft.evaluate.report import headline_metric
 
@@ -473,7 +489,7 @@ def run_command(
             headline = headline_metric(change)
             if headline in change:
                 out.print(f"eval {layer}: {headline} {change[headline]:+.1%} (tuned - base)")
-        out.print(f"report: {evaluation['report']}", markup=False)
+        out.print(f"report: {evaluation['html']}", markup=False)
 
 
 def _stage_command(first: str, last: str, summary: str):
@@ -554,7 +570,10 @@ def review_command(
     from fcsft.review import apply_review, begin_review, serve, summary_line
 
     if apply_decisions:
-        report = apply_review(run_dir, command=f"fcsft review {run_dir} --apply")
+        from fcsft.runner.lock import run_dir_lock
+
+        with run_dir_lock(run_dir):
+            report = apply_review(run_dir, command=f"fcsft review {run_dir} --apply")
         out.print(f"{summary_line(report)} -> {run_dir / 'review'}", markup=False)
         return
     review = begin_review(run_dir, fraction, seed)
@@ -683,9 +702,11 @@ def eval_command(
         precision=precision,
         command="fcsft " + " ".join(sys.argv[1:]),
     )
+    from fcsft.runner.run import run_stage
+
     bars, on_progress = _live_progress()
     with bars:
-        result = evaluate(plan, on_progress("predict"))
+        result = evaluate(plan, run_stage, on_progress("predict"))
     _print_report(result)
     out.print(f"report: {target / 'report.html'}", markup=False)
 

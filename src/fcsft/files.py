@@ -11,10 +11,11 @@ as it was and a reader never sees half of it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -137,3 +138,13 @@ def write_text(path: Path | str, text: str) -> None:
     """Write a whole text file atomically."""
     with replacing(path) as handle:
         handle.write(text)
+
+
+def file_hash(paths: Iterable[Path]) -> str:
+    """One SHA-256 over the bytes of `paths`, in order: what a stage's key says of its input."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -15,7 +15,7 @@ from fcsft.errors import UserError, require
 
 # Files of the folder that are not the dataset: the stage's own bookkeeping (stats.json names
 # local paths) and half-written temporaries.
-IGNORED = ["stats.json", ".*", "**/.*"]
+IGNORED = ["stats.json", "out.jsonl", "rejected.jsonl", "_*", ".*", "**/.*"]  # the runner's files
 _NETWORK_PACKAGES = {"httpx", "httpx2", "requests", "urllib3", "aiohttp"}
 
 

@@ -100,3 +100,11 @@ def read_json_object(path: Path | str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def record_id(obj: dict[str, Any]) -> str | None:
+    """A record's id: top-level for tasks and seeds, under `meta` for trajectories."""
+    ident = obj.get("id")
+    if ident is None and isinstance(obj.get("meta"), dict):
+        ident = obj["meta"].get("id")
+    return ident if isinstance(ident, str) else None

@@ -22,7 +22,6 @@ None, "model_error": str | None, "raw": [reply text per turn], "usage": {...}, "
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from fcsft.errors import UserError
 from fcsft.evaluate import bfcl_prompt  # noqa: F401  (registers the bfcl protocols)
 from fcsft.jsonl import read_numbered
 from fcsft.models.base import ChatLike
-from fcsft.stage import Outcome, Progress, Stage, run_stage
+from fcsft.stage import Outcome, Stage
 
 Protocol = Literal["native", "tagged", "bfcl", "bfcl-fewshot"]
 
@@ -110,14 +109,3 @@ def predict_stage(
         config={"model": model_name, "protocol": protocol, "max_tokens": max_tokens},
         concurrency=concurrency,
     )
-
-
-def run_predictions(
-    stage: Stage,
-    out_dir: Path,
-    items_path: Path,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> Path:
-    """Predict every item in `items_path` (resuming an interrupted run); returns the file."""
-    run_stage(stage, out_dir, [items_path], on_progress)
-    return out_dir / stage.name / "out.jsonl"

@@ -18,12 +18,12 @@ from pydantic import Field
 
 from fcsft.benchmarks.bfcl import Split
 from fcsft.errors import UserError
-from fcsft.evaluate.predict import Protocol, predict_stage, run_predictions
+from fcsft.evaluate.predict import Protocol, predict_stage
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
 from fcsft.jsonl import write_json, write_jsonl
 from fcsft.section import Section
-from fcsft.stage import Progress
+from fcsft.stage import OnProgress, RunStage
 
 
 def model_uri(text: str) -> str:
@@ -134,9 +134,10 @@ def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
 
 
 def evaluate(
-    plan: EvalPlan, on_progress: Callable[[Progress], None] | None = None
+    plan: EvalPlan, run_stage: RunStage, on_progress: OnProgress | None = None
 ) -> dict[str, Any]:
-    """Predict, run MMLU if asked, score; returns the report."""
+    """Predict (a stage `run_stage` runs in OUT/predictions), run MMLU if asked, score;
+    returns the report."""
     if plan.protocol == "bfcl-fewshot":
         from fcsft.evaluate.bfcl_prompt import check_shots_apart
 
@@ -151,7 +152,7 @@ def evaluate(
             stage = predict_stage(
                 client, model_name, plan.protocol, plan.max_tokens, plan.concurrency
             )
-            run_predictions(stage, plan.out_dir, items_path, on_progress)
+            run_stage(stage, plan.out_dir, [items_path], on_progress)
         else:
             write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
         if plan.mmlu:
@@ -213,7 +214,8 @@ def evaluate_run(
     config: EvaluateConfig,
     tuned: Path,
     held_out_tools: list[str],
-    on_progress: Callable[[str], Callable[[Progress], None] | None] = lambda name: None,
+    run_stage: RunStage,
+    on_progress: Callable[[str], OnProgress | None] = lambda name: None,
 ) -> dict[str, Any]:
     """The pipeline's last stage: the three layers from the run's test split (plus BFCL and
     MMLU if configured) for the base and the trained model, and the comparison."""
@@ -245,12 +247,11 @@ def evaluate_run(
             precision=config.precision,
             command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
         )
-        evaluate(plan, on_progress(f"eval {side}"))
+        evaluate(plan, run_stage, on_progress(f"eval {side}"))
     result = compare(directory / "base", directory / "tuned", directory)
     return {
-        "stage": "evaluate",
         "items": len(items),
-        "report": str(directory / "compare.html"),
+        "html": str(directory / "compare.html"),
         "layers": {
             layer: {
                 m: cell["tuned"]["value"] - cell["base"]["value"] for m, cell in metrics.items()

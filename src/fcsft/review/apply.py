@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.intervals import Proportion, wilson
-from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.jsonl import read_jsonl, record_id, write_json, write_jsonl
 from fcsft.records import Verdict
 from fcsft.review.begin import Review, open_review, review_dir
 from fcsft.review.store import Item
-from fcsft.run_lock import run_dir_lock
-from fcsft.stage import record_id
 
 HUMAN_RULE = "review.human"
 
@@ -109,10 +107,9 @@ def _kept(source: Path, removed: dict[str, Item], dropped: list[dict]) -> Iterat
 
 
 def apply_review(run_dir: Path | str, command: str | None = None) -> dict[str, Any]:
-    """Write review/out.jsonl, rejected.jsonl, stats.json and report.json; return the report."""
-    run_dir = Path(run_dir)
-    with run_dir_lock(run_dir):
-        return _apply(run_dir, command)
+    """Write review/out.jsonl, rejected.jsonl, stats.json and report.json; return the report.
+    The caller holds the run directory's lock (`fcsft review --apply` does)."""
+    return _apply(Path(run_dir), command)
 
 
 def _apply(run_dir: Path, command: str | None) -> dict[str, Any]:

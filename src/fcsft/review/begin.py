@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcsft.errors import UserError
+from fcsft.files import file_hash
 from fcsft.review.sample import draw
 from fcsft.review.store import ReviewStore, SampleInfo
-from fcsft.stage import file_hash
 
 DEFAULT_FRACTION = 0.1
 DEFAULT_SEED = 0

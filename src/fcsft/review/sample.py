@@ -22,9 +22,8 @@ from typing import Any, Literal, NamedTuple
 
 from fcsft.errors import UserError
 from fcsft.formats import FormatError, get_format
-from fcsft.jsonl import read_jsonl
+from fcsft.jsonl import read_jsonl, record_id
 from fcsft.records import Verdict
-from fcsft.stage import record_id
 
 Auto = Literal["accepted", "rejected"]
 NO_TOOL = "none"

@@ -33,7 +33,21 @@ class Imported:
     seeds: list[Seed] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "file:line: what is wrong"
     scrubbed: Counter = field(default_factory=Counter)  # PII placeholders inserted, by kind
-    duplicates: int = 0
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.near_duplicates)
+
+
+@dataclass
+class NearDuplicate:
+    """A mined question left out because a kept one says nearly the same."""
+
+    where: str  # "file:line:message", unique per mined question
+    seed: Seed
+    of: str  # the kept seed's id
+    similarity: float
 
 
 Row = tuple[int, dict[str, Any]]  # (line number, raw fields)
@@ -194,9 +208,12 @@ def mine_logs(
                 found.update(kinds)
             # A single question keeps the id of its text alone.
             ident = content_id(clean[0] if len(clean) == 1 else clean)
-            match, _ = index.add(ident, "\n".join(clean))
+            match, similarity = index.add(ident, "\n".join(clean))
             if match is not None:
-                result.duplicates += 1
+                seed = Seed(
+                    id=ident, question=clean[0], followups=clean[1:], source="log", domain=domain
+                )
+                result.near_duplicates.append(NearDuplicate(where, seed, match, similarity))
                 continue
             result.scrubbed.update(found)
             result.seeds.append(

@@ -27,11 +27,10 @@ from pydantic import Field
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError, get_format
 from fcsft.formats.chat_tokens import render_example
-from fcsft.jsonl import read_jsonl, read_numbered
+from fcsft.jsonl import read_numbered, record_id
 from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
-from fcsft.stage import Stage, file_hash, stage_key
 from fcsft.train.packing import Row, batch_tensors, rows_of
 
 log = logging.getLogger(__name__)
@@ -114,35 +113,62 @@ class Prepared:
     choice: Choice
     train_rows: list[Row]
     val_rows: list[Row]
-    counts: dict[str, int]
+    rendered: list[Rendered]  # every training conversation, those too long included
+    val_ids: set[str]  # held out for the validation loss
+
+    @property
+    def counts(self) -> dict[str, int]:
+        kept = [r for r in self.rendered if r.fits]
+        return {
+            "examples": len(kept),
+            "too_long": len(self.rendered) - len(kept),
+            "train_tokens": sum(len(r.example.input_ids) for r in kept),
+        }
 
 
-def _examples(config: TrainConfig, tokenizer: Any, data: Path) -> tuple[list[Any], dict]:
-    rendered = [
-        render_example(tokenizer, record, config.max_length)
-        for record in read_jsonl(data)
+@dataclass
+class Rendered:
+    """One training conversation: its id, the record, and its tokens cut to max_length."""
+
+    id: str
+    record: dict[str, Any]
+    example: Any
+
+    @property
+    def fits(self) -> bool:
+        """Whether an assistant token is left within max_length (else nothing is learnt)."""
+        return any(self.example.assistant_masks)
+
+
+def _rendered(config: TrainConfig, tokenizer: Any, data: Path) -> list[Rendered]:
+    """The training conversations (the test split left out), rendered and cut."""
+    return [
+        Rendered(
+            record_id(record) or f"{data.name}:{number}",
+            record,
+            render_example(tokenizer, record, config.max_length),
+        )
+        for number, record in read_numbered(data)
         if record.get("meta", {}).get("split") != "test"
     ]
-    examples = [e for e in rendered if any(e.assistant_masks)]
-    if not examples:
+
+
+def _examples(config: TrainConfig, rendered: list[Rendered], data: Path) -> list[Rendered]:
+    kept = [r for r in rendered if r.fits]
+    if not kept:
         raise UserError(
             f"{data}: no conversation keeps an assistant token within "
             f"train.max_length={config.max_length}; raise it"
         )
-    if len(examples) < len(rendered):
+    if len(kept) < len(rendered):
         log.warning(
             "%d of %d conversations have no assistant token within max_length=%d and "
             "are left out; raise train.max_length",
-            len(rendered) - len(examples),
+            len(rendered) - len(kept),
             len(rendered),
             config.max_length,
         )
-    counts = {
-        "examples": len(examples),
-        "too_long": len(rendered) - len(examples),
-        "train_tokens": sum(len(e.input_ids) for e in examples),
-    }
-    return examples, counts
+    return kept
 
 
 def prepare(config: TrainConfig, data: Path) -> Prepared:
@@ -177,19 +203,21 @@ def prepare(config: TrainConfig, data: Path) -> Prepared:
         model.gradient_checkpointing_enable()
         if config.method == "lora":
             model.enable_input_require_grads()
-    examples, counts = _examples(config, tokenizer, data)
-    order = list(range(len(examples)))
+    rendered = _rendered(config, tokenizer, data)
+    kept = _examples(config, rendered, data)
+    order = list(range(len(kept)))
     random.Random(config.seed).shuffle(order)
-    n_val = int(len(examples) * config.val_share)
-    val = [examples[i] for i in order[:n_val]]
-    train = [examples[i] for i in order[n_val:]]
+    n_val = int(len(kept) * config.val_share)
+    val = [kept[i] for i in order[:n_val]]
+    train = [kept[i] for i in order[n_val:]]
     return Prepared(
         model,
         tokenizer,
         choice,
-        rows_of(train, config.max_length, config.packing),
-        rows_of(val, config.max_length, config.packing),
-        counts,
+        rows_of([r.example for r in train], config.max_length, config.packing),
+        rows_of([r.example for r in val], config.max_length, config.packing),
+        rendered,
+        {r.id for r in val},
     )
 
 
@@ -359,27 +387,21 @@ def _progress(step: int, total: int, tokens: int, elapsed: float) -> None:
     log.info("train step %d/%d, %.0f tokens/s, about %.0f s left", step, total, rate, left)
 
 
-def train(config: TrainConfig, data: Path, out: Path, on_step: Any = _progress) -> dict[str, Any]:
+def train(
+    config: TrainConfig, data: Path, out: Path, on_step: Any = _progress
+) -> tuple[dict[str, Any], Prepared]:
     """Fine-tune on an `openai` JSONL; write the merged model to OUT/model.
 
     Records of the test split (`meta.split`) are left out, so the curate stage's output, which
     keeps the thinking the OpenAI fine-tuning export drops, can be given as it is.
 
-    A finished run with the same config and data is not repeated; checkpoints of a run with
-    another config or other data are discarded rather than resumed.
+    A killed run resumes from its last checkpoint in OUT; whether those checkpoints are this
+    run's (same config, same data) is the runner's to say (see `fcsft.train.step`), which
+    empties OUT when they are not. Returns the summary and what was prepared (which
+    conversations were trained on, which were too long).
     """
     conversations(data)
-    key = stage_key(
-        Stage("train", lambda obj: [], config.model_dump(mode="json")), file_hash([data])
-    )
-    marker = out / "model" / "fcsft.json"
-    if marker.exists() and json.loads(marker.read_text()).get("key") == key:
-        return json.loads(marker.read_text())
-    state = out / "_key"
-    if not state.exists() or state.read_text() != key:  # checkpoints of some other run
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    state.write_text(key)
     prepared = prepare(config, data)
     trainer = Trainer(config, prepared, out)
     result = trainer.run(on_step)
@@ -406,7 +428,6 @@ def train(config: TrainConfig, data: Path, out: Path, on_step: Any = _progress) 
         "losses": losses,
         "config": config.model_dump(mode="json"),
         "template": "fcsft tagged protocol: fcsft.formats.chat.text_messages + chat template",
-        "key": key,
     }
     (target / "fcsft.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return summary, prepared

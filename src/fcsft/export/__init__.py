@@ -9,7 +9,7 @@
 
 Line N of every `SPLIT.*.jsonl` file and row N of `hf/SPLIT.parquet` are the same record;
 `SPLIT.meta.jsonl` holds its id and metadata at line N (`{"line": N, "id": ..., ...}`), which
-the consumer formats have no field for. The card (README.md, written by `fcsft.card`) lists
+the consumer formats have no field for. The card (README.md, written by `fcsft.export.card`) lists
 each format as a `datasets` config, so `load_dataset(folder, "openai")` and the Hub read it.
 
 `chat` is the text the model is trained and served on, rendered through a tokenizer's chat

@@ -25,6 +25,7 @@ from fcsft.files import write_text
 from fcsft.formats import get_format
 from fcsft.jsonl import read_json_object, read_jsonl
 from fcsft.plots import bars
+from fcsft.step import Step, steps
 
 # What each export is for; the versions it was checked against are in the README.
 USES = {
@@ -36,30 +37,26 @@ USES = {
 SAMPLE_CHARS = 300  # strings of the sample record longer than this are cut
 _ABSOLUTE = re.compile(r"(?:(?<=file://)|(?<![\w.~/]))/(?:[^/\s\"',;]+/)*[^/\s\"',;]+")
 
-# The stages that write stats.json, in the order they run.
-STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "review", "curate")
-_STEP = {"combine": "expand", "tasks": "expand"}  # the pipeline step that writes each
 
-
-def _stats(run_dir: Path, stage: str) -> dict[str, Any]:
-    path = run_dir / stage / "stats.json"
+def _stats(run_dir: Path, step: Step) -> dict[str, Any]:
+    path = run_dir / step.name / "stats.json"
     if not path.exists():
         return {}
     stats = read_json_object(path)
     if stats is None:
         again = (
-            f"fcsft review {run_dir} --apply"
-            if stage == "review"
-            else f"fcsft run --from {_STEP.get(stage, stage)}"
+            step.manual.format(run_dir=run_dir) if step.manual else f"fcsft run --from {step.name}"
         )
         raise UserError(f"{path} is unreadable; write it again with: {again}")
     return stats
 
 
 def _stages(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Stats of every stage that ran, in pipeline order."""
-    found = {stage: _stats(run_dir, stage) for stage in STAGES}
-    return {stage: stats for stage, stats in found.items() if stats}
+    """Stats of every step before export that ran, in run order."""
+    order = steps()
+    before = order[: [entry.name for entry in order].index("export")]
+    found = {entry.name: _stats(run_dir, entry) for entry in before}
+    return {name: stats for name, stats in found.items() if stats}
 
 
 def _steps(run_dir: Path, role: str = "assistant") -> dict[int, dict[str, int]]:

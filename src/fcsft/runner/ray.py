@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fcsft.errors import require
-from fcsft.stage import Outcome, Results, Stage, StopStage, run_process
+from fcsft.runner.run import Results, run_process
+from fcsft.stage import Outcome, Stage, StopStage
 
 SHARDS_PER_WORKER = 2  # one running, one queued
 _CLOSE_TIMEOUT_S = 30.0

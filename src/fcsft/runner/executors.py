@@ -1,12 +1,12 @@
-"""The executor a config names. It lives apart from `fcsft.stage` and `fcsft.ray_executor`
-because it knows them both: the Ray executor is built on the stage contract, so the stage
+"""The executor a config names. It lives apart from `fcsft.runner.run` and `fcsft.runner.ray`
+because it knows them both: the Ray executor is built on the stage runner, so the runner
 module cannot name it without the two importing each other."""
 
 from __future__ import annotations
 
 from fcsft.errors import UserError
-from fcsft.ray_executor import RayExecutor
-from fcsft.stage import Executor, LocalExecutor
+from fcsft.runner.ray import RayExecutor
+from fcsft.runner.run import Executor, LocalExecutor
 
 
 def executor_for(kind: str, *, address: str | None = None, workers: int | None = None) -> Executor:

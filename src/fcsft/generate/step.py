@@ -1,0 +1,41 @@
+"""The generate step: the teacher runs each task against the project's tools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+
+from fcsft.generate.stage import GenerateConfig, generate_stage
+from fcsft.stage import Stage
+from fcsft.step import Context, step
+
+
+@step("generate", reads=("tasks",), config="generate")
+def generate(ctx: Context) -> Stage:
+    config = ctx.section.model_copy(update={"lessons": ctx.section.lessons + ctx.lessons()})
+    ctx.executor(config.executor, address=config.ray_address, workers=config.ray_workers)
+    client, name = ctx.model(config.model)
+    # The tools are opened here too: the stage's key names them, whoever runs it.
+    tools = asyncio.run(ctx.tools(config.model, client))
+    stage = generate_stage(config, client, name, tools)
+    stage.worker = functools.partial(generate_worker, ctx.detached(), config)
+    stage.close = tools.aclose
+    return stage
+
+
+@contextlib.asynccontextmanager
+async def generate_worker(
+    open_context: Callable[[], Context], config: GenerateConfig
+) -> AsyncIterator[Stage]:
+    """The generate stage as a worker process (`executor: ray`) opens it for itself: its own
+    client on the run's response cache file, and its own tools."""
+    ctx = open_context()
+    client, name = ctx.model(config.model)
+    tools = await ctx.tools(config.model, client)
+    try:
+        yield generate_stage(config, client, name, tools)
+    finally:
+        await tools.aclose()
+        await ctx.close()

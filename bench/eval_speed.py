@@ -33,16 +33,54 @@ import transformers
 
 from fcsft.benchmarks.bfcl import load_bfcl
 from fcsft.evaluate.mmlu import LocalScorer, load_mmlu
-from fcsft.evaluate.predict import item_messages, predict_item, reply_calls, request_for
+from fcsft.evaluate.predict import predict_item
 from fcsft.formats.chat import text_messages
-from fcsft.models.local import Completion, LocalProvider, chat_response
+from fcsft.formats.tagged import REPLY_STOPS
+from fcsft.models.base import ChatRequest, ChatResponse
+from fcsft.models.local import (
+    Completion,
+    LocalProvider,
+    chat_response,
+    cut_at_stop,
+    uses_function_calling,
+)
 from fcsft.models.weights import model_folder
 
 ITEMS, NAIVE_ITEMS, MAX_TOKENS = 64, 16, 128
 
 
-def calls_of(prediction: dict) -> list:
-    return prediction["turns"][0] if prediction["turns"] else []
+class NaiveModel:
+    """The embedded model the naive way: float32, one request at a time through transformers'
+    `generate`, each prompt computed in full; requests are rendered and replies read as the
+    local provider does, so both sides answer the same prompts."""
+
+    def __init__(self, eos: list[int]):
+        folder = model_folder("smollm2")
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32
+        ).eval()
+        self.eos = eos
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        native = uses_function_calling(request)
+        messages = (
+            text_messages(request.messages, request.tools)
+            if native
+            else [{"role": m["role"], "content": m.get("content") or ""} for m in request.messages]
+        )
+        prompt = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            output = self.model.generate(
+                **ids, max_new_tokens=request.max_tokens, do_sample=False, eos_token_id=self.eos
+            )
+        new = output[0, ids["input_ids"].shape[1] :].tolist()
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text, _ = cut_at_stop(text, [*(request.stop or []), *REPLY_STOPS])
+        return chat_response(Completion(text, ids["input_ids"].shape[1], len(new)), native)
 
 
 def bfcl(items: list[dict]) -> dict[str, float]:
@@ -53,36 +91,21 @@ def bfcl(items: list[dict]) -> dict[str, float]:
             *(predict_item(provider, "smollm2", item, max_tokens=MAX_TOKENS) for item in items)
         )
 
+    async def naive(model: NaiveModel) -> list[dict]:
+        return [
+            await predict_item(model, "smollm2", item, max_tokens=MAX_TOKENS)
+            for item in items[:NAIVE_ITEMS]
+        ]
+
     asyncio.run(predict_item(provider, "smollm2", items[0], max_tokens=4))  # load the weights
     started = time.perf_counter()
     predictions = asyncio.run(shipped())
     shipped_rate = len(items) / (time.perf_counter() - started)
-
-    folder = model_folder("smollm2")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    eos = sorted(provider.model.eos_ids)
-    same = 0
+    model = NaiveModel(sorted(provider.model.eos_ids))
     started = time.perf_counter()
-    for item, prediction in zip(items[:NAIVE_ITEMS], predictions, strict=False):
-        request = request_for("smollm2", item_messages(item), item.get("tools") or [], "native", 0)
-        prompt = tokenizer.apply_chat_template(
-            text_messages(request.messages, request.tools),
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
-        with torch.inference_mode():
-            output = model.generate(
-                **ids, max_new_tokens=MAX_TOKENS, do_sample=False, eos_token_id=eos
-            )
-        new = output[0, ids["input_ids"].shape[1] :].tolist()
-        text = tokenizer.decode(new, skip_special_tokens=True)
-        naive_calls, _, _ = reply_calls(
-            chat_response(Completion(text, 0, len(new)), native=True), "native"
-        )
-        same += naive_calls == calls_of(prediction)
+    slow = asyncio.run(naive(model))
     naive_rate = NAIVE_ITEMS / (time.perf_counter() - started)
+    same = sum(a["turns"] == b["turns"] for a, b in zip(predictions, slow, strict=False))
     return {
         "bfcl_items_per_s": shipped_rate,
         "bfcl_naive_items_per_s": naive_rate,

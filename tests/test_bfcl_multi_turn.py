@@ -202,3 +202,22 @@ def test_a_method_not_yet_shown_runs_as_bfcl_runs_it():
     assert "tail" in item["held_functions"]["3"] and item["gold"][1][1]["name"] == "tail"
     ours, theirs, error = _verdicts(item, one_call_a_step(item))
     assert (ours, theirs) == (True, True), error
+
+
+def test_an_unreadable_reply_ends_its_turn_and_the_next_turn_goes_on():
+    item = next(i for i in load_multi_turn("multi_turn_base", limit=10) if len(i["gold"]) > 1)
+    steps = one_call_a_step(item)
+
+    class Garbles(Replays):
+        async def chat(self, request):
+            if sum(1 for m in request.messages if m["role"] == "user") == 1:
+                call = {"id": "bad", "type": "function", "function": {"name": None}}
+                return ChatResponse(message={"content": None, "tool_calls": [call]})
+            return await super().chat(request)
+
+    prediction = asyncio.run(predict_multi_turn(Garbles(steps), "m", item, "native", 64))
+    assert prediction["parse_error"] and prediction["model_error"] is None
+    assert len(prediction["steps"]) == len(item["questions"])
+    assert prediction["steps"][0] == [] and prediction["steps"][1] == steps[1]
+    assert prediction["state_check"]["valid"] is False
+    assert official_verdict(item, prediction["steps"])[0] is False

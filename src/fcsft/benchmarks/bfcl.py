@@ -1,5 +1,9 @@
 """BFCL v4 as eval items, read from the installed bfcl-eval package (never copied into fcsft).
 
+This module loads the single-turn categories (`SCORED`); the multi-turn ones (`MULTI_TURN`)
+share its split and drawing (`select_entries`, `possible_answers`) and are made into items by
+`fcsft.evaluate.multi_turn`, which runs them against BFCL's executable environments.
+
 Each category is a file of one JSON object a line in the package's `data/`, with the possible
 answers in `data/possible_answer/`. An item here is what fcsft.evaluate.score reads:
 `{"id", "layer": category, "split", "kind", "messages", "tools", "bfcl_functions", "gold",

@@ -12,7 +12,9 @@ conversation so far, its calls executed on the environment and the results fed b
 it answers without calling (at most `MAX_STEPS` replies a turn, as BFCL allows). A turn
 where `missed_function` adds functions has no user message; the functions are added and the
 model is told so in BFCL's own words. A call to a method not shown runs all the same, as
-BFCL's executor runs it. The prediction keeps every reply's calls per turn
+BFCL's executor runs it. A reply that cannot be read ends its turn, kept as text, and the
+next turn goes on, as BFCL goes on past a reply it cannot decode (`parse_error` holds the
+first); a failed request ends the item. The prediction keeps every reply's calls per turn
 (`steps`), the calls per turn flattened (`turns`, for the per-turn metrics) and fcsft's
 verdict (`state_check`).
 
@@ -158,13 +160,16 @@ async def predict_multi_turn(
     docs = list(item["functions"])
     held = item.get("held_functions") or {}
     settings = Settings(model_name, max_tokens)
+    # BFCL bounds a turn by its replies alone: no token budget, repeats allowed.
     limits = Limits(max_steps=MAX_STEPS, max_tokens=10**9, max_repeats=MAX_STEPS)
     messages: list[dict[str, Any]] = []
     steps: list[list[list[dict[str, Any]]]] = []
     results: list[str] = []
     raw: list[str] = []
     verdict: dict[str, Any] = {"valid": True, "reason": None}
-    usage, latency, error, stop = Counter(), 0.0, None, ""
+    usage, latency, stop = Counter(), 0.0, ""
+    parse_error: str | None = None
+    model_error: str | None = None
     for k, (question, truth) in enumerate(
         zip(item["questions"], item["ground_truth"], strict=True)
     ):
@@ -185,9 +190,12 @@ async def predict_multi_turn(
         steps.append(turn_steps)
         results += [m["content"] for m in new if m.get("role") == "tool"]
         stop = run.stop
-        if run.stop in ("model_error", "parse_error"):
-            error = run.error
+        if run.stop == "model_error":
+            model_error = run.error
             break
+        if run.stop == "parse_error":
+            parse_error = parse_error or run.error
+            messages.append({"role": "assistant", "content": run.replies[-1].raw})
         if verdict["valid"] and truth:
             why = (
                 f"turn {k}: no call where the ground truth calls"
@@ -205,8 +213,8 @@ async def predict_multi_turn(
         "turns": [[c for step in turn for c in step] for turn in steps],
         "steps": steps,
         "state_check": verdict,
-        "parse_error": error if stop == "parse_error" else None,
-        "model_error": error if stop == "model_error" else None,
+        "parse_error": parse_error,
+        "model_error": model_error,
         "raw": raw,
         "usage": dict(usage),
         "latency_s": round(latency, 3),

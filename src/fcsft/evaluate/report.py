@@ -5,7 +5,9 @@ model called), `mmlu.jsonl` (per question, 1/0 per answer form) when MMLU was ru
 this module writes from them: `scores.jsonl` (per item, per metric), `report.json` and
 `report.html`. Predictions for BFCL items are also judged by BFCL's own checker
 (`fcsft.evaluate.official`): report.json's `official` holds both verdicts per item, their
-agreement and every disagreement with its reason. Nothing here calls a model, so a report can be rebuilt, or predictions made
+agreement and every disagreement with its reason; BFCL multi-turn items, run live, add
+`multi_turn`: task success per category by fcsft's and BFCL's checks with 95% Wilson
+intervals, both verdicts per item and every disagreement. Nothing here calls a model, so a report can be rebuilt, or predictions made
 elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the

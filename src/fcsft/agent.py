@@ -303,9 +303,13 @@ async def live(
     messages: list[dict[str, Any]],
     tools: Mapping[str, ToolLike],
     limits: Limits = Limits(),
+    shown: Sequence[str] | None = None,
 ) -> Run:
-    """Let the model go on from `messages`, calling `tools` as it likes (see the module)."""
-    offered = [tool_json(tool.spec) for tool in tools.values()]
+    """Let the model go on from `messages`, calling `tools` as it likes (see the module);
+    `shown` names the tools its requests offer when not all of them (a BFCL environment runs
+    any of its methods, shown or not)."""
+    names = list(tools) if shown is None else [name for name in shown if name in tools]
+    offered = [tool_json(tools[name].spec) for name in names]
     return await _loop(model, protocol, settings, offered, _Live(list(messages), tools, limits))
 
 

@@ -728,6 +728,15 @@ def _print_report(result: dict) -> None:
     out.print(table)
     if result.get("model_errors"):
         err.print(f"{result['model_errors']} items failed in the model and are not scored")
+    for layer, cells in result.get("multi_turn", {}).get("success", {}).items():
+        out.print(
+            f"{layer} task success: "
+            + ", ".join(
+                f"{judge} {c['value']:.1%} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}] n={c['n']}"
+                for judge, c in cells.items()
+            ),
+            markup=False,
+        )
     for form, cell in result.get("mmlu", {}).items():
         if isinstance(cell, dict):
             out.print(

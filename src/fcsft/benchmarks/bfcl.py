@@ -1,5 +1,9 @@
 """BFCL v4 as eval items, read from the installed bfcl-eval package (never copied into fcsft).
 
+This module loads the single-turn categories (`SCORED`); the multi-turn ones (`MULTI_TURN`)
+share its split and drawing (`select_entries`, `possible_answers`) and are made into items by
+`fcsft.evaluate.multi_turn`, which runs them against BFCL's executable environments.
+
 Each category is a file of one JSON object a line in the package's `data/`, with the possible
 answers in `data/possible_answer/`. An item here is what fcsft.evaluate.score reads:
 `{"id", "layer": category, "split", "kind", "messages", "tools", "bfcl_functions", "gold",
@@ -46,19 +50,26 @@ AST = (
     "live_parallel_multiple",
 )
 IRRELEVANCE = ("irrelevance", "live_irrelevance")
+MULTI_TURN = (
+    "multi_turn_base",
+    "multi_turn_miss_func",
+    "multi_turn_miss_param",
+    "multi_turn_long_context",
+)
+"""Run live against BFCL's own environments and judged by its multi-turn checker
+(fcsft.evaluate.multi_turn)."""
 SCORED = AST + IRRELEVANCE
+"""Single-turn categories, scored call by call and by BFCL's AST checker."""
+CATEGORIES = SCORED + MULTI_TURN
+"""What `fcsft eval --bfcl` takes."""
 UNSCORED = {
     "simple_java": "its answers are Java source text, checked by BFCL's Java type converter",
     "simple_javascript": "its answers are JavaScript source text",
     "live_relevance": "its right answer is any call at all, which gold cannot say",
-    "multi_turn_base": "it is scored by executing the calls",
-    "multi_turn_long_context": "it is scored by executing the calls",
-    "multi_turn_miss_func": "it is scored by executing the calls",
-    "multi_turn_miss_param": "it is scored by executing the calls",
     "memory": "it is scored on the final answer",
     "web_search": "it is scored on the final answer",
 }
-QUESTIONS = SCORED + tuple(UNSCORED)
+QUESTIONS = CATEGORIES + tuple(UNSCORED)
 """Categories bfcl_references reads (for decontamination)."""
 
 TYPES = {
@@ -92,7 +103,7 @@ def data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def check_category(category: str, known: Iterable[str] = SCORED) -> None:
+def check_category(category: str, known: Iterable[str] = CATEGORIES) -> None:
     known = tuple(known)
     if category in known:
         return
@@ -227,10 +238,24 @@ def load_bfcl(
 ) -> list[dict[str, Any]]:
     """A BFCL category's items of one part of the split (or all), all of them or `limit`
     drawn at random from that part (in file order)."""
+    if category in MULTI_TURN:
+        raise UserError(f"BFCL {category} items are loaded by fcsft.evaluate.multi_turn")
+    folder = folder or data_dir()
+    entries = select_entries(category, limit, seed, split, folder)
+    if category in IRRELEVANCE:
+        return [_item(entry, category, None, part) for entry, part in entries]
+    answers = possible_answers(category, [entry for entry, _ in entries], folder)
+    return [_item(entry, category, answers[entry["id"]], part) for entry, part in entries]
+
+
+def select_entries(
+    category: str, limit: int | None, seed: int, split: Split, folder: Path
+) -> list[tuple[dict[str, Any], str]]:
+    """(entry, part) of a category's entries in one part of the split (or all), all of them or
+    `limit` drawn at random from that part (in file order)."""
     check_category(category)
     if split not in SPLITS:
         raise UserError(f"BFCL split {split!r}: expected one of {', '.join(SPLITS)}")
-    folder = folder or data_dir()
     entries = _entries(category, folder)
     assigned = parts(entry["id"] for entry in entries)
     if split != "all":
@@ -238,8 +263,11 @@ def load_bfcl(
     if limit is not None and limit < len(entries):
         chosen = sorted(random.Random(seed).sample(range(len(entries)), limit))
         entries = [entries[i] for i in chosen]
-    if category in IRRELEVANCE:
-        return [_item(entry, category, None, assigned[entry["id"]]) for entry in entries]
+    return [(entry, assigned[entry["id"]]) for entry in entries]
+
+
+def possible_answers(category: str, entries: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """BFCL's ground truth of each of these entries, by id."""
     answers = {
         a["id"]: a["ground_truth"]
         for a in read_jsonl(folder / "possible_answer" / f"{VERSION}_{category}.json")
@@ -247,9 +275,7 @@ def load_bfcl(
     missing = [entry["id"] for entry in entries if entry["id"] not in answers]
     if missing:
         raise UserError(f"BFCL {category}: no possible answer for {', '.join(missing[:5])}")
-    return [
-        _item(entry, category, answers[entry["id"]], assigned[entry["id"]]) for entry in entries
-    ]
+    return answers
 
 
 def bfcl_references(

@@ -69,7 +69,12 @@ async def predict_item(
     protocol: Protocol = "native",
     max_tokens: int = 256,
 ) -> dict[str, Any]:
-    """Replay the item's turns to the model and record what it called."""
+    """Replay the item's turns to the model and record what it called; a BFCL multi-turn
+    item runs live instead (fcsft.evaluate.multi_turn)."""
+    if item.get("kind") == "multi_turn":
+        from fcsft.evaluate.multi_turn import predict_multi_turn
+
+        return await predict_multi_turn(model, model_name, item, protocol, max_tokens)
     run = await replay(
         model,
         protocol_named(protocol, item.get("bfcl_functions")),

@@ -5,7 +5,9 @@ model called), `mmlu.jsonl` (per question, 1/0 per answer form) when MMLU was ru
 this module writes from them: `scores.jsonl` (per item, per metric), `report.json` and
 `report.html`. Predictions for BFCL items are also judged by BFCL's own checker
 (`fcsft.evaluate.official`): report.json's `official` holds both verdicts per item, their
-agreement and every disagreement with its reason. Nothing here calls a model, so a report can be rebuilt, or predictions made
+agreement and every disagreement with its reason; BFCL multi-turn items, run live, add
+`multi_turn`: task success per category by fcsft's and BFCL's checks with 95% Wilson
+intervals, both verdicts per item and every disagreement. Nothing here calls a model, so a report can be rebuilt, or predictions made
 elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
@@ -78,6 +80,20 @@ def official(eval_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | Non
         return {"skipped": str(exc)}
 
 
+def multi_turn(eval_dir: Path) -> dict[str, Any] | None:
+    """Task success of the BFCL multi-turn items by fcsft's and BFCL's checks (None: none)."""
+    from fcsft.evaluate.multi_turn import multi_turn_section
+
+    items = {item["id"]: item for item in read_jsonl(eval_dir / "items.jsonl")}
+    if not any(item.get("kind") == "multi_turn" for item in items.values()):
+        return None
+    predictions = list(read_jsonl(eval_dir / "predictions" / "out.jsonl"))
+    try:
+        return multi_turn_section(items, predictions)
+    except UserError as exc:
+        return {"skipped": str(exc)}
+
+
 def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score an eval directory and write scores.jsonl, report.json and report.html."""
     rows, failed = score_rows(eval_dir / "items.jsonl", eval_dir / "predictions" / "out.jsonl")
@@ -92,6 +108,9 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     checked = official(eval_dir, rows)
     if checked is not None:
         result["official"] = checked
+    tasks = multi_turn(eval_dir)
+    if tasks is not None:
+        result["multi_turn"] = tasks
     mmlu_path = eval_dir / "mmlu.jsonl"
     if mmlu_path.exists():
         result["mmlu"] = mmlu_summary(list(read_jsonl(mmlu_path)))
@@ -112,6 +131,7 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     page.append(_layers_table(result["layers"]))
     page.append(inline_png(plot))
     page.append(_official_html(result.get("official")))
+    page.append(_multi_turn_html(result.get("multi_turn")))
     if "mmlu" in result:
         page.append(_mmlu_table({"model": result["mmlu"]}))
     write_text(eval_dir / "report.html", "\n".join(page) + "</body></html>\n")
@@ -253,6 +273,32 @@ def _official_html(checked: dict[str, Any] | None) -> str:
                 f"<td>{row['bfcl']}</td><td>{html.escape(row['explanation'])}</td></tr>"
             )
         page.append("</table>")
+    return "\n".join(page)
+
+
+def _multi_turn_html(tasks: dict[str, Any] | None) -> str:
+    if not tasks:
+        return ""
+    if "skipped" in tasks:
+        return f"<p>BFCL multi-turn was not judged: {html.escape(tasks['skipped'])}</p>"
+    page = [
+        "<h2>BFCL multi-turn: task success</h2><p>Each item run live against BFCL's own "
+        f"environments; {html.escape(tasks['checker'])} agrees with fcsft's state check on "
+        f"{tasks['agree']} of {tasks['n']} items.</p>",
+        "<table><tr><th>category</th><th>fcsft</th><th>BFCL</th></tr>",
+    ]
+    for layer, cells in tasks["success"].items():
+        page.append(
+            f"<tr><td>{html.escape(layer)}</td><td>{_pct(cells['fcsft'])}</td>"
+            f"<td>{_pct(cells['bfcl'])}</td></tr>"
+        )
+    page.append("</table>")
+    for row in tasks["disagreements"]:
+        why = row.get("fcsft_reason") or row.get("bfcl_error") or ""
+        page.append(
+            f"<p>{html.escape(row['id'])}: fcsft {row['fcsft']}, BFCL {row['bfcl']}: "
+            f"{html.escape(why)}</p>"
+        )
     return "\n".join(page)
 
 

@@ -63,10 +63,12 @@ def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
             raise UserError(f"{path}: holds no items (make them with `fcsft testset`)")
         items += found
     if plan.bfcl:
-        from fcsft.benchmarks.bfcl import load_bfcl
+        from fcsft.benchmarks.bfcl import MULTI_TURN, load_bfcl
+        from fcsft.evaluate.multi_turn import load_multi_turn
 
         for category in plan.bfcl:
-            items += load_bfcl(category, limit=plan.bfcl_limit, seed=plan.seed, split=plan.split)
+            load = load_multi_turn if category in MULTI_TURN else load_bfcl
+            items += load(category, limit=plan.bfcl_limit, seed=plan.seed, split=plan.split)
     seen: set[str] = set()
     for item in items:
         if item["id"] in seen:

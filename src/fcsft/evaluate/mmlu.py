@@ -151,18 +151,48 @@ def last_logits(model: Any, rows: list[list[int]], pad_id: int) -> Any:
     return out.logits[:, -1, :].float()
 
 
+TOKEN_BUDGET = 1024  # positions in one batch's context pass, padding included
+
+
+def _length_batches(
+    contexts: list[list[int]], endings: list[list[list[int]]], most: int, budget: int
+) -> list[list[int]]:
+    """Indices of the contexts, shortest first, cut into batches of at most `most` contexts
+    whose padded width, context and endings together, stays within `budget` (a context that
+    alone exceeds it gets a batch of its own)."""
+    order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    wide = 0
+    for index in order:
+        width = len(contexts[index]) + max(len(e) for e in endings[index])
+        grown = max(wide, width)
+        rows = (len(current) + 1) * max(1, len(endings[index]))
+        if current and (len(current) == most or rows * grown > budget):
+            batches.append(current)
+            current, grown = [], width
+        current.append(index)
+        wide = grown
+    if current:
+        batches.append(current)
+    return batches
+
+
 def continuation_logliks(
     model: Any,
     contexts: list[list[int]],
     endings: list[list[list[int]]],
     batch_size: int,
     pad_id: int,
+    token_budget: int = TOKEN_BUDGET,
 ) -> list[list[tuple[float, int]]]:
     """(summed log-likelihood, tokens) of every ending of every context.
 
     A context is read once and its key/value cache is copied to each of its endings, which
     are then read side by side: the question is computed once, not once per option. Contexts of
-    similar length share a batch, so little of it is padding.
+    similar length share a batch, and a batch holds at most `batch_size` contexts and about
+    `token_budget` positions (padding included), so one long question does not make the whole
+    batch as wide as itself.
     """
     torch = require("torch", "local")
     transformers = require("transformers", "local")
@@ -170,9 +200,7 @@ def continuation_logliks(
 
     cache_arg = cache_keyword(model)
     results: list[list[tuple[float, int]]] = [[] for _ in contexts]
-    order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    for chunk in _length_batches(contexts, endings, batch_size, token_budget):
         ids, mask, positions = _left_padded(
             torch, [contexts[i] for i in chunk], pad_id, model.device
         )
@@ -203,19 +231,28 @@ def continuation_logliks(
                     tail_mask[index, : len(tokens)] = 1
                 repeated = mask.repeat_interleave(per_context[0], dim=0)
                 after = positions[:, -1].repeat_interleave(per_context[0]) + 1
-                later = model(
+                hidden = model.get_decoder()(
                     input_ids=tail_ids.to(model.device),
                     attention_mask=torch.cat([repeated, tail_mask.to(model.device)], dim=1),
                     position_ids=after[:, None] + torch.arange(width, device=model.device),
                     use_cache=True,
                     **{cache_arg: cache},
-                ).logits
-                later = torch.log_softmax(later.float(), dim=-1)
+                ).last_hidden_state
+                # The vocabulary projection only where a token is scored, not on padding.
+                real = tail_mask.bool().to(model.device)
+                scored = model.get_output_embeddings()(hidden[real])
+                later = torch.full(real.shape, 0.0)
+                targets = torch.zeros_like(tail_ids)
+                for index, (_, ending) in enumerate(rows):
+                    targets[index, : len(ending) - 1] = torch.tensor(ending[1:], dtype=torch.long)
+                picked = torch.log_softmax(scored.float(), dim=-1).gather(
+                    1, targets.to(model.device)[real][:, None]
+                )
+                later[real.cpu()] = picked.squeeze(1).cpu()
         for index, (q, ending) in enumerate(rows):
             total = float(first[q, ending[0]])
             if len(ending) > 1:
-                picked = later[index, torch.arange(len(ending) - 1), torch.tensor(ending[1:])]
-                total += float(picked.sum())
+                total += float(later[index, : len(ending) - 1].sum())
             results[chunk[q]].append((total, len(ending)))
     return results
 

@@ -9,24 +9,13 @@ transformers = pytest.importorskip("transformers")
 
 from fcsft.models.decode import MIN_SHARED_PREFIX, decode, shared_prefix  # noqa: E402
 from fcsft.models.local import StopTracker  # noqa: E402
+from tiny_llama import tiny_llama  # noqa: E402
 
 EOS = 1
 
 
-def tiny_model(dtype=torch.float32):
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=96,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=EOS,
-        pad_token_id=0,
-    )
-    return transformers.LlamaForCausalLM(config).to(dtype).eval()
+def tiny_model():
+    return tiny_llama(vocab=96, seed=0, eos_token_id=EOS, pad_token_id=0)
 
 
 def alone(model, row: list[int], limit: int) -> list[int]:

@@ -10,19 +10,11 @@ from fcsft.evaluate.mmlu import LETTERS, letter_prompt, load_mmlu, parse_letter,
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_llama import tiny_llama  # noqa: E402
+
 
 def tiny_model():
-    torch.manual_seed(1)
-    config = transformers.LlamaConfig(
-        vocab_size=80,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama(vocab=80, seed=1)
 
 
 def pair_loglik(model, context: list[int], ending: list[int]) -> float:

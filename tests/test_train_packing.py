@@ -11,6 +11,8 @@ from fcsft.train.packing import IGNORE, batch_tensors, best_fit, row_of, rows_of
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_llama import tiny_llama  # noqa: E402
+
 
 @dataclass
 class Example:
@@ -19,18 +21,7 @@ class Example:
 
 
 def tiny_model(attention: str):
-    torch.manual_seed(2)
-    config = transformers.LlamaConfig(
-        vocab_size=90,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        attn_implementation=attention,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama(vocab=90, seed=2, attention=attention)
 
 
 def conversations() -> list[Example]:

@@ -481,6 +481,10 @@ def run_command(
         out.print(f"model: {project.run_dir / 'train' / 'model'}", markup=False)
     for line in results.get("validate", {}).get("lessons_history", []):
         out.print(f"teacher {line}", markup=False)
+    from fcsft.runner.lessons import memory_lines
+
+    for line in memory_lines(results.get("generate", {}).get("report") or {}):
+        out.print(f"memory: {line}", markup=False)
     evaluation = results.get("evaluate", {}).get("report")
     if evaluation:
         from fcsft.evaluate.report import headline_metric

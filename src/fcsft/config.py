@@ -22,6 +22,7 @@ from fcsft.expand.pipeline import ExpandConfig
 from fcsft.export import ExportConfig
 from fcsft.files import read_text
 from fcsft.generate.stage import GenerateConfig
+from fcsft.memory.config import MemoryConfig
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
 from fcsft.train.run import TrainConfig
@@ -114,6 +115,8 @@ class ProjectConfig(Section):
     """Rewrites, variations and combinations."""
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     """The teacher and how it runs."""
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    """Lessons from validation that reach the teacher within the run (off by default)."""
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     """Format and logic rules."""
     curate: CurateConfig = Field(default_factory=CurateConfig)

@@ -27,6 +27,9 @@ class Outcome:
     retry: bool = False
     """Failed for a reason outside the record (the model could not answer): the next run
     processes the input again. A rejection the record earned itself is final."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Written into the input's ledger line (e.g. the version of the lessons a trajectory was
+    generated with), so a resumed run knows how committed work was made."""
 
     @property
     def passed(self) -> bool:
@@ -34,6 +37,15 @@ class Outcome:
 
 
 Process = Callable[[Any], "list[Outcome] | Awaitable[list[Outcome]]"]
+
+
+class Watch(Protocol):
+    """Told of every input a stage commits, in commit order, each exactly once per process:
+    first what earlier attempts committed (replayed from the stage's files when a run resumes),
+    then each new commit as it lands. The stage's later inputs may depend on what it learns
+    (lessons from validation), so the runner awaits it before committing the next input."""
+
+    async def committed(self, ident: str, outcomes: list[Outcome]) -> None: ...
 
 
 @dataclass
@@ -66,6 +78,8 @@ class Stage:
     close: Callable[[], Awaitable[None]] | None = None
     """Awaited in the stage's event loop once it ends, however it ends: releases what `process`
     opened on that loop (a model client's connections), which cannot be closed after it."""
+    watch: Watch | None = None
+    """Told of each committed input (see `Watch`); per-record stages on the local executor."""
     set_aside: bool = False
     """For input a user brings: a line that is no record (not UTF-8, not a JSON object, no id,
     an id seen before) is rejected under `input.malformed`, named by file and line, and the

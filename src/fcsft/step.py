@@ -27,7 +27,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fcsft.errors import UserError
-from fcsft.stage import OnProgress, RunStage, Stage
+from fcsft.stage import OnProgress, RunStage, Stage, Watch
+
+
+class LiveLessons(Watch, Protocol):
+    """Lessons learned while a stage runs (`memory:` on): it watches the stage's commits and
+    hands each task the lessons it is to be generated with."""
+
+    key: dict[str, Any]
+    """What changes the lessons (for the stage's key)."""
+
+    async def for_task(self, ident: str) -> tuple[str, list[str]]:
+        """(version, lessons) for the task `ident`, once they are settled."""
+
+    def report(self, directory: Path) -> dict[str, Any]:
+        """What the lessons did, for the stage's stats."""
 
 
 class Context(Protocol):
@@ -66,6 +80,10 @@ class Context(Protocol):
 
     def lessons(self) -> list[str]:
         """The teacher lessons of `memory/teacher.md`, in order."""
+
+    def live_lessons(self) -> LiveLessons | None:
+        """Lessons learned during this step from its validated commits; None when `memory:`
+        is off."""
 
     run_stage: RunStage
     """The runner, for a step that runs stages of its own."""

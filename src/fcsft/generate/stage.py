@@ -31,6 +31,7 @@ from fcsft.records import (
 )
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage, StopStage
+from fcsft.step import LiveLessons
 
 SYSTEM = """\
 You are a careful analyst who answers with evidence. Use the tools whenever the answer depends \
@@ -100,14 +101,13 @@ class GenerateConfig(Section):
     lessons: list[str] = Field(default_factory=list)
     """Lessons from earlier runs, appended to the system prompt (see `fcsft memory`)."""
 
-    def system_prompt(self) -> str:
-        if not self.lessons:
-            return self.system
-        return (
-            self.system
-            + "\n\nLessons from earlier runs:\n"
-            + "\n".join(f"- {lesson}" for lesson in self.lessons)
-        )
+    def system_prompt(self, learned: Sequence[str] = ()) -> str:
+        """The system prompt with the lessons of earlier runs and those `learned` in this one."""
+        prompt = self.system
+        for heading, lessons in (("earlier runs", self.lessons), ("this run", learned)):
+            if lessons:
+                prompt += f"\n\nLessons from {heading}:\n" + "\n".join(f"- {x}" for x in lessons)
+        return prompt
 
 
 RUN_SETTINGS = {"budget", "concurrency", "executor", "ray_address", "ray_workers"}
@@ -181,8 +181,14 @@ def _outcome(trajectory: Trajectory) -> Outcome:
 
 
 def generate_stage(
-    config: GenerateConfig, model: Any, model_name: str, tools: Mapping[str, ToolLike]
+    config: GenerateConfig,
+    model: Any,
+    model_name: str,
+    tools: Mapping[str, ToolLike],
+    live: LiveLessons | None = None,
 ) -> Stage:
+    """The stage; with `live` (memory on) each task is generated with the lessons it hands
+    out for that task, whose version goes into the task's ledger line."""
     budget = Budget(config.budget)
     limits = Limits(
         max_steps=config.max_steps, max_tokens=config.max_tokens, reply_tokens=config.reply_tokens
@@ -191,6 +197,12 @@ def generate_stage(
     async def process(obj: dict[str, Any]) -> list[Outcome]:
         budget.check()
         task = Task.from_json(obj)
+        learned: list[str] = []
+        notes: dict[str, str] = {}
+        if live is not None:
+            version, learned = await live.for_task(task.id)
+            notes = {"lessons": version}
+        system = config.system_prompt(learned)
         task_tools = {n: t for n, t in tools.items() if not task.tools or n in task.tools}
         by_reference = config.reference == "plan" or (
             config.reference == "expert" and task.source == "expert"
@@ -204,10 +216,10 @@ def generate_stage(
                 task_tools,
                 model,
                 model_name,
-                config.system_prompt(),
+                system,
                 think=config.think == "template",
                 parallel=config.plan_turns == "parallel",
-                lessons=config.lessons,
+                lessons=[*config.lessons, *learned],
                 answer_tokens=config.reply_tokens if by_model else 0,
                 decline=config.decline,
             )
@@ -220,7 +232,7 @@ def generate_stage(
                     task.question,
                     task_tools,
                     ident=f"{task.id}#{sample}",
-                    system=config.system_prompt(),
+                    system=system,
                     protocol=config.mode,
                     limits=limits,
                     temperature=config.temperature,
@@ -231,6 +243,8 @@ def generate_stage(
             ]
             outcomes = [_outcome(t) for t in await asyncio.gather(*runs)]
         budget.charge(sum(o.counts.get("cost", 0.0) for o in outcomes))
+        for outcome in outcomes:
+            outcome.notes = notes
         return outcomes
 
     # Budget, concurrency and executor change how far, how fast and where a run goes, not what
@@ -240,6 +254,8 @@ def generate_stage(
         "model_name": model_name,
         "tools": sorted(tools),
     }
+    if live is not None:
+        config_key["memory"] = live.key
     return Stage("generate", process, config=config_key, concurrency=config.concurrency)
 
 

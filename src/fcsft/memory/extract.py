@@ -72,22 +72,29 @@ def lessons_from_validation(stage_dir: Path, top: int = 5) -> list[Memory]:
             "pass the folder `fcsft validate --out` wrote, or RUN_DIR/validate"
         )
     stats = json.loads((stage_dir / "stats.json").read_text())
-    total = stats.get("in", 0) or 1
+    rejections = [row["reasons"] for row in read_jsonl(stage_dir / "rejected.jsonl")]
+    return lessons_from_rejections(rejections, stats.get("in", 0), top)
+
+
+def lessons_from_rejections(
+    rejections: Sequence[Sequence[dict[str, Any]]], total: int, top: int = 5
+) -> list[Memory]:
+    """Teacher lessons from rejected trajectories (each a list of failed verdicts as JSON) out
+    of `total` checked: the `top` rules by count with advice and an example, and the schema
+    details seen at least twice."""
+    total = total or 1
     examples: dict[str, str] = {}
+    rules: Counter = Counter()
     details: Counter = Counter()
-    for row in read_jsonl(stage_dir / "rejected.jsonl"):
-        for reason in row["reasons"]:
+    for reasons in rejections:
+        for reason in reasons:
+            rules[reason["rule"]] += 1
             examples.setdefault(reason["rule"], reason["reason"])
-            if reason["rule"] in {
-                "format.missing_required",
-                "format.unknown_param",
-                "format.unknown_tool",
-                "format.bad_type",
-            }:
+            if reason["rule"] in _SCHEMA_RULES:
                 for part in reason["reason"].split("; "):
                     details[(reason["rule"], part.split(": ", 1)[-1])] += 1
     memories = []
-    for rule, count in list(stats.get("reasons", {}).items())[:top]:
+    for rule, count in sorted(rules.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
         advice = ADVICE.get(rule, "avoid this mistake")
         example = examples.get(rule, "")
         memories.append(
@@ -104,6 +111,13 @@ def lessons_from_validation(stage_dir: Path, top: int = 5) -> list[Memory]:
             )
     return clean(memories)
 
+
+_SCHEMA_RULES = {
+    "format.missing_required",
+    "format.unknown_param",
+    "format.unknown_tool",
+    "format.bad_type",
+}
 
 ADVICE = {
     "format.parse": "Write each call as one JSON object with double-quoted keys",

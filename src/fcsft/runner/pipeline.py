@@ -215,6 +215,20 @@ class StepContext:
     def lessons(self) -> list[str]:
         return self.run.lessons()
 
+    def live_lessons(self) -> Any:
+        settings = self.config.memory
+        if not settings.enabled:
+            return None
+        from fcsft.runner.lessons import RunLessons
+
+        return RunLessons(
+            settings,
+            self.config.validate_,
+            self.run_dir / self.step.name / "memory",
+            self.inputs,
+            self.model(settings.model) if settings.model else None,
+        )
+
     def run_stage(
         self,
         stage: Stage,

@@ -293,10 +293,20 @@ async def _run(
                     )
                 )
 
+        watch = stage.watch
+        if watch is not None:
+            for ident, outcomes in _replay(directory):
+                await watch.committed(ident, outcomes)
+
+        async def commit_watched(ident: str, outcomes: list[Outcome]) -> None:
+            commit(ident, outcomes)
+            if watch is not None:
+                await watch.committed(ident, _in_file_order(outcomes))
+
         for ident, problem in malformed:  # first, so that a resumed run commits the same bytes
             if ident not in done:
                 verdict = Verdict(stage=stage.name, rule=MALFORMED, passed=False, reason=problem)
-                commit(ident, [Outcome(None, [verdict])])
+                await commit_watched(ident, [Outcome(None, [verdict])])
         try:
             if stage.whole:
                 batch = (
@@ -306,13 +316,13 @@ async def _run(
                 )
                 for ident, outcomes in await run_process(stage, batch):
                     if ident not in done:
-                        commit(ident, outcomes)
+                        await commit_watched(ident, outcomes)
             else:
                 async with aclosing(
                     executor.results(stage, _inputs(inputs, done, stage.set_aside))
                 ) as results:
                     async for ident, outcomes in results:
-                        commit(ident, outcomes)
+                        await commit_watched(ident, outcomes)
         except StopStage as stop:
             stats = summary.stats(stage.name) | {"stopped": str(stop)}
             write_json(directory / "stats.json", stats)
@@ -369,6 +379,9 @@ def _commit(
     }
     if any(outcome.retry for outcome in outcomes):
         entry["retry"] = True
+    notes = {k: v for outcome in outcomes for k, v in outcome.notes.items()}
+    if notes:
+        entry["notes"] = notes
     book.write(dumps(entry) + "\n")
     book.flush()
     return entry
@@ -440,4 +453,32 @@ def _ledger_entry(entry: Any) -> bool:
         and _count(entry.get("attempt"))
         and _number(entry.get("elapsed"))
         and isinstance(entry.get("retry", False), bool)
+        and isinstance(entry.get("notes", {}), dict)
+        and all(isinstance(v, str) for v in entry.get("notes", {}).values())
     )
+
+
+def _in_file_order(outcomes: list[Outcome]) -> list[Outcome]:
+    """An input's outcomes as its committed lines read back: the passed ones, then the rest."""
+    return [o for o in outcomes if o.passed] + [o for o in outcomes if not o.passed]
+
+
+def _replay(directory: Path) -> Iterator[tuple[str, list[Outcome]]]:
+    """What the ledger says is committed, input by input, as the outcomes that wrote it (the
+    files agree with the ledger after `_recover`)."""
+    with (
+        (directory / _LEDGER).open(encoding="utf-8") as book,
+        (directory / "out.jsonl").open(encoding="utf-8") as out,
+        (directory / "rejected.jsonl").open(encoding="utf-8") as rejected,
+    ):
+        for raw in book:
+            entry = json.loads(raw)
+            notes = entry.get("notes", {})
+            outcomes = [
+                Outcome(json.loads(out.readline()), notes=notes) for _ in range(entry["out"])
+            ]
+            for _ in range(entry["rejected"]):
+                row = json.loads(rejected.readline())
+                verdicts = [Verdict.from_json(v) for v in row["reasons"]]
+                outcomes.append(Outcome(row["record"], verdicts, notes=notes))
+            yield entry["id"], outcomes

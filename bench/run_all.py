@@ -1,6 +1,6 @@
 """Every benchmark, one after another, and each figure beside its target.
 
-    python bench/run_all.py                    # all of them (about 15 minutes on 2 idle cores)
+    python bench/run_all.py                    # all of them (several minutes a bench on 2 cores)
     python bench/run_all.py client_throughput  # some of them, by name
 
 Each bench runs in a process of its own, as `python bench/NAME.py` with no arguments; its last

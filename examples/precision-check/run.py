@@ -25,6 +25,7 @@ from fcsft.evaluate.run import EvalPlan, evaluate  # noqa: E402
 from fcsft.evaluate.significance import mcnemar, paired_interval  # noqa: E402
 from fcsft.intervals import wilson  # noqa: E402
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl  # noqa: E402
+from fcsft.runner.run import run_stage  # noqa: E402
 from fcsft.train.run import TrainConfig, train  # noqa: E402
 
 CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
@@ -69,7 +70,7 @@ def main(out: Path) -> None:
             precision=precision,
             command=f"precision-check {precision}",
         )
-        evaluate(plan)
+        evaluate(plan, run_stage)
         sides[precision] = plan.out_dir
     a, b = marks(sides["fp32"]), marks(sides["bf16"])
     ids = sorted(a.keys() & b.keys())[:200]

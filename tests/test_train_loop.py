@@ -13,23 +13,20 @@ pytest.importorskip("peft")
 
 from fcsft.train.run import TrainConfig, learning_rate, train  # noqa: E402
 from test_chat_tokens import EXAMPLE, char_tokenizer  # noqa: E402
+from tiny_llama import tiny_llama  # noqa: E402
 
 
 @pytest.fixture
 def tiny_folder(tmp_path):
     tokenizer = char_tokenizer()
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
+    model = tiny_llama(
+        vocab=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=8192,
     )
     folder = tmp_path / "tiny"
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

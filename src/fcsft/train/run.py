@@ -270,13 +270,12 @@ class Trainer:
         self.tokens = 0
 
     def micro_batches(self):
-        """Every micro-batch from the start, epoch after epoch, as (epoch, index, rows)."""
+        """Every micro-batch from the start, epoch after epoch, each a list of rows."""
         epoch = 0
         while True:
-            for index, rows in enumerate(
-                batches(self.prepared.train_rows, self.config.batch_size, self.config.seed, epoch)
-            ):
-                yield epoch, index, rows
+            yield from batches(
+                self.prepared.train_rows, self.config.batch_size, self.config.seed, epoch
+            )
             epoch += 1
 
     def run(self, on_step: Any = None) -> dict[str, Any]:
@@ -295,7 +294,7 @@ class Trainer:
                 )
             total_loss = 0.0
             for _ in range(self.config.grad_accum):
-                _, _, rows = next(stream)
+                rows = next(stream)
                 tensors = batch_tensors(rows, pad, self.device)
                 loss = batch_loss(model, choice, tensors) / self.config.grad_accum
                 loss.backward()

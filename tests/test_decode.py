@@ -49,7 +49,7 @@ def test_batched_rows_equal_rows_alone(prefix_len):
     prefix = [(7 * k) % 90 + 3 for k in range(prefix_len)]
     rows = [prefix + [(k * 13 + j) % 90 + 3 for j in range(2 + 3 * k)] for k in range(5)]
     limits = [3, 12, 7, 20, 1]
-    got = decode(model, rows, tracker(limits), pad_id=0, window=8)
+    got = decode(model, rows, tracker(limits), pad_id=0)
     want = [alone(model, row, limit) for row, limit in zip(rows, limits, strict=True)]
     assert got == want
     assert [len(g) for g in got] != [max(limits)] * len(rows)  # rows ended at their own limits
@@ -58,8 +58,8 @@ def test_batched_rows_equal_rows_alone(prefix_len):
 def test_a_row_that_ends_early_does_not_change_the_others():
     model = tiny_model()
     rows = [[3, 4, 5, 6], [9, 8, 7], [10, 11, 12, 13, 14]]
-    together = decode(model, rows, tracker([2, 15, 15]), pad_id=0, window=8)
-    later = decode(model, rows[1:], tracker([15, 15]), pad_id=0, window=8)
+    together = decode(model, rows, tracker([2, 15, 15]), pad_id=0)
+    later = decode(model, rows[1:], tracker([15, 15]), pad_id=0)
     assert together[1:] == later
     assert len(together[0]) <= 2
 
@@ -67,8 +67,8 @@ def test_a_row_that_ends_early_does_not_change_the_others():
 def test_bf16_rows_mostly_agree_with_fp32():
     model = tiny_model()
     rows = [[(k * 5 + j) % 90 + 3 for j in range(6)] for k in range(8)]
-    fp32 = decode(model, rows, tracker([6] * 8), pad_id=0, window=8)
-    bf16 = decode(model.to(torch.bfloat16), rows, tracker([6] * 8), pad_id=0, window=8)
+    fp32 = decode(model, rows, tracker([6] * 8), pad_id=0)
+    bf16 = decode(model.to(torch.bfloat16), rows, tracker([6] * 8), pad_id=0)
     first_tokens = sum(a[0] == b[0] for a, b in zip(fp32, bf16, strict=True))
     assert first_tokens >= 6
 
@@ -76,8 +76,8 @@ def test_bf16_rows_mostly_agree_with_fp32():
 def test_sampling_is_reproducible_with_a_seed():
     model = tiny_model()
     rows = [[3, 4, 5], [6, 7, 8]]
-    one = decode(model, rows, tracker([10, 10]), pad_id=0, window=8, temperature=1.0, seed=3)
-    two = decode(model, rows, tracker([10, 10]), pad_id=0, window=8, temperature=1.0, seed=3)
+    one = decode(model, rows, tracker([10, 10]), pad_id=0, temperature=1.0, seed=3)
+    two = decode(model, rows, tracker([10, 10]), pad_id=0, temperature=1.0, seed=3)
     assert one == two
 
 

@@ -27,6 +27,7 @@ MIN_SHARED_PREFIX = 16  # tokens; below this a separate pass for the prefix is n
 class RowTracker(Protocol):
     limits: list[int]
     lengths: list[int | None]
+    window: int  # newest tokens a stop string can span
 
     def step(self, tails: list[list[int]], generated: int) -> list[bool]: ...
 
@@ -49,7 +50,6 @@ def decode(
     tracker: RowTracker,
     *,
     pad_id: int,
-    window: int,
     temperature: float = 0.0,
     seed: int | None = None,
 ) -> list[list[int]]:
@@ -61,7 +61,7 @@ def decode(
     if temperature > 0:
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else torch.seed())
-    width_prefix = shared_prefix(rows) if len(rows) > 1 else 0
+    width_prefix = shared_prefix(rows)
     if width_prefix < MIN_SHARED_PREFIX:
         width_prefix = 0
     cache = transformers.DynamicCache()
@@ -99,7 +99,7 @@ def decode(
                 made[batch_row].append(token)
             tails = [[] for _ in rows]
             for row in active:
-                tails[row] = made[row][-window:]
+                tails[row] = made[row][-tracker.window :]
             done = tracker.step(tails, generated)
             keep = [k for k, row in enumerate(active) if not done[row]]
             if not keep:

@@ -281,7 +281,6 @@ class LocalModel:
             [token_ids[i] for i in keep],
             tracker,
             pad_id=self.tokenizer.pad_token_id,
-            window=tracker.window,
             temperature=first.temperature,
             seed=first.seed,
         )

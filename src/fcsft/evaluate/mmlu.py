@@ -23,6 +23,7 @@ from typing import Any
 
 from fcsft.errors import UserError, require
 from fcsft.intervals import wilson
+from fcsft.models.decode import cache_keyword, left_padded
 from fcsft.models.precision import choose
 
 LETTERS = "ABCD"
@@ -131,22 +132,9 @@ class LocalScorer:
         return raw, norm
 
 
-def _left_padded(torch: Any, rows: list[list[int]], pad_id: int, device: Any) -> tuple:
-    """Ids, attention mask and position ids of left-padded rows (positions skip the padding)."""
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        ids[index, width - len(row) :] = torch.tensor(row)
-        mask[index, width - len(row) :] = 1
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), positions.to(device)
-
-
 def last_logits(model: Any, rows: list[list[int]], pad_id: int) -> Any:
     """The logits after each row's last token, as float32 (one pass, left padding)."""
-    torch = require("torch", "local")
-    ids, mask, positions = _left_padded(torch, rows, pad_id, model.device)
+    ids, mask, positions = left_padded(rows, pad_id, model.device)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1)
     return out.logits[:, -1, :].float()
 
@@ -196,14 +184,10 @@ def continuation_logliks(
     """
     torch = require("torch", "local")
     transformers = require("transformers", "local")
-    from fcsft.models.decode import cache_keyword
-
     cache_arg = cache_keyword(model)
     results: list[list[tuple[float, int]]] = [[] for _ in contexts]
     for chunk in _length_batches(contexts, endings, batch_size, token_budget):
-        ids, mask, positions = _left_padded(
-            torch, [contexts[i] for i in chunk], pad_id, model.device
-        )
+        ids, mask, positions = left_padded([contexts[i] for i in chunk], pad_id, model.device)
         cache = transformers.DynamicCache()
         with torch.inference_mode():
             first = model(

@@ -71,14 +71,8 @@ def decode(
             prefix = torch.tensor([rows[0][:width_prefix]], device=device)
             model(input_ids=prefix, **{cache_arg: cache}, use_cache=True, logits_to_keep=1)
             cache.batch_repeat_interleave(len(rows))
-        own = [r[width_prefix:] for r in rows]
-        width = max(len(r) for r in own)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((len(rows), width_prefix + width), dtype=torch.long, device=device)
-        mask[:, :width_prefix] = 1
-        for index, tokens in enumerate(own):
-            ids[index, width - len(tokens) :] = torch.tensor(tokens, device=device)
-            mask[index, width_prefix + width - len(tokens) :] = 1
+        ids, own_mask, _ = left_padded([r[width_prefix:] for r in rows], pad_id, device)
+        mask = torch.cat([own_mask.new_ones((len(rows), width_prefix)), own_mask], dim=1)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         logits = model(
             input_ids=ids,
@@ -119,6 +113,20 @@ def decode(
                 use_cache=True,
             ).logits[:, -1, :]
     return [made[row][: tracker.lengths[row] or len(made[row])] for row in range(len(rows))]
+
+
+def left_padded(rows: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """Ids, attention mask and position ids of rows padded on the left to one width; the
+    position ids skip the padding, so each row's tokens sit where they would alone."""
+    torch = require("torch", "local")
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        mask[index, width - len(row) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
 
 
 def cache_keyword(model: Any) -> str:

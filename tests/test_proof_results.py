@@ -244,6 +244,9 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
     monkeypatch.setattr(bfcl_prompt, "shots", lambda folder: ())
     results = load("examples/bfcl-smollm2/results.py")
     monkeypatch.setattr(results, "DOCS", tmp_path / "docs")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results.PROOF_BEGIN}\nold 99%\n{results.PROOF_END}\nrest\n")
+    monkeypatch.setattr(results, "README", readme)
     run = tmp_path / "run"
     make_run(run, tmp_path / "scripts")
 
@@ -251,6 +254,10 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
     results.write(page, figures)
     assert (tmp_path / "docs" / "results.md").read_text() == page
     assert json.loads((tmp_path / "docs" / "results.json").read_text()) == figures
+    # The README's paragraph is replaced, the text around it kept, and its figures are the run's.
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\nrest\n") and "99%" not in text
+    assert "simple_python AST accuracy 33.3% (bfcl) -> 55.6% (n = 3)" in text
 
     # results.json, worked out here from the run's files.
     tuned = [json.loads((run / f"eval-tuned-s{s}" / "report.json").read_text()) for s in range(3)]
@@ -346,3 +353,15 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
 
     assert not stray(page), stray(page)
     assert stray(page + "\n| simple_python | typed by hand | 37.9% |") == {"37.9"}
+
+
+def test_the_readme_proof_paragraph_is_the_one_results_py_writes():
+    """The committed README's proof paragraph is exactly what results.py writes from the
+    committed docs/results.json (or, with none, the sentence saying there is none): a figure
+    typed into it by hand fails here."""
+    results = load("examples/bfcl-smollm2/results.py")
+    figures = json.loads(results.DOCS.joinpath("results.json").read_text()) if (
+        results.DOCS / "results.json"
+    ).exists() else None
+    readme = results.README.read_text()
+    assert results.readme_with_proof(readme, results.proof_paragraph(figures)) == readme

@@ -483,13 +483,63 @@ def main(root: Path) -> tuple[str, dict[str, Any]]:
     return "\n".join(out), figures
 
 
+README = DOCS.parent / "README.md"
+PROOF_BEGIN, PROOF_END = "<!-- proof: written by results.py -->", "<!-- proof end -->"
+NOT_RUN = (
+    "The experiment has not yet been run under this protocol (dev and test parts, three "
+    "seeds): `docs/results.json` does not exist, so there is no figure to give here."
+)
+
+
+def proof_paragraph(figures: dict[str, Any] | None) -> str:
+    """The README's proof paragraph: every figure in it read from docs/results.json."""
+    if not figures:
+        return NOT_RUN
+    base, forms = figures["base"], figures["base_forms"]
+
+    def pair(key: str, category: str) -> str:
+        return f"{pct(base[key])} ({forms[category]}) -> {pct(figures[key])}"
+
+    low, high = figures["mmlu_diff_low"], figures["mmlu_diff_high"]
+    mmlu = "not measured" if low is None else f"[{low:+.1%}, {high:+.1%}]"
+    agreement = figures["official_agreement"]
+    return (
+        f"On the {figures['split']} part of BFCL, base (its best prompting form) -> tuned (mean "
+        f"of seeds {', '.join(map(str, figures['seeds']))}): simple_python AST accuracy "
+        f"{pair('simple_python_full_call', 'simple_python')} (n = {figures['simple_python_n']}), "
+        f"multiple {pair('multiple_full_call', 'multiple')}, parallel "
+        f"{pair('parallel_full_call', 'parallel')}, irrelevance "
+        f"{pair('irrelevance_no_call', 'irrelevance')}, call rate on simple_python "
+        f"{pair('simple_python_call_rate', 'simple_python')}; MMLU ({figures['mmlu_n']} "
+        f"questions) tuned minus base, 95% interval {mmlu}; BFCL's own checker agrees with "
+        f"fcsft's on {pct(agreement)} of the predictions. The run took "
+        f"{figures['wall_s'] / 3600:.1f} h."
+    )
+
+
+def readme_with_proof(readme: str, paragraph: str) -> str:
+    """The README with the text between the proof markers replaced by `paragraph`."""
+    head, found, rest = readme.partition(PROOF_BEGIN)
+    _, ended, tail = rest.partition(PROOF_END)
+    if not (found and ended):
+        raise SystemExit(f"{README}: the proof markers {PROOF_BEGIN} ... {PROOF_END} are missing")
+    return f"{head}{PROOF_BEGIN}\n{paragraph}\n{PROOF_END}{tail}"
+
+
+def replace(path: Path, text: str) -> None:
+    """Write `path` whole through a temporary file, so a failure leaves the old one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write(page: str, figures: dict[str, Any]) -> None:
-    """docs/results.md and docs/results.json, each replaced whole (temp file, then rename)."""
+    """docs/results.md, docs/results.json and the README's proof paragraph."""
     DOCS.mkdir(exist_ok=True)
-    tmp = DOCS / ".results.md.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, DOCS / "results.md")
+    replace(DOCS / "results.md", page)
     write_json(DOCS / "results.json", figures)
+    if README.exists():
+        replace(README, readme_with_proof(README.read_text(), proof_paragraph(figures)))
 
 
 if __name__ == "__main__":

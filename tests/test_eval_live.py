@@ -2,6 +2,7 @@
 outcome; then the layer through `evaluate`, its report and the base-vs-tuned comparison."""
 
 import asyncio
+import dataclasses
 import json
 import shutil
 
@@ -248,6 +249,10 @@ def test_evaluate_runs_the_live_layer_reports_it_and_pairs_base_with_tuned(tmp_p
     again = evaluate(tuned, run_stage)
     assert list(read_jsonl(tmp_path / "tuned" / "live_scores.jsonl")) == before
     assert again["live"]["rates"] == reports["tuned"]["live"]["rates"]
+
+    # Asked without the live layer, the report and the comparison have none.
+    without = evaluate(dataclasses.replace(tuned, live=None), run_stage)
+    assert "live" not in without and "live" not in compare(base.out_dir, tuned.out_dir, tmp_path)
 
 
 def test_the_evaluate_step_runs_the_live_layer_on_the_projects_own_tools(tmp_path):

@@ -101,6 +101,7 @@ def live(eval_dir: Path) -> dict[str, Any] | None:
     """The live layer's verdicts (live_scores.jsonl) and their summary (None: not run)."""
     items_path = eval_dir / "live_items.jsonl"
     if not items_path.exists():
+        (eval_dir / "live_scores.jsonl").unlink(missing_ok=True)  # none left from an earlier run
         return None
     rows, failed = score_live(items_path, eval_dir / "live" / "out.jsonl")
     write_jsonl(eval_dir / "live_scores.jsonl", rows)

@@ -193,6 +193,8 @@ def evaluate(
             write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
         if plan.live is not None:
             run_live(plan, client, model_name, run_stage, on_progress)
+        else:  # a live layer asked before and not now is not part of this report
+            (plan.out_dir / "live_items.jsonl").unlink(missing_ok=True)
         if plan.mmlu:
             run_mmlu(plan, client, model_name)
     finally:

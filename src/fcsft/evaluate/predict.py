@@ -28,7 +28,7 @@ from typing import Any, Literal
 from fcsft.agent import Reply, Settings, gold_prompts, protocol_named, replay
 from fcsft.errors import UserError
 from fcsft.evaluate import bfcl_prompt  # noqa: F401  (registers the bfcl protocols)
-from fcsft.jsonl import read_numbered
+from fcsft.jsonl import read_jsonl, read_numbered
 from fcsft.models.base import ChatLike
 from fcsft.stage import Outcome, Stage
 
@@ -47,6 +47,25 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
             )
         predictions.append(prediction)
     return predictions
+
+
+def answered(
+    items_path: Path, predictions_path: Path
+) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[str]]:
+    """(item, prediction) for each prediction of an item still asked, and the ids of those left
+    out because the model failed on them (a failed request is not an answer: nothing to
+    score)."""
+    items = {item["id"]: item for item in read_jsonl(items_path)}
+    pairs, failed = [], []
+    for prediction in read_jsonl(predictions_path):
+        item = items.get(prediction["id"])
+        if item is None:
+            continue  # a prediction for an item no longer asked
+        if prediction.get("model_error"):
+            failed.append(item["id"])
+            continue
+        pairs.append((item, prediction))
+    return pairs, failed
 
 
 def item_messages(item: dict[str, Any]) -> list[dict[str, Any]]:

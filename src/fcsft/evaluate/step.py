@@ -2,11 +2,14 @@
 
 `out.jsonl` holds each item both models answered, with both scores; an item a model failed
 on (the model, not the answer: nothing to score) is in `rejected.jsonl` under
-`evaluate.model_error`. The reports are in `base/`, `tuned/` and `compare.html`.
+`evaluate.model_error`. The reports are in `base/`, `tuned/` and `compare.html`. With `live:`, the
+live layer (fcsft.evaluate.live) runs against the project's tools, opened here as generate
+opens them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +48,36 @@ def _outcomes(directory: Path) -> list[tuple[str, list[Outcome]]]:
     return pairs
 
 
+async def _tools(ctx: Context) -> Any:
+    """The project's tools as generate opens them, its teacher answering simulated ones: the
+    live layer runs the model under test in the environment its data was made in."""
+    role = ctx.config.generate.model
+    client, _ = ctx.model(role)
+    return await ctx.tools(role, client)
+
+
 @step("evaluate", reads=("curate", "train"), config="evaluate")
 def evaluate(ctx: Context) -> tuple[Stage, list[Path]]:
     directory = ctx.run_dir / "evaluate"
     result: dict[str, Any] = {}
 
     def process(_: list[Path]) -> list[tuple[str, list[Outcome]]]:
-        result.update(
-            evaluate_run(
-                ctx.run_dir,
-                ctx.section,
-                ctx.run_dir / "train" / "model",
-                ctx.config.curate.held_out_tools,
-                ctx.run_stage,
-                ctx.on_progress,
+        tools = asyncio.run(_tools(ctx)) if ctx.section.live else None
+        try:
+            result.update(
+                evaluate_run(
+                    ctx.run_dir,
+                    ctx.section,
+                    ctx.run_dir / "train" / "model",
+                    ctx.config.curate.held_out_tools,
+                    ctx.run_stage,
+                    ctx.on_progress,
+                    tools,
+                )
             )
-        )
+        finally:
+            if tools is not None:
+                asyncio.run(tools.aclose())
         return _outcomes(directory)
 
     config = ctx.section.model_dump(mode="json") | {

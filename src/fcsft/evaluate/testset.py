@@ -122,17 +122,8 @@ def missing_value_items(
     return items
 
 
-def build_testset(
-    curated: Path,
-    standard: int = 100,
-    ood: int = 50,
-    adversarial: int = 30,
-    held_out_tools: Iterable[str] = (),
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Items for the three layers from the curate stage's test split."""
-    rng = random.Random(seed)
-    held = set(held_out_tools)
+def held_out(curated: Path) -> list[Trajectory]:
+    """The trajectories of the curate stage's test split, in file order."""
     test = []
     for number, obj in read_numbered(curated):
         meta = obj.get("meta")
@@ -147,6 +138,21 @@ def build_testset(
             test.append(OPENAI.parse(obj))
         except FormatError as exc:
             raise UserError(f"{curated}:{number}: {exc}") from None
+    return test
+
+
+def build_testset(
+    curated: Path,
+    standard: int = 100,
+    ood: int = 50,
+    adversarial: int = 30,
+    held_out_tools: Iterable[str] = (),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Items for the three layers from the curate stage's test split."""
+    rng = random.Random(seed)
+    held = set(held_out_tools)
+    test = held_out(curated)
     layers: dict[str, list[dict[str, Any]]] = {"standard": [], "ood": [], "adversarial": []}
     toolboxes: dict[tuple[str, ...], list[Tool]] = {}
     for trajectory in test:

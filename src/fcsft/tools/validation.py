@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -34,6 +36,25 @@ class SchemaChecker:
             self._validator.iter_errors(value), key=lambda error: list(map(str, error.path))
         )
         return [(error.validator, _describe(error)) for error in map(_most_specific, errors)]
+
+
+@lru_cache(maxsize=4096)
+def _checker(schema_json: str) -> SchemaChecker:
+    return SchemaChecker(json.loads(schema_json), "tool")
+
+
+def argument_problems(parameters: dict[str, Any], arguments: Any) -> list[tuple[str, str]]:
+    """(kind, message) for everything wrong with a call's arguments: each JSON-schema violation
+    under the keyword that failed, and `unknown` for a parameter the schema does not declare
+    (unless it allows `additionalProperties`: a model that invents a parameter has not read
+    the tool, whatever JSON schema's default says)."""
+    found = _checker(json.dumps(parameters, sort_keys=True)).violations(arguments)
+    if isinstance(arguments, dict) and not parameters.get("additionalProperties"):
+        allowed = parameters.get("properties", {})
+        found += [
+            ("unknown", f"no parameter {name!r}") for name in arguments if name not in allowed
+        ]
+    return found
 
 
 def _most_specific(error: ValidationError) -> ValidationError:

@@ -12,16 +12,14 @@ stage turns each rule's problems into one failed `Verdict` whose reason lists th
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import TypeVar
 
 from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, exchanges, turns
-from fcsft.text.terms import codes, names, numbers
-from fcsft.tools.validation import SchemaChecker
+from fcsft.text.grounding import ungrounded
+from fcsft.tools.validation import argument_problems
 
 Rule = Callable[[Trajectory, "Settings"], list[str]]
 T = TypeVar("T")
@@ -49,8 +47,6 @@ FAILURE_WORDS = (
     "sorry",
 )
 """Words by which a turn after a failed call says it noticed the failure."""
-SCALES = (1e-9, 1e-6, 1e-3, 1.0, 1e3, 1e6, 1e9)
-"""Factors by which an answer may restate a number (1.48 billion from 1,482.6 million)."""
 
 
 @dataclass(frozen=True)
@@ -96,29 +92,16 @@ def _once_per_trajectory(compute: Callable[[Trajectory], T]) -> Callable[[Trajec
 # ------------------------------------------------------------------------- format
 
 
-@lru_cache(maxsize=4096)
-def _checker(schema_json: str) -> SchemaChecker:
-    return SchemaChecker(json.loads(schema_json), "tool")
-
-
 @_once_per_trajectory
 def _schema_problems(trajectory: Trajectory) -> list[tuple[str, str]]:
     """(kind, message) for every call: kind is the JSON-schema keyword that failed."""
     tools = {tool.name: tool for tool in trajectory.tools}
-    found = []
-    for call in trajectory.calls:
-        tool = tools.get(call.name)
-        if tool is None:
-            continue
-        schema = json.dumps(tool.parameters, sort_keys=True)
-        for kind, message in _checker(schema).violations(call.arguments):
-            found.append((kind, f"{call.id} {call.name}: {message}"))
-        allowed = tool.parameters.get("properties", {})
-        if not tool.parameters.get("additionalProperties"):
-            for name in call.arguments:
-                if name not in allowed:
-                    found.append(("unknown", f"{call.id} {call.name}: no parameter {name!r}"))
-    return found
+    return [
+        (kind, f"{call.id} {call.name}: {message}")
+        for call in trajectory.calls
+        if call.name in tools
+        for kind, message in argument_problems(tools[call.name].parameters, call.arguments)
+    ]
 
 
 @rule("format.unknown_tool")
@@ -250,48 +233,6 @@ def ignored_error(trajectory: Trajectory, settings: Settings) -> list[str]:
     return problems
 
 
-def _significant(value: float, digits: int) -> float:
-    if value == 0:
-        return 0.0
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
-
-
-def _digits(text: str) -> int:
-    core = text.lstrip("-").replace(".", "").lstrip("0")
-    return max(1, len(core.rstrip("0")) if "." not in text else len(core))
-
-
-def number_grounded(number: str, known: set[str], settings: Settings) -> bool:
-    """Whether a number of the answer is one of the known numbers, perhaps rounded or rescaled
-    (1.48 billion from 1,482.6 million)."""
-    if number in known:
-        return True
-    try:
-        value = float(number)
-    except ValueError:
-        return False
-    if value.is_integer() and abs(value) <= settings.small_integers:
-        return True  # counts and ordinals: "the 2 companies", "3 steps"
-    digits = _digits(number)
-    for other in known:
-        try:
-            candidate = float(other)
-        except ValueError:
-            continue
-        for scale in SCALES:
-            # Signs are words as often as symbols: "fell 10.96%" grounds in "-10.96".
-            if math.isclose(abs(_significant(candidate * scale, digits)), abs(value), rel_tol=1e-9):
-                return True
-    return False
-
-
-def _only_opens_sentences(name: str, text: str) -> bool:
-    if " " in name:
-        return False
-    spots = [m.start() for m in re.finditer(rf"\b{re.escape(name)}\b", text)]
-    return all(re.fullmatch(r"(?:.*[.!?:]\s+)?", text[:spot], re.DOTALL) for spot in spots)
-
-
 @rule("logic.ungrounded_answer")
 def ungrounded_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
     """Each answer's numbers, dates and names come from an observation made before it or from
@@ -311,29 +252,8 @@ def ungrounded_answer(trajectory: Trajectory, settings: Settings) -> list[str]:
             sources = "\n".join(said[: number + 1] + observed)
             problems += [
                 f"{where}{problem} appears in no observation or {place}"
-                for problem in _ungrounded(answer, sources, settings)
+                for problem in ungrounded(answer, sources, settings.small_integers)
             ]
-    return problems
-
-
-def _ungrounded(answer: str, source_text: str, settings: Settings) -> list[str]:
-    """What of the answer is not in the sources: `number X`, `date X`, `name 'X'`."""
-    lowered = source_text.lower()
-    known = numbers(source_text)
-    problems = [
-        f"number {n}" for n in sorted(numbers(answer)) if not number_grounded(n, known, settings)
-    ]
-    problems += [
-        f"date {d}"
-        for d in sorted(codes(answer))
-        if d not in lowered and any(c.isdigit() for c in d)
-    ]
-    for name in sorted(names(answer, lower=False)):
-        if name.isupper() or _only_opens_sentences(name, answer):
-            continue  # acronyms (CEO, USD) are vocabulary; "About", "It" merely open a sentence
-        words = [re.sub(r"['’]s?$", "", w).lower() for w in name.split()]
-        if not any(len(w) > 2 and w in lowered for w in words):
-            problems.append(f"name {name!r}")
     return problems
 
 

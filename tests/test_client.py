@@ -21,7 +21,7 @@ from fcsft.agent import run_agent
 from fcsft.errors import UserError
 from fcsft.models import cache as cache_module
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError, ModelUnavailable
-from fcsft.models.cache import ResponseCache
+from fcsft.models.cache import CarriedReplies, ResponseCache
 from fcsft.models.client import Client, Counters, cache_key
 from fcsft.models.openai import OpenAIProvider, retry_after_seconds
 from fcsft.models.registry import load_model
@@ -505,6 +505,38 @@ def test_the_cache_reads_its_own_writes_and_keeps_them(tmp_path):
         assert cache.get("missing") is None
     with ResponseCache(path) as cache:
         assert cache.get("k") == reply and len(cache) == 1
+
+
+def test_the_replies_an_input_used_come_back_for_it_from_the_file(tmp_path):
+    """What a worker hands back (`CarriedReplies`) is kept by the owner of the file, and the
+    next time the input is sent, exactly those replies go with it."""
+    path = tmp_path / "cache.sqlite"
+    replies = {k: ChatResponse(message={"content": k}) for k in ("a", "b", "c")}
+    worker = CarriedReplies()
+    with worker.carrying({}) as first:
+        assert worker.get("a") is None
+        worker.put("a", replies["a"])
+        worker.put("b", replies["b"])
+        assert worker.get("a") == replies["a"]
+    assert worker.get("a") is None  # outside an input, nothing is kept
+    with ResponseCache(path) as cache:
+        assert cache.replies_of("gen\0t1") == {}  # no list was ever written: no table yet
+        for key, blob in first.made.items():
+            cache.put_encoded(key, blob)
+        cache.put("c", replies["c"])  # another input's
+        cache.note_replies("gen\0t1", list(first.used))
+        assert set(cache.replies_of("gen\0t1")) == {"a", "b"}  # before the commit
+    with ResponseCache(path) as cache:
+        given = cache.replies_of("gen\0t1")
+        assert set(given) == {"a", "b"} and cache.replies_of("gen\0t2") == {}
+        cache.note_replies("gen\0t1", ["b", "c", "gone"])  # the next attempt's list replaces it
+    with ResponseCache(path) as cache:
+        assert cache.set_aside is None  # the lists' table belongs to a cache
+        again = cache.replies_of("gen\0t1")
+    assert set(again) == {"b", "c"}
+    with worker.carrying(again) as second:
+        assert worker.get("b") == replies["b"] and worker.get("a") is None
+    assert list(second.used) == ["b"] and second.made == {}
 
 
 def test_misses_are_answered_from_memory_once_they_cost_what_reading_the_keys_does(tmp_path):

@@ -1,11 +1,14 @@
 """Memory inside the run: a scripted teacher that makes one mistake until a lesson tells it not
 to, checked by the real validate rules while generate runs, killed midway and resumed."""
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fcsft.config import load_config
@@ -133,3 +136,52 @@ def test_sigkill_midway_then_resume_learns_and_writes_what_an_uninterrupted_run_
     taught = [r for r in read_jsonl(second / "out.jsonl") if GROUNDED in system_of(r)]
     assert len(taught) == len(tasks) - (4 + WINDOW - 1)
     assert all(sum(m["role"] == "tool" for m in r["messages"]) == CALLS for r in taught)
+
+
+def test_a_task_whose_earlier_inputs_never_commit_stops_the_stage_instead_of_waiting(tmp_path):
+    """A resumed run whose replay gave 2 commits, where task 5 (window 1) needs 5: with no
+    commit coming, it stops the stage once `stall_s` passes without one; commits that keep
+    coming, each within `stall_s`, let it wait for as long as they take."""
+    from fcsft.jsonl import write_jsonl
+    from fcsft.memory.config import MemoryConfig
+    from fcsft.runner.lessons import RunLessons
+    from fcsft.stage import StopStage
+    from fcsft.validate.stage import ValidateConfig
+
+    source = tmp_path / "tasks.jsonl"
+    write_jsonl(source, (t.to_json() for t in make_tasks(8)))
+
+    async def replayed(stall_s: float) -> RunLessons:
+        live = RunLessons(
+            MemoryConfig(enabled=True, window=1),
+            ValidateConfig(),
+            tmp_path / "memory",
+            [source],
+            stall_s=stall_s,
+        )
+        for ident in ("t00000", "t00001"):
+            await live.committed(ident, [])
+        return live
+
+    async def stalled() -> None:
+        live = await replayed(stall_s=0.3)
+        with pytest.raises(StopStage, match="t00005 waits for the lessons of the first 5"):
+            await asyncio.wait_for(live.for_task("t00005"), 20)
+
+    async def slow_but_going() -> tuple[str, list[str]]:
+        live = await replayed(stall_s=0.5)
+
+        async def trickle() -> None:
+            for ident in ("t00002", "t00003", "t00004"):
+                await asyncio.sleep(0.3)
+                await live.committed(ident, [])
+
+        feeding = asyncio.create_task(trickle())
+        started = time.monotonic()
+        got = await asyncio.wait_for(live.for_task("t00005"), 20)
+        await feeding
+        assert time.monotonic() - started > 0.5  # longer than stall_s, in all
+        return got
+
+    asyncio.run(stalled())
+    assert asyncio.run(slow_but_going()) == (NONE, [])

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fcsft.models.cache import CarriedReplies
 from fcsft.records import Verdict
 
 
@@ -48,6 +49,19 @@ class Watch(Protocol):
     async def committed(self, ident: str, outcomes: list[Outcome]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Workplace:
+    """What a stage opened in a worker process (`Stage.worker`) uses in place of the run
+    directory, which only the process running the stage reads and writes."""
+
+    replies: CarriedReplies
+    """The response cache its model clients use: each input's replies come with the input,
+    and those it used or got are handed back with its outcomes."""
+    scratch: Path
+    """A folder of the worker's own, removed when it ends, for what the stage would otherwise
+    keep in the run directory (a simulated tool's observations)."""
+
+
 @dataclass
 class Stage:
     """A named step. `config` is anything JSON-serialisable that changes its output.
@@ -70,11 +84,12 @@ class Stage:
     may block for long or run stages itself."""
     report: Callable[[Path], dict[str, Any]] | None = None
     """Called on the finished stage directory; what it returns goes into stats.json."""
-    worker: Callable[[], AbstractAsyncContextManager[Stage]] | None = None
+    worker: Callable[[Workplace], AbstractAsyncContextManager[Stage]] | None = None
     """How another process gets this stage for itself: a picklable callable (a module-level
     function, or a functools.partial of one) whose context opens what `process` needs (a model
-    client, tools) and yields an equivalent Stage. None: executors that run elsewhere ship this
-    Stage as it is, which works when `process` holds nothing that cannot be pickled."""
+    client, tools) in the `Workplace` it is given, never in the run directory, and yields an
+    equivalent Stage. None: executors that run elsewhere ship this Stage as it is, which works
+    when `process` holds nothing that cannot be pickled."""
     close: Callable[[], Awaitable[None]] | None = None
     """Awaited in the stage's event loop once it ends, however it ends: releases what `process`
     opened on that loop (a model client's connections), which cannot be closed after it."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fcsft.errors import UserError
-from fcsft.stage import OnProgress, RunStage, Stage, Watch
+from fcsft.stage import OnProgress, RunStage, Stage, Watch, Workplace
 
 
 class LiveLessons(Watch, Protocol):
@@ -72,8 +72,9 @@ class Context(Protocol):
     def executor(self, kind: str, address: str | None = None, workers: int | None = None) -> Any:
         """The executor named `kind` (local, ray) for the stage's records."""
 
-    def detached(self) -> Callable[[], Context]:
-        """A picklable callable that opens an equivalent context in another process."""
+    def detached(self) -> Callable[[Workplace], Context]:
+        """A picklable callable that opens an equivalent context in another process, one that
+        keeps in the `Workplace` it is given what it would keep in the run directory."""
 
     async def close(self) -> None:
         """Close the models this context opened (and its response cache)."""

@@ -93,7 +93,8 @@ class GenerateConfig(Section):
     executor: Literal["local", "ray"] = "local"
     """Where tasks run: `local` (this process) or `ray` (workers of a Ray cluster, each with its
     own model client and tools; the run directory is the same). Ray needs
-    `pip install 'fcsft[ray]'`, and a cluster of several machines a shared run directory."""
+    `pip install 'fcsft[ray]'`; on several machines, the project folder at the same path on
+    each (the run directory stays with this process; see `fcsft.runner.ray`)."""
     ray_address: str | None = None
     """The Ray cluster to join (`auto`, `ray://HOST:10001`); none starts a local one."""
     ray_workers: int | None = Field(None, ge=1)

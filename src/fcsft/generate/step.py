@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from fcsft.errors import UserError
 from fcsft.generate.stage import GenerateConfig, generate_stage
-from fcsft.stage import Stage
+from fcsft.stage import Stage, Workplace
 from fcsft.step import Context, step
 
 
@@ -37,11 +37,11 @@ def generate(ctx: Context) -> Stage:
 
 @contextlib.asynccontextmanager
 async def generate_worker(
-    open_context: Callable[[], Context], config: GenerateConfig
+    open_context: Callable[[Workplace], Context], config: GenerateConfig, place: Workplace
 ) -> AsyncIterator[Stage]:
     """The generate stage as a worker process (`executor: ray`) opens it for itself: its own
-    client on the run's response cache file, and its own tools."""
-    ctx = open_context()
+    client and tools, in `place`."""
+    ctx = open_context(place)
     client, name = ctx.model(config.model)
     tools = await ctx.tools(config.model, client)
     try:

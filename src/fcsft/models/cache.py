@@ -32,6 +32,12 @@ Why this shape:
   as `NAME.corrupt-<time>`, with a warning, and an empty cache takes its place: the run goes
   on and asks again what it cannot read. A row whose reply does not decode is a miss, and the
   new reply replaces it.
+- A process that may not open the file (a Ray worker on another machine) uses a
+  `CarriedReplies` instead: the process that owns the file sends each input with the replies
+  it used last time (`replies_of`, a list of keys per input in a table of its own, written by
+  `note_replies`), and the worker hands back the keys the input used and the replies it got.
+  So an input processed again (retried, or the stage re-run) is answered from the file as it
+  would be in one process. The table is made the first time such a list is written.
 - What is stored is the reply alone: the chat-completion JSON exactly as an OpenAI-compatible
   server sent it (so the event loop never encodes a reply a second time), or for a reply made
   in this process its message, token counts, finish reason and extras. Requests carry no
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextvars
 import functools
 import hashlib
 import json
@@ -53,6 +60,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +83,11 @@ _MIGRATE = (
     "DROP TABLE responses",
 )
 _SELECT = "SELECT key, response FROM replies WHERE hash = ?"
+# The reply keys each input used (`note_replies`), by key_hash of its scope; made when first
+# written, so a file no worker wrote to has only `replies`.
+_USES_TABLE = "CREATE TABLE IF NOT EXISTS uses (scope INTEGER PRIMARY KEY, keys TEXT NOT NULL)"
+_SET_USES = "INSERT OR REPLACE INTO uses (scope, keys) VALUES (?, ?)"
+_GET_USES = "SELECT keys FROM uses WHERE scope = ?"
 _NEW_HASHES = "SELECT rowid, hash FROM replies WHERE rowid > ? AND rowid <= ?"  # rowids only grow
 _LAST_ROWID = 2**63 - 1
 _ALL_HASHES = "SELECT hash FROM replies"  # read from the index alone
@@ -95,6 +108,7 @@ _WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache, at most (used as pages
 _CHECKPOINT_PAGES = 4000  # WAL pages before a checkpoint (SQLite's default: 1000)
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps builds one per call
 _Row = tuple[int, str, str, float]  # key_hash(key), key, encoded reply, when it was stored
+_Uses = tuple[int, str]  # key_hash(scope), its reply keys as a JSON list
 _SIGNED_64 = struct.Struct(">q").unpack  # int.from_bytes(b, "big", signed=True), parsed once
 _BUSY_TIMEOUT_S = 60.0  # another process may hold the write lock for a batch; wait for it
 
@@ -132,6 +146,7 @@ def encode_response(response: ChatResponse) -> str:
 _SHAPE = "SELECT hash, key, response, created FROM replies LIMIT 0"  # the columns this reads
 _DELETE = "DELETE FROM replies WHERE hash = ?"
 _BROKEN = ("SQLITE_NOTADB", "SQLITE_CORRUPT")  # error names that mean the file is not usable
+_TABLES = {"replies", "responses", "uses"}
 
 
 def _not_a_cache(path: Path) -> str | None:
@@ -146,8 +161,8 @@ def _not_a_cache(path: Path) -> str | None:
             for (name,) in look.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if not name.startswith("sqlite_")
         }
-        if tables - {"replies", "responses"}:
-            return f"holds other tables: {', '.join(sorted(tables - {'replies', 'responses'}))}"
+        if tables - _TABLES:
+            return f"holds other tables: {', '.join(sorted(tables - _TABLES))}"
         if "replies" in tables:
             look.execute(_SHAPE)
     except sqlite3.OperationalError as exc:
@@ -247,7 +262,8 @@ class ResponseCache:
         self._misses = 0
         self._file_rows: int | None = None  # rows in the file at the first miss
         self._pending: dict[str, str] = {}  # written but not yet committed
-        self._queue: queue.SimpleQueue[_Row | threading.Event | None] = queue.SimpleQueue()
+        self._pending_uses: dict[int, str] = {}  # note_replies not yet committed, by scope hash
+        self._queue: queue.SimpleQueue[_Row | _Uses | threading.Event | None] = queue.SimpleQueue()
         self._urgent = threading.Event()  # someone waits for the commit: do not linger
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
@@ -344,13 +360,47 @@ class ResponseCache:
 
     def put_encoded(self, key: str, blob: str) -> None:
         """Store a reply already in its `encode_response` form."""
-        if self._closed:
-            raise RuntimeError(f"response cache {self.path} is closed")
-        self._raise_writer_error()
+        self._writable()
         self._pending[key] = blob
         hashed = key_hash(key)
         if self._known is not None:
             self._known.add(hashed)
+        self._write((hashed, key, blob, time.time()))
+
+    def note_replies(self, scope: str, keys: list[str]) -> None:
+        """Record the reply keys the input `scope` used (see `replies_of`), in place of any
+        list recorded for it before."""
+        self._writable()
+        hashed, blob = key_hash(scope), _JSON.encode(keys)
+        self._pending_uses[hashed] = blob
+        self._write((hashed, blob))
+
+    def replies_of(self, scope: str) -> dict[str, str]:
+        """The stored replies, by key, that the input `scope` used when it was last processed
+        (`note_replies`), in their `encode_response` form: those still in the file."""
+        hashed = key_hash(scope)
+        blob = self._pending_uses.get(hashed)
+        if blob is None:
+            try:
+                with self._read_lock:
+                    row = self._reader.execute(_GET_USES, (hashed,)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return {}
+                raise
+            if row is None:
+                return {}
+            blob = row[0]
+        found = {key: self.get_encoded(key) for key in json.loads(blob)}
+        return {key: reply for key, reply in found.items() if reply is not None}
+
+    def _writable(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"response cache {self.path} is closed")
+        self._raise_writer_error()
+
+    def _write(self, item: _Row | _Uses) -> None:
+        """Hand a row to the writer thread, starting it the first time."""
         if self._writer is None:
             self._writer = threading.Thread(
                 target=self._write_batches, name="fcsft-cache-writer", daemon=True
@@ -358,7 +408,7 @@ class ResponseCache:
             self._writer.start()
             # A daemon thread dies with the interpreter; whoever forgot close() keeps the replies.
             atexit.register(self.close)
-        self._queue.put((hashed, key, blob, time.time()))
+        self._queue.put(item)
 
     def flush(self) -> None:
         """Block until every reply put so far is committed to the file."""
@@ -462,9 +512,12 @@ class ResponseCache:
                         items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                rows = [item for item in items if isinstance(item, tuple)]
+                rows = [item for item in items if isinstance(item, tuple) and len(item) == 4]
+                uses = [item for item in items if isinstance(item, tuple) and len(item) == 2]
                 for start in range(0, len(rows), _BATCH):
-                    self._commit(connection, rows[start : start + _BATCH])
+                    self._commit(connection, rows[start : start + _BATCH])  # type: ignore[arg-type]
+                if uses:
+                    self._commit_uses(connection, uses)  # type: ignore[arg-type]
                 for item in items:
                     if isinstance(item, threading.Event):
                         item.set()
@@ -490,3 +543,82 @@ class ResponseCache:
             self._own_rows.append((after, through))
         for _, key, _, _ in rows:
             self._pending.pop(key, None)
+
+    def _commit_uses(self, connection: sqlite3.Connection, uses: list[_Uses]) -> None:
+        with _writing(connection):
+            connection.execute(_USES_TABLE)
+            connection.executemany(_SET_USES, uses)  # in order: the last list for a scope wins
+        for hashed, blob in uses:
+            if self._pending_uses.get(hashed) is blob:  # unless a newer one came meanwhile
+                del self._pending_uses[hashed]
+
+
+@dataclass
+class Carried:
+    """One input's replies in a `CarriedReplies`: those it came with, those it got from the
+    model, and the keys of all it used, in the order it first used them."""
+
+    given: dict[str, str]
+    made: dict[str, str] = field(default_factory=dict)
+    used: dict[str, None] = field(default_factory=dict)
+
+
+class CarriedReplies:
+    """The response cache of a process that may not open the run's file (a Ray worker).
+
+    Each input is processed inside `carrying(given)`, `given` being the replies the process
+    owning the file sent with it (`ResponseCache.replies_of`); a lookup there finds those and
+    the replies the same input got so far, and nothing else, so memory holds only the inputs in
+    flight. What an input used and got (`Carried`) goes back with its outcomes. A reply asked
+    outside any input is not kept.
+    """
+
+    def __init__(self) -> None:
+        self._current: contextvars.ContextVar[Carried | None] = contextvars.ContextVar(
+            "fcsft_carried", default=None
+        )
+
+    @contextmanager
+    def carrying(self, given: dict[str, str]) -> Iterator[Carried]:
+        """The lookups and stores of this context (and the tasks and threads it starts) are
+        the input's."""
+        carried = Carried(given)
+        token = self._current.set(carried)
+        try:
+            yield carried
+        finally:
+            self._current.reset(token)
+
+    def get(self, key: str) -> ChatResponse | None:
+        """As `ResponseCache.get`: a reply that does not decode is a miss."""
+        blob = self.get_encoded(key)
+        if blob is None:
+            return None
+        try:
+            return decode_response(blob)
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def get_encoded(self, key: str) -> str | None:
+        carried = self._current.get()
+        if carried is None:
+            return None
+        blob = carried.made.get(key) or carried.given.get(key)
+        if blob is not None:
+            carried.used[key] = None
+        return blob
+
+    def put(self, key: str, response: ChatResponse) -> None:
+        self.put_encoded(key, encode_response(response))
+
+    def put_encoded(self, key: str, blob: str) -> None:
+        carried = self._current.get()
+        if carried is not None:
+            carried.made[key] = blob
+            carried.used[key] = None
+
+    def flush(self) -> None:
+        """Nothing to write: replies leave with the outcomes."""
+
+    def close(self) -> None:
+        """Nothing to close."""

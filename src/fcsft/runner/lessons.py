@@ -13,6 +13,12 @@ takes the lessons as they stood then. Its version (a hash of the lessons) goes i
 line. A resumed run replays the committed inputs in order through the same coordinator,
 which rebuilds the memory folder exactly, so the tasks still to do get what an uninterrupted
 run would have given them; a replayed version that disagrees with the ledger is reported.
+
+The wait for those commits is reached when every input ahead of a task is either replayed or
+processed in this run (the runner commits in input order). Should that ever not hold (a
+replay shorter than what the runner skips), no commit would come and the task would wait
+forever; so a task that sees no commit at all for `stall_s` while it waits stops the stage
+(`StopStage`): what is committed stays, and the next run resumes.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from fcsft.jsonl import read_lines, record_id
 from fcsft.memory import ExtractionCoordinator, MemoryWriter, Session
 from fcsft.memory.config import MemoryConfig
 from fcsft.memory.extract import extract_with_model, lessons_from_rejections
-from fcsft.stage import Outcome
+from fcsft.stage import Outcome, StopStage
 from fcsft.validate.stage import ValidateConfig, check
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,7 @@ def lessons_version(lessons: Sequence[str]) -> str:
 
 
 NONE = lessons_version([])
+STALL_S = 3 * 3600.0  # longer than any trajectory takes: only a run that cannot go on waits it
 
 
 class RunLessons:
@@ -55,8 +62,10 @@ class RunLessons:
         root: Path,
         inputs: list[Path],
         model: tuple[Any, str] | None = None,
+        stall_s: float = STALL_S,
     ):
         self.settings = settings
+        self.stall_s = stall_s
         self.validate = validate
         self.rules = validate.settings()
         self.root = root
@@ -106,7 +115,16 @@ class RunLessons:
     async def for_task(self, ident: str) -> tuple[str, list[str]]:
         needed = self._needed(ident)
         async with self.settled:
-            await self.settled.wait_for(lambda: self.committed_count >= needed)
+            while self.committed_count < needed:
+                seen = self.committed_count
+                try:
+                    await asyncio.wait_for(self.settled.wait(), self.stall_s)
+                except TimeoutError:
+                    if self.committed_count == seen:
+                        raise StopStage(
+                            f"{ident} waits for the lessons of the first {needed} inputs, but "
+                            f"{seen} are committed and none came in {self.stall_s:g} s"
+                        ) from None
         return self._at(needed)
 
     async def committed(self, ident: str, outcomes: list[Outcome]) -> None:

@@ -20,7 +20,7 @@ from fcsft.errors import UserError
 from fcsft.runner.executors import executor_for
 from fcsft.runner.lock import run_dir_lock
 from fcsft.runner.run import Executor, run_stage
-from fcsft.stage import OnProgress, Stage
+from fcsft.stage import OnProgress, Stage, Workplace
 from fcsft.step import Context, Step, get_step, steps
 
 
@@ -34,6 +34,8 @@ class Run:
     on_progress: Callable[[str], OnProgress | None] = lambda name: None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     clients: dict[str, tuple[Any, str]] = field(default_factory=dict)  # by role, opened once
+    workplace: Workplace | None = None
+    """In a worker process (`Stage.worker`): what it uses in place of the run directory."""
 
     @property
     def run_dir(self) -> Path:
@@ -50,6 +52,8 @@ class Run:
         """One response cache per run: every role's client shares it (and its writer thread)."""
         from fcsft.models.cache import ResponseCache
 
+        if self.workplace is not None:
+            return self.workplace.replies
         return ResponseCache(self.run_dir / "cache.sqlite")
 
     async def release_clients(self) -> None:
@@ -198,14 +202,17 @@ class StepContext:
             self.config.tools,
             base_dir=self.base_dir,
             models={role: client},
-            cache_dir=self.run_dir / "tool-cache",
+            cache_dir=(self.run.workplace.scratch if self.run.workplace else self.run_dir)
+            / "tool-cache",
         )
 
     def executor(self, kind: str, address: str | None = None, workers: int | None = None) -> Any:
-        self.chosen_executor = executor_for(kind, address=address, workers=workers)
+        self.chosen_executor = executor_for(
+            kind, address=address, workers=workers, cache=self.run.cache
+        )
         return self.chosen_executor
 
-    def detached(self) -> Callable[[], Context]:
+    def detached(self) -> Callable[[Workplace], Context]:
         return functools.partial(_detached, self.config, self.base_dir, self.step.name)
 
     async def close(self) -> None:
@@ -242,8 +249,8 @@ class StepContext:
         return self.run.on_progress(name)
 
 
-def _detached(project: ProjectConfig, base_dir: Path, name: str) -> StepContext:
-    return Run(project, base_dir).context(get_step(name))
+def _detached(project: ProjectConfig, base_dir: Path, name: str, place: Workplace) -> StepContext:
+    return Run(project, base_dir, workplace=place).context(get_step(name))
 
 
 def nothing_produced(name: str, stats: dict[str, Any], directory: Path) -> str:

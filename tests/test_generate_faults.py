@@ -8,6 +8,7 @@ what an uninterrupted run writes.
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -108,7 +109,16 @@ def test_a_second_process_on_the_same_run_directory_stops_at_once(tmp_path):
     every request twice: a second one (the same command, the whole run, or a stage command
     writing there) stops before doing anything, naming the first, which goes on undisturbed."""
     tasks = make_tasks(120)
-    with FakeOpenAI(Faults(latency_s=0.1), reply=two_calls_then_answer) as server:
+    # The server holds its answers while the second processes start, so that the first is
+    # still running when they do however slowly a loaded machine starts them.
+    answering = threading.Event()
+    answering.set()
+
+    def held(body):
+        answering.wait(timeout=120)
+        return two_calls_then_answer(body)
+
+    with FakeOpenAI(Faults(latency_s=0.1), reply=held) as server:
         project = generate_project(tmp_path, f"openai:m@{server.base_url}", tasks, concurrency=4)
         run_dir = tmp_path / "run"
         ledger = run_dir / "generate" / "_ledger.jsonl"
@@ -117,12 +127,15 @@ def test_a_second_process_on_the_same_run_directory_stops_at_once(tmp_path):
         while not (ledger.exists() and ledger.read_bytes().count(b"\n") >= 1):
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.01)
+        answering.clear()
         seconds = [
             cli("generate", project),
             cli("run", project, "--from", "generate", "--until", "validate"),
             cli("validate", "--in", run_dir / "generate", "--out", run_dir / "validate"),
         ]
         errors = [second.communicate(timeout=60)[1] for second in seconds]
+        assert first.poll() is None  # the second ones met the first at work
+        answering.set()
         _, first_err = first.communicate(timeout=120)
         served = server.stats()
 

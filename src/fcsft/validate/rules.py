@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import TypeVar
 
+from fcsft.agent import MAX_STEPS
 from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, exchanges, turns
 from fcsft.text.terms import codes, names, numbers
 from fcsft.tools.validation import SchemaChecker
@@ -58,7 +59,7 @@ class Settings:
     """Bounds and tolerances; `fcsft.validate.stage.ValidateConfig` documents each."""
 
     min_steps: int = 2
-    max_steps: int = 15
+    max_steps: int = MAX_STEPS
     small_integers: int = 12
 
 

@@ -41,7 +41,9 @@ def test_every_task_ends_in_one_trajectory_or_one_failure(tmp_path):
     tasks = make_tasks(120)
     with FakeOpenAI(faults, reply=two_calls_then_answer) as server:
         uri = f"openai:m@{server.base_url}"
-        project = generate_project(tmp_path, uri, tasks, model={"max_retries": 1, "concurrency": 16})
+        project = generate_project(
+            tmp_path, uri, tasks, model={"max_retries": 1, "concurrency": 16}
+        )
         stats = generate(project)
         served = server.stats()
 
@@ -109,7 +111,9 @@ def test_a_second_process_on_the_same_run_directory_stops_at_once(tmp_path):
     writing there) stops before doing anything, naming the first, which goes on undisturbed."""
     tasks = make_tasks(120)
     with FakeOpenAI(Faults(latency_s=0.1), reply=two_calls_then_answer) as server:
-        project = generate_project(tmp_path, f"openai:m@{server.base_url}", tasks, model={"concurrency": 4})
+        project = generate_project(
+            tmp_path, f"openai:m@{server.base_url}", tasks, model={"concurrency": 4}
+        )
         run_dir = tmp_path / "run"
         ledger = run_dir / "generate" / "_ledger.jsonl"
         first = cli("generate", project)

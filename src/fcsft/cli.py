@@ -42,9 +42,8 @@ def _plain_steps(taken: list[str]) -> list:
 def _step_command(entry) -> click.Command:
     """`fcsft NAME project.yaml`: the step alone, as `fcsft run --from NAME --until NAME`."""
     import inspect
-    import sys as _sys
 
-    about = inspect.getdoc(entry.build) or inspect.getdoc(_sys.modules[entry.build.__module__])
+    about = inspect.getdoc(entry.build) or inspect.getdoc(sys.modules[entry.build.__module__])
     summary = (about or f"The {entry.name} step.").split("\n\n")[0].replace("\n", " ")
 
     def command(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:

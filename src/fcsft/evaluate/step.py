@@ -66,7 +66,7 @@ def evaluate(ctx: Context) -> tuple[Stage, list[Path]]:
 
     config = ctx.section.model_dump(mode="json") | {
         "held_out_tools": ctx.config.curate.held_out_tools,
-        "precision": {side: settings.precision for side, settings in sides.items()},
+        "models": {side: [settings.uri, settings.precision] for side, settings in sides.items()},
     }
     stage = Stage("evaluate", process, config, whole=True, files=True, report=lambda _: result)
     inputs = [ctx.run_dir / "curate" / "out.jsonl"]

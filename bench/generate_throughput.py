@@ -130,7 +130,7 @@ def fcsft_run(
     """Seconds for the generate stage; records per task; tasks recorded as failures."""
     model = {"concurrency": concurrency, "max_retries": MAX_RETRIES}
     uri = f"openai:{MODEL}@{base_url}"
-    project = generate_project(root, uri, tasks, model=model, concurrency=concurrency)
+    project = generate_project(root, uri, tasks, model=model)
     run = Run(load_config(project), root)
     started = time.perf_counter()
     run_pipeline(run, "generate", "generate")

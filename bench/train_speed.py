@@ -52,7 +52,7 @@ def general(index: int) -> dict:
 
 def config(precision: str, steps: int = STEPS) -> TrainConfig:
     return TrainConfig(
-        max_steps=steps,
+        steps=steps,
         batch_size=BATCH,
         max_length=LENGTH,
         val_share=0.0,

@@ -11,12 +11,11 @@ HERE = Path(__file__).parent
 def fcsft(
     *args, cwd: Path | None = None, timeout: int = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    # The tests folder is importable, so configs may name test helpers as `module:function`.
-    env = {
-        **os.environ,
-        **(env or {}),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    # The tests folder is importable, so configs may name test helpers as `module:function`;
+    # a PYTHONPATH in `env` comes before the caller's.
+    env = env or {}
+    paths = [str(HERE), env.get("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     return subprocess.run(
         [sys.executable, "-m", "fcsft.cli", *map(str, args)],
         cwd=cwd,

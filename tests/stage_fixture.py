@@ -29,10 +29,10 @@ async def expand(obj: dict) -> list[Outcome]:
     ]
 
 
-def make_stage(concurrency: int) -> Stage:
-    return Stage("fixture", expand, config={"copies": "1+n%3"}, concurrency=concurrency)
+def make_stage(parallel: int) -> Stage:
+    return Stage("fixture", expand, config={"copies": "1+n%3"}, parallel=parallel)
 
 
 if __name__ == "__main__":
-    run_dir, source, concurrency = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    run_stage(make_stage(concurrency), run_dir, [source])
+    run_dir, source, parallel = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    run_stage(make_stage(parallel), run_dir, [source])

@@ -221,3 +221,65 @@ def test_train_writes_conversations_too_long_to_rejected_with_the_reason(tmp_pat
     assert rejected["reasons"][0]["rule"] == TOO_LONG
     assert "max_length=64" in rejected["reasons"][0]["reason"]
     assert (tmp_path / "train" / "_done.json").exists()
+
+
+def test_a_word_that_changed_is_refused_with_the_setting_to_write(tmp_path):
+    config = tmp_path / "project.yaml"
+    config.write_text(
+        "generate: {mode: native, concurrency: 8}\ntrain: {max_steps: 30}\n"
+        "evaluate: {concurrency: 4, precision: bf16}\n"
+    )
+    result = fcsft("check", config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()[1:]
+    fixes = {
+        "generate.mode": "renamed `protocol`",
+        "generate.concurrency": "set `concurrency` on the teacher's entry in `models:`",
+        "train.max_steps": "renamed `steps`",
+        "evaluate.concurrency": "set `concurrency` there",
+        "evaluate.precision": "set `precision` there",
+    }
+    assert len(lines) == len(fixes)
+    for line, (field, fix) in zip(sorted(lines), sorted(fixes.items()), strict=True):
+        assert line.strip().startswith(f"{field}: no longer a setting; ") and fix in line, line
+    config.write_text("generate: {protocol: native}\ntrain: {steps: 30}\n")
+    assert fcsft("check", config).returncode == 0
+
+
+def test_validation_accepts_the_steps_the_teacher_was_allowed_unless_told(tmp_path):
+    from fcsft.config import load_config
+
+    config = tmp_path / "project.yaml"
+    config.write_text("generate: {max_steps: 6}\n")
+    assert load_config(config).validate_.settings().max_steps == 6
+    config.write_text("generate: {max_steps: 6}\nvalidate: {max_steps: 4}\n")
+    assert load_config(config).validate_.settings().max_steps == 4
+
+
+def test_evaluate_names_a_role_whose_settings_both_sides_are_asked_with(tmp_path):
+    from fcsft.config import load_config
+
+    config = tmp_path / "project.yaml"
+    config.write_text(
+        "models:\n  small: {uri: 'openai:s@http://h/v1', concurrency: 3, precision: bf16,"
+        " api_key_env: SMALL_KEY}\nevaluate: {base: small}\n"
+    )
+    project = load_config(config)
+    sides = project.evaluate.sides(project.models, tmp_path / "tuned")
+    assert (sides["base"].uri, sides["base"].concurrency) == ("openai:s@http://h/v1", 3)
+    tuned = sides["tuned"]
+    assert tuned.uri == f"local:{tmp_path / 'tuned'}"
+    assert (tuned.concurrency, tuned.precision, tuned.api_key_env) == (3, "bf16", "SMALL_KEY")
+    config.write_text("evaluate: {base: smal}\n")
+    result = fcsft("check", config)
+    assert result.returncode == 2
+    assert "evaluate.base: 'smal' is neither a role of `models:`" in result.stderr
+
+
+def test_every_example_project_reads_with_todays_words():
+    from fcsft.config import load_config
+
+    examples = sorted((EXAMPLE.parents[1]).glob("*/project*.yaml"))
+    assert len(examples) >= 3
+    for path in examples:
+        load_config(path)  # a retired word raises a UserError naming it

@@ -76,7 +76,7 @@ def run(tmp_path, config, teacher):
 
 
 def test_every_task_ends_in_trajectories_or_one_failure(tmp_path):
-    stats = run(tmp_path, GenerateConfig(samples=2, concurrency=4), Teacher())
+    stats = run(tmp_path, GenerateConfig(samples=2), Teacher())
     assert (stats["in"], stats["out"], stats["rejected"]) == (4, 5, 2)
     assert stats["reasons"] == {"generate.model_error": 2}  # t4's two samples
     out = [get_format("openai").parse(o) for o in read_jsonl(tmp_path / "run/generate/out.jsonl")]
@@ -100,12 +100,12 @@ def test_every_task_ends_in_trajectories_or_one_failure(tmp_path):
 
 def test_budget_stops_cleanly_and_resume_finishes(tmp_path):
     teacher = Teacher(price=1.0)
-    stats = run(tmp_path, GenerateConfig(budget=1.5, concurrency=1), teacher)
+    stats = run(tmp_path, GenerateConfig(budget=1.5), teacher)
     assert stats["stopped"].startswith("budget of 1.5 spent")
     assert stats["in"] == 1  # t1 spent 2.0 in two replies; t2 found the budget gone
     assert not (tmp_path / "run/generate/_done.json").exists()
     before = teacher.calls
-    stats = run(tmp_path, GenerateConfig(budget=None, concurrency=1), teacher)
+    stats = run(tmp_path, GenerateConfig(budget=None), teacher)
     assert stats["in"] == 4 and "stopped" not in stats and stats["attempts"] == 2
     assert teacher.calls - before == 1 + 1 + 1  # t2's answer, t3's reply, t4's failed request
 

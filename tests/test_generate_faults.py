@@ -42,7 +42,9 @@ def test_every_task_ends_in_one_trajectory_or_one_failure(tmp_path):
     tasks = make_tasks(120)
     with FakeOpenAI(faults, reply=two_calls_then_answer) as server:
         uri = f"openai:m@{server.base_url}"
-        project = generate_project(tmp_path, uri, tasks, model={"max_retries": 1}, concurrency=16)
+        project = generate_project(
+            tmp_path, uri, tasks, model={"max_retries": 1, "concurrency": 16}
+        )
         stats = generate(project)
         served = server.stats()
 
@@ -82,7 +84,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     tasks = make_tasks(200)
     with FakeOpenAI(faults, reply=two_calls_then_answer) as server:
         uri = f"openai:m@{server.base_url}"
-        settings = {"model": {"max_retries": 8}, "concurrency": 16}
+        settings = {"model": {"max_retries": 8, "concurrency": 16}}
         clean = generate_project(tmp_path / "clean", uri, tasks, **settings)
         generate(clean)
 
@@ -119,7 +121,9 @@ def test_a_second_process_on_the_same_run_directory_stops_at_once(tmp_path):
         return two_calls_then_answer(body)
 
     with FakeOpenAI(Faults(latency_s=0.1), reply=held) as server:
-        project = generate_project(tmp_path, f"openai:m@{server.base_url}", tasks, concurrency=4)
+        project = generate_project(
+            tmp_path, f"openai:m@{server.base_url}", tasks, model={"concurrency": 4}
+        )
         run_dir = tmp_path / "run"
         ledger = run_dir / "generate" / "_ledger.jsonl"
         first = cli("generate", project)

@@ -34,7 +34,7 @@ def careless_until_told(body: dict) -> str | dict:
 
 
 def project(root: Path, uri: str, tasks, enabled: bool = True) -> Path:
-    path = generate_project(root, uri, tasks, concurrency=8)
+    path = generate_project(root, uri, tasks, model={"concurrency": 8})
     config = yaml.safe_load(path.read_text())
     config["memory"] = {"enabled": enabled, "window": WINDOW}
     path.write_text(yaml.safe_dump(config, sort_keys=False))

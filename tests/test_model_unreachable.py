@@ -58,8 +58,7 @@ def test_a_refused_key_stops_the_run_at_the_first_request_and_the_fixed_run_does
             tmp_path,
             f"openai:m@{server.base_url}",
             make_tasks(40),
-            model={"api_key_env": KEY},
-            concurrency=8,
+            model={"api_key_env": KEY, "concurrency": 8},
         )
         refused = fcsft("generate", project)
         asked = server.received
@@ -108,8 +107,7 @@ def test_a_model_failing_most_requests_the_same_way_stops_the_stage(tmp_path):
             tmp_path,
             f"openai:m@{server.base_url}",
             tasks,
-            model={"max_retries": 0},
-            concurrency=4,
+            model={"max_retries": 0, "concurrency": 4},
         )
         stopped = fcsft("generate", project)
         asked = server.received
@@ -163,8 +161,7 @@ def test_the_run_after_a_fix_retries_only_the_records_that_failed_on_the_model(t
             tmp_path,
             f"openai:m@{server.base_url}",
             tasks,
-            model={"max_retries": 0},
-            concurrency=4,
+            model={"max_retries": 0, "concurrency": 4},
         )
         first = fcsft("generate", project)
         stage = tmp_path / "run" / "generate"

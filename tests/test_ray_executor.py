@@ -141,7 +141,7 @@ def test_generate_on_ray_writes_what_local_writes_and_resumes(tmp_path, cluster)
         root = tmp_path / executor
         root.mkdir()
         mock_teacher(root / "teacher.yaml", len(tasks))
-        settings = {"executor": executor, "concurrency": 3}
+        settings = {"executor": executor, "model": {"concurrency": 3}}
         if executor == "ray":
             settings["ray_workers"] = 2  # spread: one on each node
         project = project_with_run_dir(root, cluster.runs / executor, tasks, **settings)
@@ -189,7 +189,7 @@ def stop_at_seven(obj):
 
 def test_a_stop_on_a_worker_stops_where_the_local_run_stops(tmp_path, cluster):
     source = make_input(tmp_path / "in.jsonl", 20)
-    stage = Stage("stops", stop_at_seven, concurrency=3)
+    stage = Stage("stops", stop_at_seven, parallel=3)
     results = {}
     for name, executor in (("local", LocalExecutor()), ("ray", RayExecutor(workers=2))):
         stats = run_stage(stage, tmp_path / name, [source], executor=executor)

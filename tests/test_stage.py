@@ -61,10 +61,10 @@ def test_concurrent_run_writes_input_order(tmp_path):
     assert files(tmp_path / "serial/fixture") == files(tmp_path / "parallel/fixture")
 
 
-@pytest.mark.parametrize("concurrency", [1, 8])
-def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, concurrency):
+@pytest.mark.parametrize("parallel", [1, 8])
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, parallel):
     source = make_input(tmp_path / "in.jsonl", 400)
-    run_stage(make_stage(concurrency), tmp_path / "clean", [source])
+    run_stage(make_stage(parallel), tmp_path / "clean", [source])
 
     run_dir = tmp_path / "killed"
     ledger = run_dir / "fixture/_ledger.jsonl"
@@ -75,7 +75,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, concurrency):
             str(HERE / "stage_fixture.py"),
             str(run_dir),
             str(source),
-            str(concurrency),
+            str(parallel),
         ],
         env=env,
     )
@@ -85,7 +85,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, concurrency):
     with (run_dir / "fixture/out.jsonl").open("a") as out:
         out.write('{"id": "torn", "n"')
 
-    stats = run_stage(make_stage(concurrency), run_dir, [source])
+    stats = run_stage(make_stage(parallel), run_dir, [source])
     assert files(run_dir / "fixture") == files(tmp_path / "clean/fixture")
     assert stats["in"] == 400 and stats["attempts"] == 2
     ids = [json.loads(line)["id"] for line in (run_dir / "fixture/_ledger.jsonl").open()]
@@ -299,7 +299,7 @@ def flaky_stage(model_up: bool) -> Stage:
             return [Outcome(obj, [final])]
         return [Outcome(obj | {"answer": obj["n"] * 2})]
 
-    return Stage("flaky", process, config={"v": 1}, concurrency=4)
+    return Stage("flaky", process, config={"v": 1}, parallel=4)
 
 
 def test_inputs_that_failed_on_the_model_are_done_again_by_the_next_run_and_only_they(tmp_path):

@@ -34,7 +34,7 @@ def tiny_folder(tmp_path):
 def settings(folder, **changes) -> TrainConfig:
     values = dict(
         base=f"local:{folder}",
-        max_steps=4,
+        steps=4,
         batch_size=1,
         max_length=8192,
         save_steps=2,

@@ -22,7 +22,7 @@ def test_lora_smoke_run_loss_falls_and_model_reloads(tmp_path):
     records = [synthetic(i) for i in range(100)]
     write_jsonl(data, records)
     config = TrainConfig(
-        max_steps=24, batch_size=2, max_length=384, learning_rate=5e-4, save_steps=12, val_share=0.1
+        steps=24, batch_size=2, max_length=384, learning_rate=5e-4, save_steps=12, val_share=0.1
     )
     summary, _ = train(config, data, tmp_path / "out")
     losses = summary["losses"]

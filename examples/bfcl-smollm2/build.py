@@ -287,7 +287,7 @@ def general_stage(client: Any, name: str) -> Stage:
         ]
         return [Outcome({"messages": messages, "meta": {"id": obj["id"]}})]
 
-    return Stage(name="general", process=process, config={"model": name}, concurrency=32)
+    return Stage(name="general", process=process, config={"model": name}, parallel=32)
 
 
 def main() -> int:
@@ -347,7 +347,6 @@ def main() -> int:
         max_steps=1,
         reply_tokens=96,
         decline=args.decline,
-        concurrency=32,
     )
     outputs = []
     for k, group in enumerate(namespaces(tasks, specs)):

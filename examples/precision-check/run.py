@@ -92,7 +92,7 @@ def main(out: Path) -> None:
     curves = {}
     for precision in ("fp32", "bf16"):
         config = TrainConfig(
-            max_steps=STEPS,
+            steps=STEPS,
             batch_size=4,
             max_length=512,
             val_share=0.0,

@@ -51,9 +51,14 @@ class ToolLike(typing.Protocol):
     async def run(self, arguments: dict[str, Any]) -> Any: ...  # .content: str, .error: bool
 
 
+MAX_STEPS = 15
+"""Assistant steps (turns) per trajectory unless a config says otherwise: what the teacher is
+allowed and, with it, what validation accepts."""
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_steps: int = 15
+    max_steps: int = MAX_STEPS
     """Assistant turns before the loop gives up."""
     max_tokens: int = 8192
     """Completion tokens over the whole trajectory."""

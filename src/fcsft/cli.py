@@ -7,12 +7,56 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from fcsft.errors import UserError
 
+
+class _WithSteps(TyperGroup):
+    """The commands below, and `fcsft STEP project.yaml` for every registered step that has no
+    command of its own (one with options of its own, or run by a person). The registry is read
+    only when such a command or the list is asked for, so other commands start without
+    importing every step."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        own = super().list_commands(ctx)
+        return own + [entry.name for entry in _plain_steps(own)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        entry = next((e for e in _plain_steps(super().list_commands(ctx)) if e.name == name), None)
+        return _step_command(entry) if entry is not None else None
+
+
+def _plain_steps(taken: list[str]) -> list:
+    from fcsft.step import steps
+
+    return [entry for entry in steps() if entry.manual is None and entry.name not in taken]
+
+
+def _step_command(entry) -> click.Command:
+    """`fcsft NAME project.yaml`: the step alone, as `fcsft run --from NAME --until NAME`."""
+    import inspect
+
+    about = inspect.getdoc(entry.build) or inspect.getdoc(sys.modules[entry.build.__module__])
+    summary = (about or f"The {entry.name} step.").split("\n\n")[0].replace("\n", " ")
+
+    def command(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
+        run_command(config, start=entry.name, until=entry.name)
+
+    command.__doc__ = f"{summary} Same as: fcsft run --from {entry.name} --until {entry.name}"
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(entry.name)(command)
+    return typer.main.get_command(single)
+
+
 app = typer.Typer(
+    cls=_WithSteps,
     help="Function-calling SFT by data engineering: build, check, train and prove.",
     no_args_is_help=True,
     add_completion=False,
@@ -198,7 +242,10 @@ def validate(
     rules: Annotated[
         str, typer.Option(help="Comma-separated reason codes to run (default all).")
     ] = "",
-    max_steps: Annotated[int, typer.Option(help="Most assistant steps allowed.")] = 15,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Most assistant steps allowed; default: generate.max_steps' default."),
+    ] = None,
     min_steps: Annotated[int, typer.Option(help="Fewest assistant steps for a tool task.")] = 2,
 ) -> None:
     """Format and logic rules over trajectories; every rejection keeps all its reasons.
@@ -217,7 +264,7 @@ def validate(
         source = source / "out.jsonl"
     open_input(source).close()
     target = _stage_folder(check_output_dir(target, source).resolve(), "fcsft validate")
-    options = {"max_steps": max_steps, "min_steps": min_steps}
+    options = {"max_steps": max_steps, "min_steps": min_steps}  # max_steps None: the default
     if rules:
         options["rules"] = [code.strip() for code in rules.split(",") if code.strip()]
     config = _config(ValidateConfig, options, "validate")
@@ -363,7 +410,9 @@ def train_command(
     config: Annotated[
         Path | None, typer.Option(help="project.yaml whose train: section to use.")
     ] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Optimiser steps to train for (train.steps).")
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the validation split and the trainer.")
     ] = None,
@@ -378,8 +427,8 @@ def train_command(
     open_input(data).close()
     target = _stage_folder(check_output_dir(target, data).resolve(), "fcsft train")
     settings = load_config(config).train if config else TrainConfig()
-    if max_steps is not None:
-        settings = settings.model_copy(update={"max_steps": max_steps})
+    if steps is not None:
+        settings = settings.model_copy(update={"steps": steps})
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
     stats = run_stage(train_stage(settings, target), target.parent, [data])
@@ -436,8 +485,9 @@ def run_command(
     start: Annotated[str | None, typer.Option("--from", help="First step to run.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Last step to run.")] = None,
 ) -> None:
-    """Run the pipeline's steps (seeds, expand, combine, tasks, generate, validate, curate,
-    export, train, evaluate), or those from --from to --until; resumable."""
+    """Run the pipeline's steps in order, or those from --from to --until; resumable.
+
+    The steps are those registered (`fcsft --help` lists them, each also a command)."""
     from rich.table import Table
 
     from fcsft.config import load_config
@@ -494,38 +544,6 @@ def run_command(
             if headline in change:
                 out.print(f"eval {layer}: {headline} {change[headline]:+.1%} (tuned - base)")
         out.print(f"report: {evaluation['html']}", markup=False)
-
-
-def _stage_command(first: str, last: str, summary: str):
-    def command(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-        run_command(config, start=first, until=last)
-
-    command.__doc__ = summary
-    return command
-
-
-app.command("expand")(
-    _stage_command(
-        "seeds",
-        "expand",
-        "Seeds, then rewrites, variations and combinations (fcsft run --until expand).",
-    )
-)
-app.command("generate")(
-    _stage_command(
-        "generate",
-        "generate",
-        "Teacher trajectories for the expanded tasks (fcsft run --from generate --until generate).",
-    )
-)
-app.command("curate")(
-    _stage_command(
-        "curate",
-        "curate",
-        "Dedup, decontaminate, split by family, balance tools, mix general data "
-        "(fcsft run --from curate --until curate).",
-    )
-)
 
 
 @app.command("export")
@@ -654,7 +672,9 @@ def eval_command(
         ),
     ] = "native",
     max_tokens: Annotated[int, typer.Option(help="Completion tokens per reply.")] = 256,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 32,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests in flight to the model (models.ROLE.concurrency).")
+    ] = 32,
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,

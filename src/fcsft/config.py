@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, model_validator
 
 from fcsft.curate.stage import CurateConfig
 from fcsft.errors import UserError, validation_problems
@@ -23,64 +22,25 @@ from fcsft.export import ExportConfig
 from fcsft.files import read_text
 from fcsft.generate.stage import GenerateConfig
 from fcsft.memory.config import MemoryConfig
+from fcsft.models.config import ModelConfig
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
 from fcsft.train.run import TrainConfig
 from fcsft.validate.stage import ValidateConfig
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _looks_like_a_key(name: str) -> bool:
-    """A name-shaped value that is more likely a secret: a stretch of 16 or more characters
-    between underscores with digits in it (AKIAIOSFODNN7EXAMPLE, 32 hex digits)."""
-    return any(len(part) >= 16 and any(c.isdigit() for c in part) for part in name.split("_"))
-
-
-class Price(Section):
-    input_per_mtok: float = Field(0.0, ge=0)
-    """Cost in your currency per million prompt tokens."""
-    output_per_mtok: float = Field(0.0, ge=0)
-    """Cost per million completion tokens."""
-
-
-class ModelConfig(Section):
-    uri: str
-    """Which model: `openai:NAME@BASE_URL`, `local:smollm2`, `local:PATH` or `mock:FILE`."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Name of the environment variable holding the API key (the key itself never goes here)."""
-    concurrency: int = Field(16, ge=1, le=4096)
-    """Requests in flight at once."""
-    max_retries: int = Field(6, ge=0)
-    """Retries on 429, 5xx, timeouts and dropped connections before a request is given up."""
-    timeout_s: float = Field(120.0, gt=0)
-    """Seconds one attempt may take."""
-    price: Price = Field(default_factory=Price)
-    """Token prices, for the cost shown in progress and stats."""
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """Number format of a `local:` model: `auto` picks bf16 where the hardware runs it fast
-    (CUDA with bf16, a CPU with AMX-BF16) and float32 elsewhere; API models ignore it."""
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _a_variable_name(cls, name: str) -> str:
-        # The value is never echoed: if it is a key, the error message must not print it.
-        if not _ENV_NAME.fullmatch(name) or _looks_like_a_key(name):
-            raise ValueError(
-                "expected the name of an environment variable, e.g. OPENAI_API_KEY, not a key: "
-                "put the key in that variable (export OPENAI_API_KEY=...) and its name here"
-            )
-        return name
-
-    @field_validator("uri")
-    @classmethod
-    def _has_scheme(cls, uri: str) -> str:
-        scheme, sep, rest = uri.partition(":")
-        if not sep or not rest or scheme not in {"openai", "local", "mock"}:
-            raise ValueError(
-                "expected openai:NAME@BASE_URL, local:smollm2, local:PATH or mock:FILE"
-            )
-        return uri
+RETIRED = {
+    ("generate", "mode"): "renamed `protocol` (tagged or native, as `fcsft eval --protocol`)",
+    ("generate", "concurrency"): "the teacher's tasks in flight follow its requests in flight: "
+    "set `concurrency` on the teacher's entry in `models:`",
+    ("train", "max_steps"): "renamed `steps` (optimiser steps; `max_steps` is the agent's "
+    "steps per trajectory, in `generate`)",
+    ("evaluate", "concurrency"): "name a role of `models:` in `evaluate.base` (or `model`) and "
+    "set `concurrency` there",
+    ("evaluate", "precision"): "name a role of `models:` in `evaluate.base` (or `model`) and "
+    "set `precision` there",
+}
+"""Words project.yaml no longer takes, by (section, key), with what to write instead: an old
+config is refused with the fix rather than read with another meaning."""
 
 
 class SeedsConfig(Section):
@@ -128,6 +88,13 @@ class ProjectConfig(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     """Base vs trained model on the three layers of the run's test split (and BFCL, MMLU)."""
 
+    @model_validator(mode="after")
+    def _one_max_steps(self) -> ProjectConfig:
+        """Validation accepts what the teacher was allowed unless it says otherwise."""
+        if self.validate_.max_steps is None:
+            self.validate_.max_steps = self.generate.max_steps
+        return self
+
 
 def load_config(path: Path | str) -> ProjectConfig:
     """Read and validate project.yaml; every problem is reported at once, each with its path."""
@@ -146,6 +113,14 @@ def load_config(path: Path | str) -> ProjectConfig:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{path}: invalid config\n" + "\n".join(config_errors(exc))) from None
+    for key in ("base", "model"):
+        name = getattr(config.evaluate, key)
+        if name is not None and name not in config.models and ":" not in name:
+            raise UserError(
+                f"{path}: evaluate.{key}: {name!r} is neither a role of `models:` "
+                f"({', '.join(config.models) or 'none'}) nor a model URI (local:PATH, "
+                "openai:NAME@URL)"
+            )
     base_dir = path.parent.resolve()
     if not config.run_dir.is_absolute():
         config.run_dir = (base_dir / config.run_dir).resolve()
@@ -181,8 +156,11 @@ def config_errors(exc: ValidationError) -> list[str]:
     """One line per error: the field path, what is wrong, and for unknown keys the likely fix."""
     lines = []
     for error, problem in zip(exc.errors(), validation_problems(exc), strict=True):
+        retired = RETIRED.get(tuple(error["loc"]))
+        if retired:
+            problem = f"{'.'.join(map(str, error['loc']))}: no longer a setting; {retired}"
         hint = _suggestion(error["loc"]) if error["type"] == "extra_forbidden" else ""
-        lines.append(f"  {problem}{hint}")
+        lines.append(f"  {problem}{'' if retired else hint}")
     return lines
 
 

@@ -77,7 +77,10 @@ class Stage:
     name: str
     process: Process
     config: Any = None
-    concurrency: int = 1
+    parallel: int = 1
+    """Inputs of a per-record stage processed at once (and, with `executor: ray`, a worker's
+    share of them). A stage that asks a model takes it from the model's requests in flight
+    (`fcsft.models.client.records_at_once`), the one setting for how hard a model is driven."""
     whole: bool = False
     files: bool = False
     """`process` takes the input paths (a whole stage): it runs in a thread of its own, so it

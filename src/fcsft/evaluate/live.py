@@ -55,6 +55,7 @@ from fcsft.formats import decode_arguments
 from fcsft.formats.openai import tool_json
 from fcsft.intervals import wilson
 from fcsft.models.base import ChatLike
+from fcsft.models.client import records_at_once
 from fcsft.records import FinalAnswer, Observation, Trajectory, turns
 from fcsft.stage import Outcome, Stage
 from fcsft.text.grounding import answer_names, number_grounded, ungrounded
@@ -189,7 +190,6 @@ def live_stage(
     protocol: Protocol = "native",
     max_tokens: int = 256,
     max_steps: int = 6,
-    concurrency: int = 32,
 ) -> Stage:
     """The live predictions as a resumable stage (`live/` of an eval directory); the tools'
     descriptions are in its key, so a changed toolbox asks again."""
@@ -211,7 +211,7 @@ def live_stage(
             "max_steps": max_steps,
             "tools": tools,
         },
-        concurrency=concurrency,
+        parallel=records_at_once(model),
     )
 
 

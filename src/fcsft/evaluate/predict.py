@@ -30,6 +30,7 @@ from fcsft.errors import UserError
 from fcsft.evaluate import bfcl_prompt  # noqa: F401  (registers the bfcl protocols)
 from fcsft.jsonl import read_jsonl, read_numbered
 from fcsft.models.base import ChatLike
+from fcsft.models.client import records_at_once
 from fcsft.stage import Outcome, Stage
 
 Protocol = Literal["native", "tagged", "bfcl", "bfcl-fewshot"]
@@ -121,7 +122,6 @@ def predict_stage(
     model_name: str,
     protocol: Protocol = "native",
     max_tokens: int = 256,
-    concurrency: int = 32,
 ) -> Stage:
     async def process(item: dict[str, Any]) -> list[Outcome]:
         prediction = await predict_item(model, model_name, item, protocol, max_tokens)
@@ -131,5 +131,5 @@ def predict_stage(
         name="predictions",
         process=process,
         config={"model": model_name, "protocol": protocol, "max_tokens": max_tokens},
-        concurrency=concurrency,
+        parallel=records_at_once(model),
     )

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -23,6 +23,7 @@ from fcsft.evaluate.predict import Protocol, predict_stage
 from fcsft.evaluate.report import report
 from fcsft.evaluate.testset import read_items
 from fcsft.jsonl import read_jsonl, write_json, write_jsonl
+from fcsft.models.config import ModelConfig
 from fcsft.section import Section
 from fcsft.stage import OnProgress, RunStage
 
@@ -47,7 +48,7 @@ class EvalPlan:
     seed: int = 0
     protocol: Protocol = "native"
     max_tokens: int = 256
-    concurrency: int = 32
+    concurrency: int = 32  # requests in flight to the model (`models.ROLE.concurrency`)
     api_key_env: str | None = None
     precision: str = "auto"
     command: str | None = None
@@ -164,7 +165,6 @@ def run_live(
         plan.protocol,
         plan.max_tokens,
         plan.live_steps,
-        plan.concurrency,
     )
     run_stage(stage, plan.out_dir, [items_path], on_progress)
 
@@ -185,9 +185,7 @@ def evaluate(
     client, model_name = open_client(plan)
     try:
         if items:
-            stage = predict_stage(
-                client, model_name, plan.protocol, plan.max_tokens, plan.concurrency
-            )
+            stage = predict_stage(client, model_name, plan.protocol, plan.max_tokens)
             run_stage(stage, plan.out_dir, [items_path], on_progress)
         else:
             write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
@@ -220,10 +218,12 @@ def _precision_of(client: Any) -> dict[str, Any]:
 
 class EvaluateConfig(Section):
     model: str | None = None
-    """The model to evaluate (a model URI or folder); none: the run's trained model."""
+    """The model to evaluate: a role of `models:` (asked with its settings) or a model URI
+    (asked with the base's); none: the run's trained model, asked with the base's settings."""
     base: str = "local:smollm2"
-    """The model the trained one is compared with (a model URI), usually the base it was tuned
-    from."""
+    """The model the trained one is compared with, usually the base it was tuned from: a role
+    of `models:` (asked with its settings: `concurrency`, `precision`, the key) or a model
+    URI (asked with the defaults of a `models:` entry)."""
     standard: int = Field(100, ge=0)
     """Layer 1 size: held-out families."""
     ood: int = Field(50, ge=0)
@@ -249,16 +249,21 @@ class EvaluateConfig(Section):
     """Seed of the test-set draw and of the BFCL and MMLU samples."""
     max_tokens: int = Field(256, ge=1)
     """Completion tokens per reply."""
-    concurrency: int = Field(32, ge=1)
-    """Requests in flight."""
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """Number format of local models under evaluation (see `models.*.precision`)."""
+
+    def sides(self, models: Mapping[str, ModelConfig], tuned: Path) -> dict[str, ModelConfig]:
+        """The settings each side is asked with: `base` and `tuned` (see the fields)."""
+        base = models.get(self.base) or ModelConfig(uri=model_uri(self.base))
+        uri = model_uri(self.model) if self.model else f"local:{tuned}"
+        return {
+            "base": base,
+            "tuned": models.get(self.model or "") or base.model_copy(update={"uri": uri}),
+        }
 
 
 def evaluate_run(
     run_dir: Path,
     config: EvaluateConfig,
-    tuned: Path,
+    sides: Mapping[str, ModelConfig],
     held_out_tools: list[str],
     run_stage: RunStage,
     on_progress: Callable[[str], OnProgress | None] = lambda name: None,
@@ -286,7 +291,8 @@ def evaluate_run(
         live = directory / "live.jsonl"
         curated = run_dir / "curate" / "out.jsonl"
         write_jsonl(live, live_items(curated, config.live, held_out_tools, config.seed))
-    for side, model in (("base", config.base), ("tuned", config.model or str(tuned))):
+    for side, settings in sides.items():
+        model = settings.uri
         plan = EvalPlan(
             model=model,
             out_dir=directory / side,
@@ -297,8 +303,9 @@ def evaluate_run(
             mmlu=config.mmlu,
             seed=config.seed,
             max_tokens=config.max_tokens,
-            concurrency=config.concurrency,
-            precision=config.precision,
+            concurrency=settings.concurrency,
+            api_key_env=settings.api_key_env,
+            precision=settings.precision,
             command=f"fcsft eval --model {model} --items {directory / 'testset.jsonl'}",
             live=live,
             tools=tools,

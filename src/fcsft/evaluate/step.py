@@ -60,6 +60,7 @@ async def _tools(ctx: Context) -> Any:
 def evaluate(ctx: Context) -> tuple[Stage, list[Path]]:
     directory = ctx.run_dir / "evaluate"
     result: dict[str, Any] = {}
+    sides = ctx.section.sides(ctx.config.models, ctx.run_dir / "train" / "model")
 
     def process(_: list[Path]) -> list[tuple[str, list[Outcome]]]:
         tools = asyncio.run(_tools(ctx)) if ctx.section.live else None
@@ -68,7 +69,7 @@ def evaluate(ctx: Context) -> tuple[Stage, list[Path]]:
                 evaluate_run(
                     ctx.run_dir,
                     ctx.section,
-                    ctx.run_dir / "train" / "model",
+                    sides,
                     ctx.config.curate.held_out_tools,
                     ctx.run_stage,
                     ctx.on_progress,
@@ -81,7 +82,8 @@ def evaluate(ctx: Context) -> tuple[Stage, list[Path]]:
         return _outcomes(directory)
 
     config = ctx.section.model_dump(mode="json") | {
-        "held_out_tools": ctx.config.curate.held_out_tools
+        "held_out_tools": ctx.config.curate.held_out_tools,
+        "models": {side: [settings.uri, settings.precision] for side, settings in sides.items()},
     }
     stage = Stage("evaluate", process, config, whole=True, files=True, report=lambda _: result)
     inputs = [ctx.run_dir / "curate" / "out.jsonl"]

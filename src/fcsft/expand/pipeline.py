@@ -25,6 +25,7 @@ from fcsft.expand.diversity import diversity
 from fcsft.expand.vary import vary
 from fcsft.jsonl import read_jsonl
 from fcsft.models.ask import ask, one_line, string_list
+from fcsft.models.client import records_at_once
 from fcsft.records import Seed, Task
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
@@ -114,7 +115,7 @@ def expand_stage(config: ExpandConfig, model: Any, model_name: str) -> Stage:
         "expand",
         process,
         config={"expand": config.model_dump(mode="json"), "model": model_name},
-        concurrency=16,
+        parallel=records_at_once(model),
     )
 
 

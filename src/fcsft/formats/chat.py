@@ -2,7 +2,7 @@
 
 Templates like SmolLM2's ChatML ignore `tools=` and know nothing of `tool_calls`, so fcsft
 describes the tools in the system message and writes each assistant turn as tagged text. The
-teacher in tagged mode, the local provider, training and evaluation all render through
+teacher with `protocol: tagged`, the local provider, training and evaluation all render through
 `text_messages`: one code path, so a model is served exactly the text it was trained on.
 """
 

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from fcsft.agent import Limits, ToolLike, run_agent
+from fcsft.agent import MAX_STEPS, Limits, ToolLike, run_agent
 from fcsft.formats import get_format
 from fcsft.models.ask import Answer, ask
+from fcsft.models.client import records_at_once
 from fcsft.records import (
     FinalAnswer,
     Meta,
@@ -52,16 +53,19 @@ only."""
 class GenerateConfig(Section):
     model: str = "teacher"
     """Role (a key of `models`) of the teacher."""
-    mode: Literal["tagged", "native"] = "tagged"
-    """`tagged`: the teacher writes <think>/<tool_call> text; `native`: API function calling."""
+    protocol: Literal["tagged", "native"] = "tagged"
+    """How tool calls pass between fcsft and the teacher (as `fcsft eval --protocol`):
+    `tagged`, the teacher writes <think>/<tool_call> text; `native`, API function calling."""
     system: str = SYSTEM
-    """System prompt; in tagged mode the tool descriptions and the format are appended to it."""
+    """System prompt; with `protocol: tagged` the tool descriptions and the format are appended
+    to it."""
     samples: int = Field(1, ge=1)
     """Trajectories per task (validation keeps the best valid one)."""
     temperature: float = Field(0.7, ge=0)
     """Sampling temperature of the teacher."""
-    max_steps: int = Field(15, ge=1)
-    """Assistant turns per trajectory before the loop gives up."""
+    max_steps: int = Field(MAX_STEPS, ge=1)
+    """Assistant steps (turns) per trajectory before the loop gives up; validation accepts as
+    many unless `validate.max_steps` says otherwise."""
     max_tokens: int = Field(8192, ge=1)
     """Completion tokens per trajectory."""
     reply_tokens: int = Field(1024, ge=1)
@@ -88,8 +92,6 @@ class GenerateConfig(Section):
     budget: float | None = Field(None, ge=0)
     """Stop cleanly once this much has been spent (in the price table's currency); with
     `executor: ray` each worker counts its own spending."""
-    concurrency: int = Field(16, ge=1)
-    """Tasks in flight at once (per worker with `executor: ray`)."""
     executor: Literal["local", "ray"] = "local"
     """Where tasks run: `local` (this process) or `ray` (workers of a Ray cluster, each with its
     own model client and tools; the run directory is the same). Ray needs
@@ -111,7 +113,7 @@ class GenerateConfig(Section):
         return prompt
 
 
-RUN_SETTINGS = {"budget", "concurrency", "executor", "ray_address", "ray_workers"}
+RUN_SETTINGS = {"budget", "executor", "ray_address", "ray_workers"}
 
 
 class Budget:
@@ -234,7 +236,7 @@ def generate_stage(
                     task_tools,
                     ident=f"{task.id}#{sample}",
                     system=system,
-                    protocol=config.mode,
+                    protocol=config.protocol,
                     limits=limits,
                     temperature=config.temperature,
                     sample=sample,
@@ -248,8 +250,7 @@ def generate_stage(
             outcome.notes = notes
         return outcomes
 
-    # Budget, concurrency and executor change how far, how fast and where a run goes, not what
-    # it writes.
+    # Budget and executor change how far and where a run goes, not what it writes.
     output_settings = config.model_dump(mode="json", exclude=RUN_SETTINGS)
     config_key = output_settings | {
         "model_name": model_name,
@@ -257,7 +258,9 @@ def generate_stage(
     }
     if live is not None:
         config_key["memory"] = live.key
-    return Stage("generate", process, config=config_key, concurrency=config.concurrency)
+    # A task asks the teacher one request at a time: as many tasks in flight as the teacher
+    # takes requests keeps every request slot busy.
+    return Stage("generate", process, config=config_key, parallel=records_at_once(model))
 
 
 async def reference_trajectory(

@@ -16,7 +16,7 @@ class MemoryConfig(Section):
     window: int = Field(16, ge=1)
     """Tasks generated ahead of the lessons: task N is generated with the lessons as they stood
     once the first N + 1 - window tasks were committed and checked. It bounds the tasks in
-    flight (with `generate.concurrency`); smaller lets lessons reach the teacher sooner, and
+    flight (with the teacher's `concurrency`); smaller lets lessons reach the teacher sooner, and
     any value gives the same records on every run of the same config."""
     model: str | None = None
     """Role (a key of `models`) that extracts the lessons from the validation messages; none

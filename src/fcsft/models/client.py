@@ -81,6 +81,13 @@ def price_of(prices: Prices, model: str, prompt_tokens: int, completion_tokens: 
     ) / 1e6
 
 
+def records_at_once(model: Any) -> int:
+    """How many records a stage whose every record asks `model` should process at once: one
+    per request its client lets in flight (`models.ROLE.concurrency`), so no request slot
+    waits for work; 1 for a model that sets no limit (a test double)."""
+    return getattr(model, "concurrency", 1)
+
+
 def cache_key(provider_name: str, request: ChatRequest) -> str:
     """The name of a reply in the cache: the hash of the provider's name and the whole request."""
     blob = request.canonical_json()
@@ -304,6 +311,7 @@ class StageClient:
         self.client = client
         self.stage = stage
         self.name = client.name
+        self.concurrency = client.concurrency
 
     @property
     def counters(self) -> Counters:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fcsft.config import ModelConfig, ProjectConfig
+from fcsft.config import ProjectConfig
 from fcsft.errors import UserError
+from fcsft.models.config import ModelConfig
 from fcsft.runner.executors import executor_for
 from fcsft.runner.lock import run_dir_lock
 from fcsft.runner.run import Executor, run_stage

@@ -1,9 +1,9 @@
 """`executor: ray`: a per-record stage's `process` on the workers of a Ray cluster.
 
 The driver (the process running `fcsft run`) reads the inputs, cuts them into shards of
-`stage.concurrency` records, and hands each shard to a worker: a Ray actor that opened the
+`stage.parallel` records, and hands each shard to a worker: a Ray actor that opened the
 stage for itself once (its own model client and tools, through `Stage.worker`) and runs up to
-`stage.concurrency` of its records at a time. Shard results come back to the driver, which
+`stage.parallel` of its records at a time. Shard results come back to the driver, which
 yields them in input order to the stage runner; the runner commits them through the ledger
 exactly as it commits local results, so the run directory, and resuming it after a crash, are
 the same as with the local executor.
@@ -100,7 +100,7 @@ class _Worker:
                 self._exit.callback(shutil.rmtree, scratch, ignore_errors=True)
                 place = Workplace(self._replies, scratch)
                 self._stage = await self._exit.enter_async_context(self._opener(place))
-                self._gate = asyncio.Semaphore(max(1, self._stage.concurrency))
+                self._gate = asyncio.Semaphore(max(1, self._stage.parallel))
         stage, gate = self._stage, self._gate
         assert gate is not None
 
@@ -171,7 +171,7 @@ class RayExecutor:
         # Spread over the nodes: each machine's model connections and tools share the load.
         actor = ray.remote(num_cpus=min(1.0, cpus / count), scheduling_strategy="SPREAD")(_Worker)
         workers = [actor.remote(opener) for _ in range(count)]
-        size = max(1, stage.concurrency)
+        size = max(1, stage.parallel)
         room: asyncio.Queue[Any] = asyncio.Queue()  # a worker per free shard slot
         for worker in workers * SHARDS_PER_WORKER:
             room.put_nowait(worker)

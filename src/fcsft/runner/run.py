@@ -77,11 +77,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """This process: up to `stage.concurrency` inputs in flight on the running event loop."""
+    """This process: up to `stage.parallel` inputs in flight on the running event loop."""
 
     async def results(self, stage: Stage, items: Iterator[tuple[str, dict[str, Any]]]) -> Results:
-        gate = asyncio.Semaphore(max(1, stage.concurrency))
-        window = max(1, stage.concurrency) * 8  # finished work waiting for its turn
+        gate = asyncio.Semaphore(max(1, stage.parallel))
+        window = max(1, stage.parallel) * 8  # finished work waiting for its turn
 
         async def guarded(obj: dict[str, Any]) -> list[Outcome]:
             async with gate:
@@ -247,7 +247,7 @@ async def run_process(stage: Stage, obj: Any) -> Any:
     """`stage.process` on one input (or, for a whole stage, on all of them), awaited."""
     if inspect.iscoroutinefunction(stage.process):
         return await stage.process(obj)
-    if stage.concurrency > 1 or stage.files:
+    if stage.parallel > 1 or stage.files:
         return await asyncio.to_thread(stage.process, obj)
     return stage.process(obj)  # type: ignore[return-value]
 

@@ -32,7 +32,7 @@ def lookup(key: str) -> str:
 
 
 def two_calls_then_answer(body: dict[str, Any]) -> str | dict[str, Any]:
-    """`CALLS` lookups, one a reply, then an answer quoting their results (native mode)."""
+    """`CALLS` lookups, one a reply, then an answer quoting their results (the native protocol)."""
     messages = body.get("messages") or []
     question = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
     results = [m.get("content") or "" for m in messages if m.get("role") == "tool"]
@@ -62,13 +62,13 @@ def generate_project(
 ) -> Path:
     """project.yaml in `root` (run directory `root/run`, tasks already expanded): the teacher
     at `model_uri` with `model` settings, the `lookup` tool, and `generate` settings over
-    native-mode defaults with no reference teacher."""
+    defaults (the native protocol) with no reference teacher."""
     config = {
         "name": "generate-fixture",
         "run_dir": "run",
         "models": {"teacher": {"uri": model_uri, **(model or {})}},
         "tools": TOOLS,
-        "generate": {"mode": "native", "reference": "off", **generate},
+        "generate": {"protocol": "native", "reference": "off", **generate},
     }
     write_jsonl(root / "run" / "tasks" / "out.jsonl", (t.to_json() for t in tasks))
     path = root / "project.yaml"

@@ -60,9 +60,9 @@ class TrainConfig(Section):
     )
     """Linear layers that get adapters."""
     epochs: float = Field(1.0, gt=0)
-    """Passes over the training data (ignored when max_steps is set)."""
-    max_steps: int | None = Field(None, ge=1)
-    """Stop after this many optimiser steps."""
+    """Passes over the training data (ignored when `steps` is set)."""
+    steps: int | None = Field(None, ge=1)
+    """Optimiser steps to train for; none: as many as `epochs` makes."""
     batch_size: int = Field(4, ge=1)
     """Sequences (packed or not) per step and device; with `grad_accum`, what one update sees."""
     grad_accum: int = Field(1, ge=1)
@@ -263,7 +263,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
         per_epoch = math.ceil(len(prepared.train_rows) / config.batch_size)
         updates_per_epoch = max(1, math.ceil(per_epoch / config.grad_accum))
-        self.total = config.max_steps or max(1, math.ceil(config.epochs * updates_per_epoch))
+        self.total = config.steps or max(1, math.ceil(config.epochs * updates_per_epoch))
         self.warmup = max(1, round(config.warmup_ratio * self.total)) if config.warmup_ratio else 0
         self.step = 0
         self.log: list[dict[str, float]] = []

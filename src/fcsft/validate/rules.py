@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import TypeVar
 
+from fcsft.agent import MAX_STEPS
 from fcsft.records import Observation, ToolCall, Trajectory, Turn, canonical, exchanges, turns
 from fcsft.text.grounding import ungrounded
 from fcsft.tools.validation import argument_problems
@@ -54,7 +55,7 @@ class Settings:
     """Bounds and tolerances; `fcsft.validate.stage.ValidateConfig` documents each."""
 
     min_steps: int = 2
-    max_steps: int = 15
+    max_steps: int = MAX_STEPS
     small_integers: int = 12
 
 

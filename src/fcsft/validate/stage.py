@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from fcsft.agent import MAX_STEPS
 from fcsft.formats import FormatError, get_format
+from fcsft.models.client import records_at_once
 from fcsft.records import Verdict
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage
@@ -39,8 +41,10 @@ class ValidateConfig(Section):
     """Reason codes of the rules to run (all format and logic rules by default)."""
     min_steps: int = Field(2, ge=0)
     """Fewest assistant steps (turns) a tool-using trajectory may have: a call and an answer."""
-    max_steps: int = Field(15, ge=1)
-    """Most assistant steps before a trajectory counts as a detour."""
+    max_steps: int | None = Field(None, ge=1)
+    """Most assistant steps before a trajectory counts as a detour; none: `generate.max_steps`,
+    what the teacher was allowed (a lower bound here pays for trajectories only to reject
+    them), or 15 for trajectories brought to `fcsft validate`."""
     judge: JudgeConfig | None = None
     """An LLM judge after the rules (off unless set); failures get the code `judge.rubric`."""
     small_integers: int = Field(12, ge=0)
@@ -56,7 +60,9 @@ class ValidateConfig(Section):
 
     def settings(self) -> Settings:
         return Settings(
-            min_steps=self.min_steps, max_steps=self.max_steps, small_integers=self.small_integers
+            min_steps=self.min_steps,
+            max_steps=self.max_steps or MAX_STEPS,
+            small_integers=self.small_integers,
         )
 
 
@@ -93,7 +99,7 @@ def validate_stage(
         name,
         process,
         config=config.model_dump(mode="json") | {"judge": judge_name},
-        concurrency=16 if config.judge else 1,
+        parallel=records_at_once(judge) if config.judge else 1,
         set_aside=True,  # trajectories a user brings: a bad line is rejected, the rest checked
     )
 

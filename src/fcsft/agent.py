@@ -9,6 +9,8 @@ two modes:
   neither calls nor text), at the step limit (`step_limit`), at the token limit
   (`token_limit`), on a call repeated with the same arguments (`repeated_call`, recorded but
   not run again), or when the model fails (`model_error`, `parse_error`).
+  A conversation of several user turns runs live once per user message, each on the
+  conversation so far (`run_agent`'s `followups`).
 - **replay** (`replay`): the model is asked once per gold turn, each time with the gold
   history up to that turn (the reference calls and their real results), so a multi-step task
   is scored step by step without running tools, and one early slip does not hide every later
@@ -33,7 +35,7 @@ import json
 import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fcsft.errors import UserError
@@ -345,6 +347,7 @@ async def run_agent(
     tools: Mapping[str, ToolLike],
     *,
     ident: str,
+    followups: Sequence[str] = (),
     system: str | None = None,
     protocol: str = "tagged",
     limits: Limits = Limits(),
@@ -352,20 +355,35 @@ async def run_agent(
     sample: int = 0,
     meta: Meta | None = None,
 ) -> Trajectory:
-    """Let the model answer `question` live, calling `tools` as it likes, and record everything
-    as a Trajectory: every step, the stop reason in `meta.stop`, the failure in `meta.error`
-    and the text of a reply that did not parse in `meta.raw`."""
+    """Let the model answer `question` live, calling `tools` as it likes, then each of
+    `followups` in turn on the conversation so far, and record everything as a Trajectory:
+    every step, the stop reason in `meta.stop`, the failure in `meta.error` and the text of a
+    reply that did not parse in `meta.raw`. `limits.max_steps` bounds the replies to each user
+    message, `limits.max_tokens` the whole conversation; a user turn that ends without an
+    answer ends the conversation there, its later follow-ups not asked."""
     specs = [tool.spec for tool in tools.values()]
-    opening = conversation(Trajectory(id=ident, question=question, system=system, tools=specs))
+    messages = conversation(Trajectory(id=ident, question=question, system=system, tools=specs))
     settings = Settings(model_name, limits.reply_tokens, temperature, sample)
-    run = await live(model, protocol_named(protocol), settings, opening, tools, limits)
+    chosen = protocol_named(protocol)
+    usage, latency = Usage(), 0.0
+    for text in [None, *followups]:
+        if text is not None:
+            messages = [*messages, {"role": "user", "content": text}]
+        left = limits.max_tokens - usage.completion_tokens
+        run = await live(model, chosen, settings, messages, tools, replace(limits, max_tokens=left))
+        messages = run.messages
+        usage.add(run.usage)
+        latency += run.latency_s
+        if run.stop != "final_answer":
+            break
     fields = (meta or Meta()).model_dump()
     if run.error is not None:
         fields["error"] = run.error
     if run.stop == "parse_error":
         fields["raw"] = run.replies[-1].raw
-    fields.update(model=model_name, usage=run.usage, stop=run.stop, latency_s=run.latency_s)
-    _, _, turn_list = parse_messages(run.messages)
+    latency_s = round(latency, 3)
+    fields.update(model=model_name, usage=usage, stop=run.stop, latency_s=latency_s)
+    _, _, turn_list = parse_messages(messages)
     return Trajectory(
         id=ident,
         question=question,

@@ -192,6 +192,9 @@ class Meta(BaseModel):
     model: str | None = None
     usage: Usage | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
+    state: dict[str, Any] | None = None
+    """The state the trajectory's calls left in its stateful tools, by class (each one's
+    public attributes as JSON; see `fcsft.tools.environment`), to check what the calls did."""
 
 
 class Trajectory(Record):
@@ -260,6 +263,10 @@ class Seed(Record):
     domain: str = ""
     plan: list[Call] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    environment: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Where the state of the stateful tools starts, by class name (BFCL's `initial_config`
+    layout: `{GorillaFileSystem: {root: {...}}}`); a class not named starts as its tools entry
+    says."""
 
     @property
     def no_tool(self) -> bool:
@@ -283,6 +290,8 @@ class Task(Record):
     tools: list[str] = Field(default_factory=list)
     plan: list[Call] | None = None
     no_tool: bool = False
+    environment: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Where the state of the stateful tools starts (see `Seed.environment`)."""
 
 
 class GrammarError(ValueError):

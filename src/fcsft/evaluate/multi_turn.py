@@ -38,12 +38,10 @@ from typing import Any
 from fcsft.agent import Limits, Reply, Settings, live, protocol_named
 from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
-from fcsft.evaluate.bfcl_env import Environment
 from fcsft.evaluate.bfcl_prompt import parse_calls
 from fcsft.intervals import wilson
-from fcsft.jsonl import read_jsonl
 from fcsft.models.base import ChatLike
-from fcsft.records import Tool
+from fcsft.tools.bfcl_env import Environment, function_docs, specs
 
 MAX_STEPS = 20
 """Replies per user turn before BFCL force-quits the model (its MAXIMUM_STEP_LIMIT)."""
@@ -51,17 +49,6 @@ ADDED_FUNCTIONS = "I have updated some more functions you can choose from. What 
 """What BFCL tells the model at a turn that adds held-back functions."""
 MODEL = "fcsft_multi_turn"
 _checks = itertools.count()
-
-
-def _function_docs(classes: list[str]) -> list[dict[str, Any]]:
-    from bfcl_eval.constants.executable_backend_config import MULTI_TURN_FUNC_DOC_FILE_MAPPING
-
-    folder = bfcl.data_dir() / "multi_turn_func_doc"
-    return [
-        doc
-        for class_name in classes
-        for doc in read_jsonl(folder / MULTI_TURN_FUNC_DOC_FILE_MAPPING[class_name])
-    ]
 
 
 def _read_calls(strings: list[str], tools: list[dict[str, Any]], where: str) -> list[dict]:
@@ -72,7 +59,7 @@ def _read_calls(strings: list[str], tools: list[dict[str, Any]], where: str) -> 
 
 
 def _item(entry: dict, truth: list[list[str]], category: str, part: str) -> dict[str, Any]:
-    docs = _function_docs(entry["involved_classes"])
+    docs = function_docs(entry["involved_classes"])
     held = {int(turn): names for turn, names in (entry.get("missed_function") or {}).items()}
     held_names = {name for names in held.values() for name in names}
     every_tool = [bfcl.openai_tool(doc) for doc in docs]
@@ -111,23 +98,12 @@ def load_multi_turn(
     return [_item(entry, truth[entry["id"]], category, part) for entry, part in entries]
 
 
-def _specs(item: dict[str, Any]) -> dict[str, Tool]:
-    return {
-        tool["function"]["name"]: Tool(
-            name=tool["function"]["name"],
-            description=tool["function"]["description"],
-            parameters=tool["function"]["parameters"],
-        )
-        for tool in map(bfcl.openai_tool, item["bfcl_docs"])
-    }
-
-
 def environment(item: dict[str, Any]) -> Environment:
     return Environment(
         item["involved_classes"],
         item["initial_config"],
         long_context="long_context" in item["layer"],
-        specs=_specs(item),
+        specs=specs(item["bfcl_docs"]),
     )
 
 

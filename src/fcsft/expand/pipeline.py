@@ -83,6 +83,7 @@ def seed_task(seed: Seed) -> Task:
         domain=seed.domain,
         plan=list(seed.plan) if seed.plan else ([] if seed.no_tool else None),
         no_tool=seed.no_tool,
+        environment=dict(seed.environment),
     )
 
 
@@ -183,9 +184,12 @@ def combine_stage(config: ExpandConfig, model: Any, model_name: str, n_seeds: in
 
 
 def pick_groups(tasks: list[Task], count: int, seed: int) -> list[list[Task]]:
-    """Deterministic groups of 2 (three in four) or 3 tasks from distinct families, with plans
-    and without follow-ups (a combination is one question)."""
-    usable = [t for t in tasks if t.plan and not t.no_tool and not t.followups]
+    """Deterministic groups of 2 (three in four) or 3 tasks from distinct families, with plans,
+    without follow-ups (a combination is one question) and without an environment of their own
+    (each part's calls assume its own starting state)."""
+    usable = [
+        t for t in tasks if t.plan and not t.no_tool and not t.followups and not t.environment
+    ]
     families = sorted({t.family for t in usable})
     if len(families) < 2:
         return []

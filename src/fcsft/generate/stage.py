@@ -5,6 +5,12 @@ one rejected record saying why there is none. Tasks whose gold plan came from an
 use the `reference` teacher: the plan's calls run against the real tools and the model only
 writes the final answer, so expert knowledge becomes trajectories without a paid teacher.
 A cost budget ends the run cleanly when spent; the next run picks up where it stopped.
+
+A task with follow-ups is a conversation: the teacher's agent loop answers the question, then
+each follow-up on the conversation so far, and the trajectory holds every user turn (the
+reference teacher, whose plan answers one question, never takes such a task). Stateful tools
+(`environment:` entries) run on an instance of their own per trajectory, loaded from the
+task's `environment`, and the state the calls left goes into `meta.state`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from fcsft.records import (
 from fcsft.section import Section
 from fcsft.stage import Outcome, Stage, StopStage
 from fcsft.step import LiveLessons
+from fcsft.tools.environment import Session, for_trajectory
 
 SYSTEM = """\
 You are a careful analyst who answers with evidence. Use the tools whenever the answer depends \
@@ -64,8 +71,9 @@ class GenerateConfig(Section):
     temperature: float = Field(0.7, ge=0)
     """Sampling temperature of the teacher."""
     max_steps: int = Field(MAX_STEPS, ge=1)
-    """Assistant steps (turns) per trajectory before the loop gives up; validation accepts as
-    many unless `validate.max_steps` says otherwise."""
+    """Assistant replies per user turn before the loop gives up (a trajectory with follow-ups
+    gets this many for each user message); validation accepts as many unless
+    `validate.max_steps` says otherwise."""
     max_tokens: int = Field(8192, ge=1)
     """Completion tokens per trajectory."""
     reply_tokens: int = Field(1024, ge=1)
@@ -164,7 +172,8 @@ def _usage_counts(trajectory: Trajectory) -> dict[str, float]:
     }
 
 
-def _outcome(trajectory: Trajectory) -> Outcome:
+def _outcome(trajectory: Trajectory, session: Session) -> Outcome:
+    trajectory.meta.state = session.state()
     extra = trajectory.meta.model_extra or {}
     # The loop's wall time differs from run to run: in the record it would make a resumed run
     # write other bytes than an uninterrupted one. Stats keep the sum.
@@ -207,16 +216,21 @@ def generate_stage(
             notes = {"lessons": version}
         system = config.system_prompt(learned)
         task_tools = {n: t for n, t in tools.items() if not task.tools or n in task.tools}
+
+        def session() -> Session:
+            return for_trajectory(task_tools, task.environment, f"task {task.id}")
+
         by_reference = config.reference == "plan" or (
             config.reference == "expert" and task.source == "expert"
         )
-        if by_reference and (task.plan or task.no_tool):
+        if by_reference and (task.plan or task.no_tool) and not task.followups:
             # A should-not-call task's gold plan is no call; the template has no results to
             # list, so the model answers it whatever `answer` says, unless `decline` is set.
             by_model = config.answer == "model" or not task.plan
+            opened = session()
             trajectory = await reference_trajectory(
                 task,
-                task_tools,
+                opened.tools,
                 model,
                 model_name,
                 system,
@@ -226,15 +240,18 @@ def generate_stage(
                 answer_tokens=config.reply_tokens if by_model else 0,
                 decline=config.decline,
             )
-            outcomes = [_outcome(trajectory)]
+            outcomes = [_outcome(trajectory, opened)]
         else:
-            runs = [
-                run_agent(
+
+            async def one(sample: int) -> Outcome:
+                opened = session()
+                trajectory = await run_agent(
                     model,
                     model_name,
                     task.question,
-                    task_tools,
+                    opened.tools,
                     ident=f"{task.id}#{sample}",
+                    followups=task.followups,
                     system=system,
                     protocol=config.protocol,
                     limits=limits,
@@ -242,9 +259,9 @@ def generate_stage(
                     sample=sample,
                     meta=_meta(task, sample, model_name),
                 )
-                for sample in range(config.samples)
-            ]
-            outcomes = [_outcome(t) for t in await asyncio.gather(*runs)]
+                return _outcome(trajectory, opened)
+
+            outcomes = list(await asyncio.gather(*map(one, range(config.samples))))
         budget.charge(sum(o.counts.get("cost", 0.0) for o in outcomes))
         for outcome in outcomes:
             outcome.notes = notes

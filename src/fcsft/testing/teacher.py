@@ -2,9 +2,10 @@
 
 With `FakeOpenAI(reply=two_calls_then_answer)` every task's trajectory is the same shape as a
 real teacher's, at no cost: one tool call per reply, `CALLS` of them, then a final answer
-built from what the tools returned. The replies depend only on the request, so a run, a
-resumed run and a run on other workers all write the same records. `generate_project` writes
-a project.yaml and a task file that `fcsft generate` (or `run_pipeline`) can run at once.
+built from what the tools returned; in a conversation, the same for each user message. The
+replies depend only on the request, so a run, a resumed run and a run on other workers all
+write the same records. `generate_project` writes a project.yaml and a task file that
+`fcsft generate` (or `run_pipeline`) can run at once.
 """
 
 from __future__ import annotations
@@ -32,22 +33,32 @@ def lookup(key: str) -> str:
 
 
 def two_calls_then_answer(body: dict[str, Any]) -> str | dict[str, Any]:
-    """`CALLS` lookups, one a reply, then an answer quoting their results (the native protocol)."""
+    """`CALLS` lookups, one a reply, then an answer quoting their results (the native protocol);
+    in a conversation, so for each user message in turn."""
     messages = body.get("messages") or []
-    question = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-    results = [m.get("content") or "" for m in messages if m.get("role") == "tool"]
+    users = [k for k, m in enumerate(messages) if m.get("role") == "user"] or [0]
+    question = messages[users[-1]].get("content") or "" if messages else ""
+    results = [m.get("content") or "" for m in messages[users[-1] :] if m.get("role") == "tool"]
     if len(results) < CALLS:
         step = len(results)
+        # Ids are unique in the conversation: numbered on from the calls of earlier turns.
+        ident = f"call_{CALLS * (len(users) - 1) + step}"
         return {
             "content": None,
-            "tool_calls": [tool_call("lookup", {"key": f"{question} #{step}"}, f"call_{step}")],
+            "tool_calls": [tool_call("lookup", {"key": f"{question} #{step}"}, ident)],
         }
     return "From the records: " + "; ".join(results)
 
 
-def make_tasks(count: int) -> list[Task]:
+def make_tasks(count: int, followups: int = 0) -> list[Task]:
+    """`count` tasks, each a conversation of 1 + `followups` user turns."""
     return [
-        Task(id=f"t{i:05d}", family=f"t{i:05d}", question=f"What is filed under item {i}?")
+        Task(
+            id=f"t{i:05d}",
+            family=f"t{i:05d}",
+            question=f"What is filed under item {i}?",
+            followups=[f"And under item {i}, part {k}?" for k in range(1, followups + 1)],
+        )
         for i in range(count)
     ]
 

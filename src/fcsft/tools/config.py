@@ -15,6 +15,8 @@
         prefix: "gh_"
       - simulate: {name: get_stock_price, description: ..., parameters: {...}}
         returns: {type: object, properties: {price: {type: number}}, required: [price]}
+      - environment: {classes: [GorillaFileSystem, MathAPI]}   # stateful, one per trajectory
+        include: [ls, cd, mkdir, cat, mean]
 
 Each entry kind knows how to build its tools (`build`), so the toolbox has no branch per kind.
 """
@@ -41,6 +43,7 @@ from pydantic import (
 from fcsft.errors import UserError
 from fcsft.records import Tool
 from fcsft.tools.base import DEFAULT_TIMEOUT, BaseTool
+from fcsft.tools.environment import EnvironmentOptions, environment_tools
 from fcsft.tools.fetch import FetchOptions, fetch_tool
 from fcsft.tools.function import FunctionTool, load_function
 from fcsft.tools.mcp_tools import McpServer, mcp_tools
@@ -187,6 +190,17 @@ class SimulatedEntry(_Entry):
         ]
 
 
+class EnvironmentEntry(_Entry):
+    environment: EnvironmentOptions
+    """BFCL's API classes as stateful tools, loaded afresh for every trajectory from the task's
+    `environment` (see fcsft.tools.environment)."""
+    include: list[str] | None = None
+    """Only these of the classes' methods (default: every one BFCL describes)."""
+
+    async def build(self, context: BuildContext) -> list[BaseTool]:
+        return environment_tools(self.environment, self.include)
+
+
 def _kind(value: Any) -> str | None:
     """Which entry kind a raw entry is, by its distinguishing key."""
     if isinstance(value, _Entry):
@@ -194,7 +208,8 @@ def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
         if "builtin" in value:
             return value["builtin"] if value["builtin"] in BUILTINS else "unknown builtin"
-        return next((key for key in ("function", "mcp", "simulate") if key in value), None)
+        keys = ("function", "mcp", "simulate", "environment")
+        return next((key for key in keys if key in value), None)
     return None
 
 
@@ -211,13 +226,14 @@ ToolEntry = Annotated[
     | Annotated[PythonEntry, Tag("python")]
     | Annotated[FunctionEntry, Tag("function")]
     | Annotated[McpEntry, Tag("mcp")]
-    | Annotated[SimulatedEntry, Tag("simulate")],
+    | Annotated[SimulatedEntry, Tag("simulate")]
+    | Annotated[EnvironmentEntry, Tag("environment")],
     Discriminator(
         _kind,
         custom_error_type="tool_entry",
         custom_error_message=(
             "expected a built-in name (search, fetch, python), MODULE:FUNCTION, or a mapping "
-            "with one of the keys builtin, function, mcp, simulate"
+            "with one of the keys builtin, function, mcp, simulate, environment"
         ),
     ),
     BeforeValidator(expand_shorthand),

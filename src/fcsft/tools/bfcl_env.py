@@ -12,7 +12,10 @@ dict as JSON (falling back to `str`), anything else `str`; an exception becomes
 `Error during execution: ...` (marked an error), as does a result dict with an `error` key.
 
 `state()` is what BFCL's state check compares: each instance's attributes whose names do not
-start with "_".
+start with "_"; `state_json()` is the same as JSON, for a record (see `plain`).
+
+A tool's schema comes from BFCL's own description of the method (`function_docs`, the files
+BFCL shows the model), read into the OpenAI form that evaluation shows (`specs`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from fcsft.benchmarks import bfcl
 from fcsft.errors import UserError
+from fcsft.jsonl import read_jsonl
 from fcsft.records import Tool
 from fcsft.tools.result import ToolResult
 
@@ -36,6 +40,65 @@ def _backend() -> Any:
     except ImportError as exc:
         raise UserError(f"BFCL multi-turn needs the bfcl-eval package: {bfcl.INSTALL}") from exc
     return executable_backend_config
+
+
+def known_classes() -> list[str]:
+    """The API classes bfcl-eval ships, by the names its items use."""
+    return sorted(_backend().CLASS_FILE_PATH_MAPPING)
+
+
+def function_docs(classes: Iterable[str]) -> list[dict[str, Any]]:
+    """BFCL's descriptions of the methods of these classes, in class order."""
+    from bfcl_eval.constants.executable_backend_config import MULTI_TURN_FUNC_DOC_FILE_MAPPING
+
+    folder = bfcl.data_dir() / "multi_turn_func_doc"
+    return [
+        doc
+        for class_name in classes
+        for doc in read_jsonl(folder / MULTI_TURN_FUNC_DOC_FILE_MAPPING[class_name])
+    ]
+
+
+def specs(docs: Iterable[dict[str, Any]]) -> dict[str, Tool]:
+    """The tool records of these descriptions by name, as evaluation shows them."""
+    return {
+        tool["function"]["name"]: Tool(
+            name=tool["function"]["name"],
+            description=tool["function"]["description"],
+            parameters=tool["function"]["parameters"],
+        )
+        for tool in map(bfcl.openai_tool, docs)
+    }
+
+
+def plain(value: Any) -> Any:
+    """`value` as JSON: mappings and sequences item by item (a set sorted), an object as its
+    attributes whose names do not start with "_" (a reference back to an object that holds it,
+    such as a directory's parent, left out), anything else not JSON as its text."""
+    return _plain(value, ())
+
+
+_HOLDER = object()
+"""What `_plain` gives for a reference back to an object holding it: left out by the caller."""
+
+
+def _plain(value: Any, holders: tuple[int, ...]) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if id(value) in holders:
+        return _HOLDER
+    inside = (*holders, id(value))
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [item for item in (_plain(v, inside) for v in value) if item is not _HOLDER]
+        return sorted(items, key=json.dumps) if isinstance(value, set | frozenset) else items
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif hasattr(value, "__dict__"):
+        pairs = ((k, v) for k, v in vars(value).items() if not k.startswith("_"))
+    else:
+        return str(value)
+    out = {str(k): _plain(v, inside) for k, v in pairs}
+    return {k: v for k, v in out.items() if v is not _HOLDER}
 
 
 def observation(value: Any) -> str:
@@ -105,3 +168,6 @@ class Environment:
             class_name: {k: v for k, v in vars(instance).items() if not k.startswith("_")}
             for class_name, instance in self.instances.items()
         }
+
+    def state_json(self) -> dict[str, dict[str, Any]]:
+        return plain(self.state())

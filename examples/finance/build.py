@@ -96,6 +96,52 @@ COMPANIES = [
 ]
 
 
+# Further companies, drawn from these parts by a fixed seed, so that the example has enough
+# held-out families for its evaluation to tell a trained model from the base.
+FIRST = ["Alder", "Brisk", "Cobalt", "Dunmore", "Ember", "Fallow", "Granite", "Hollis",
+         "Ivory", "Lumen", "Marlow", "Nettle", "Onyx", "Pike", "Quarry", "Rowan", "Tamsin",
+         "Wexford"]
+SECTORS = [("Logistics", "freight logistics"), ("Energy", "renewable energy"),
+           ("Software", "business software"), ("Textiles", "technical textiles"),
+           ("Insurance", "property insurance"), ("Shipping", "container shipping"),
+           ("Chemicals", "specialty chemicals"), ("Telecom", "mobile networks"),
+           ("Retail", "home furnishing retail"), ("Airways", "regional aviation"),
+           ("Steel", "flat steel"), ("Health", "diagnostic laboratories")]
+CITIES = ["Ashcombe", "Brackenford", "Caldmoor", "Dunhaven", "Eastwick", "Fernhollow",
+          "Glenmarsh", "Hartwell", "Ironbridge", "Kingsreach", "Lowmere", "Millbrook"]
+GIVEN = ["Ada", "Bram", "Celia", "Dov", "Elin", "Farid", "Gwen", "Hugo", "Imke", "Jonas",
+         "Keira", "Leon", "Mina", "Niko", "Oona", "Pavel", "Rhea", "Soren"]
+FAMILY = ["Ashdown", "Brennik", "Castell", "Dimova", "Eberle", "Fontaine", "Galvez", "Holm",
+          "Iversen", "Juarez", "Kowal", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov",
+          "Quist", "Rasku"]
+
+
+def drawn_companies(count: int, seed: int = 2026) -> list[tuple]:
+    """`count` companies in COMPANIES' layout, none sharing a name or ticker with another."""
+    rng = random.Random(seed)
+    taken = {row[2] for row in COMPANIES}
+    out = []
+    for first in rng.sample(FIRST, count):
+        suffix, sector = rng.choice(SECTORS)
+        name = f"{first} {suffix}"
+        ticker = (first[:2] + suffix[:2]).upper()
+        while ticker in taken:
+            ticker = ticker[:3] + rng.choice("XYZQ")
+        taken.add(ticker)
+        rev24 = round(rng.uniform(150, 2500), 1)
+        rev25 = round(rev24 * (1 + rng.uniform(-0.15, 0.25)), 1)
+        margin = round(rng.uniform(-5, 25), 1)
+        net = round(rev25 * margin / 100 * rng.uniform(0.6, 0.9), 1)
+        ceo = f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+        staff = rng.randrange(400, 12000, 10)
+        slug = name.lower().replace(" ", "-")
+        out.append((name, slug, ticker, sector, rng.choice(CITIES), ceo, rev24, rev25, net,
+                    margin, staff))
+    return out
+
+
+COMPANIES = COMPANIES + drawn_companies(18)
+
 def prices(seed: int, start: float) -> list[tuple[str, float]]:
     rng = random.Random(seed)
     days = [
@@ -180,7 +226,7 @@ def main() -> None:
     for date, slug, title, body in news:
         (DOCS / "news" / f"{date}-{slug}.md").write_text(f"# {title}\n\n{date}. {body}\n")
     (DOCS / "index.md").write_text(
-        "# Index\n\nfilings/: fiscal 2025 annual reports of six listed companies.\n"
+        f"# Index\n\nfilings/: fiscal 2025 annual reports of {len(COMPANIES)} listed companies.\n"
         "prices/: daily closing prices for October 2026, one CSV per company.\n"
         "news/: dated news items.\n"
     )
@@ -224,6 +270,14 @@ def write_seeds(closes: dict[str, list[tuple[str, float]]]) -> None:
             [{"name": "fetch", "arguments": {"url": f"file:///prices/{slug}.csv"}}],
             ["real_time"],
         )
+    for name, *_rest in COMPANIES:
+        for question, query in (
+            (f"Who is the chief executive of {name}?", f"{name} chief executive"),
+            (f"How many employees did {name} have at the end of fiscal 2025?",
+             f"{name} employees"),
+            (f"What was {name}'s net income in fiscal 2025?", f"{name} net income fiscal 2025"),
+        ):
+            add(question, "log", [{"name": "search", "arguments": {"query": query}}])
     pairs = [(0, 1), (2, 4), (3, 5)]
     for a, b in pairs:
         first, second = COMPANIES[a], COMPANIES[b]
@@ -266,11 +320,6 @@ def write_seeds(closes: dict[str, list[tuple[str, float]]]) -> None:
         ["multi_hop"],
     )
     add(
-        "Who is the chief executive of Kestrel Mining?",
-        "log",
-        [{"name": "search", "arguments": {"query": "Kestrel Mining chief executive"}}],
-    )
-    add(
         "How much did Sable Pharmaceuticals pay for the Brightwell clinic chain?",
         "log",
         [{"name": "search", "arguments": {"query": "Sable Pharmaceuticals Brightwell"}}],
@@ -303,6 +352,10 @@ def write_seeds(closes: dict[str, list[tuple[str, float]]]) -> None:
         "What is 12 times 12?",
     ):
         add(question, "log", [], ["no_tool"])
+    # A seeded shuffle, so that `seeds.limit` (which keeps the first seeds) keeps every kind.
+    random.Random(0).shuffle(seeds)
+    for number, seed in enumerate(seeds, 1):
+        seed["id"] = f"fin-{number:03d}"
     with (HERE / "seeds.jsonl").open("w") as handle:
         for seed in seeds:
             handle.write(json.dumps(seed, ensure_ascii=False) + "\n")

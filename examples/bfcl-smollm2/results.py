@@ -17,7 +17,6 @@ category the form that scores best is the one the tuned model is compared with.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.evaluate.report import difference_text, headline_metric
+from fcsft.files import with_block, write_text
 from fcsft.jsonl import read_jsonl, write_json
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -517,29 +517,18 @@ def proof_paragraph(figures: dict[str, Any] | None) -> str:
     )
 
 
-def readme_with_proof(readme: str, paragraph: str) -> str:
-    """The README with the text between the proof markers replaced by `paragraph`."""
-    head, found, rest = readme.partition(PROOF_BEGIN)
-    _, ended, tail = rest.partition(PROOF_END)
-    if not (found and ended):
-        raise SystemExit(f"{README}: the proof markers {PROOF_BEGIN} ... {PROOF_END} are missing")
-    return f"{head}{PROOF_BEGIN}\n{paragraph}\n{PROOF_END}{tail}"
-
-
-def replace(path: Path, text: str) -> None:
-    """Write `path` whole through a temporary file, so a failure leaves the old one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write(page: str, figures: dict[str, Any]) -> None:
     """docs/results.md, docs/results.json and the README's proof paragraph."""
     DOCS.mkdir(exist_ok=True)
-    replace(DOCS / "results.md", page)
+    write_text(DOCS / "results.md", page)
     write_json(DOCS / "results.json", figures)
     if README.exists():
-        replace(README, readme_with_proof(README.read_text(), proof_paragraph(figures)))
+        paragraph = proof_paragraph(figures)
+        write_text(README, readme_with_proof(README.read_text(), paragraph))
+
+
+def readme_with_proof(readme: str, paragraph: str) -> str:
+    return with_block(readme, PROOF_BEGIN, PROOF_END, paragraph, str(README))
 
 
 if __name__ == "__main__":

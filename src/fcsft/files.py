@@ -148,3 +148,13 @@ def file_hash(paths: Iterable[Path]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def with_block(text: str, begin: str, end: str, block: str, where: str = "the text") -> str:
+    """`text` with what lies between the marker lines `begin` and `end` replaced by `block`:
+    how a README keeps a paragraph that a script writes from a run's files."""
+    head, found, rest = text.partition(begin)
+    _, ended, tail = rest.partition(end)
+    if not (found and ended):
+        raise UserError(f"{where}: the markers {begin} ... {end} are missing")
+    return f"{head}{begin}\n{block}\n{end}{tail}"

@@ -274,6 +274,12 @@ def test_evaluate_names_a_role_whose_settings_both_sides_are_asked_with(tmp_path
     result = fcsft("check", config)
     assert result.returncode == 2
     assert "evaluate.base: 'smal' is neither a role of `models:`" in result.stderr
+    # A URI of no known scheme is refused when the config is read, not when evaluate starts.
+    config.write_text("evaluate: {base: 'foo:bar'}\n")
+    result = fcsft("check", config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "evaluate.base: 'foo:bar' is neither a role of `models:`" in line
 
 
 def test_every_example_project_reads_with_todays_words():

@@ -115,11 +115,18 @@ def load_config(path: Path | str) -> ProjectConfig:
         raise UserError(f"{path}: invalid config\n" + "\n".join(config_errors(exc))) from None
     for key in ("base", "model"):
         name = getattr(config.evaluate, key)
-        if name is not None and name not in config.models and ":" not in name:
+        if name is None or name in config.models:
+            continue
+        try:
+            ModelConfig(uri=name)
+            known = ":" in name
+        except ValidationError:
+            known = False
+        if not known:
             raise UserError(
                 f"{path}: evaluate.{key}: {name!r} is neither a role of `models:` "
                 f"({', '.join(config.models) or 'none'}) nor a model URI (local:PATH, "
-                "openai:NAME@URL)"
+                "openai:NAME@URL, mock:FILE)"
             )
     base_dir = path.parent.resolve()
     if not config.run_dir.is_absolute():

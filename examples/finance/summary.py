@@ -68,7 +68,7 @@ def paragraph(compare: dict[str, Any], wall: dict[str, float]) -> str:
     return (
         f"What the last committed quickstart run showed, base -> tuned on its held-out layers: "
         f"{'; '.join(parts)}. The pipeline took {minutes:.0f} min on this project's 2-core "
-        f"machine ({stages} min), model conversion not included."
+        f"machine ({stages} min), installation and the one-time model conversion not included."
     )
 
 

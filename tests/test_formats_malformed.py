@@ -214,3 +214,23 @@ def test_structured_formats_name_the_field(name, obj, message):
     with pytest.raises(FormatError) as caught:
         get_format(name).parse(obj)
     assert str(caught.value).startswith(message)
+
+
+def test_a_reply_the_model_wrote_with_stray_tags_is_shown_to_it_as_written():
+    """BFCL's multi-turn runs keep an unreadable reply in the history and go on to the next
+    turn: the next prompt must show it as the model wrote it rather than fail to render."""
+    from fcsft.formats.chat import text_messages
+
+    stray = "I will list files <final_answer>done"
+    messages = [
+        {"role": "user", "content": "List the files."},
+        {"role": "assistant", "content": stray},
+        {"role": "user", "content": "And now?"},
+    ]
+    assert text_messages(messages, None)[1] == {"role": "assistant", "content": stray}
+    # A clean reply is still wrapped as an answer, and markup beside a call is still refused.
+    clean = text_messages([{"role": "assistant", "content": "Done."}], None)
+    assert clean == [{"role": "assistant", "content": "<final_answer>Done.</final_answer>"}]
+    call = {"id": "c", "type": "function", "function": {"name": "ls", "arguments": "{}"}}
+    with pytest.raises(FormatError):
+        text_messages([{"role": "assistant", "content": stray, "tool_calls": [call]}], None)

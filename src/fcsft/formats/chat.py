@@ -13,7 +13,7 @@ from typing import Any
 
 from fcsft.formats.base import decode_arguments
 from fcsft.formats.openai import parse_tool
-from fcsft.formats.tagged import render_text
+from fcsft.formats.tagged import holds_markup, render_text
 from fcsft.records import FinalAnswer, Observation, Say, Think, ToolCall, call_id
 
 TOOLS_PROMPT = """\
@@ -40,8 +40,14 @@ def assistant_text(message: dict[str, Any]) -> str:
     """An OpenAI assistant message as the tagged text the model should have produced.
 
     Call ids are bookkeeping, not something a model should learn to write, so each call gets
-    the id its position implies, which the tagged renderer leaves out.
+    the id its position implies, which the tagged renderer leaves out. A plain reply that
+    already holds tagged markup (one the model wrote that could not be read, kept in the
+    history as written, as BFCL's multi-turn runs keep it) is shown as written.
     """
+    content = message.get("content")
+    plain = not message.get("tool_calls") and message.get("reasoning_content") is None
+    if plain and isinstance(content, str) and holds_markup(content):
+        return content
     steps: list[Any] = []
     if message.get("reasoning_content") is not None:
         steps.append(Think(text=message["reasoning_content"]))

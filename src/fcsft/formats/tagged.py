@@ -106,6 +106,11 @@ def call_json(call: ToolCall, position: int) -> str:
     return json.dumps(call_object(call, position), ensure_ascii=False).replace("</", "<\\/")
 
 
+def holds_markup(text: str) -> bool:
+    """Whether `text` holds one of the format's tags, which a plain text step cannot carry."""
+    return _ANY_TAG.search(text) is not None
+
+
 def _plain(text: str, index: int) -> str:
     found = _ANY_TAG.search(text)
     if found:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from clirun import fcsft
 from fcsft.evaluate.predict import predict_item, predict_stage, prompts
 from fcsft.evaluate.testset import _item
 from fcsft.formats import get_format
@@ -143,3 +144,33 @@ def test_predictions_are_a_resumable_stage(tmp_path):
     again = MockProvider([])  # a finished stage is not asked again
     run_stage(predict_stage(again, "mock"), tmp_path, [tmp_path / "items.jsonl"])
     assert again.requests == []
+
+
+def test_an_item_the_model_failed_on_is_asked_again_by_the_next_run_and_the_cli_says_so(
+    tmp_path,
+):
+    """A failed request is no answer: `fcsft eval` exits 1 naming how many failed, and the same
+    command asks the model only those items again."""
+    items = tmp_path / "items.jsonl"
+    write_jsonl(
+        items,
+        [
+            {"id": q, "question": f"Add {a} and 3.", "tools": [ADD], "gold": [[]]}
+            for q, a in (("q1", 1), ("q2", 2))
+        ],
+    )
+    script = tmp_path / "model.yaml"
+    script.write_text(
+        '- {match: "Add 1", error: "server down"}\n- {match: "Add 2", content: "5"}\n'
+    )
+    out = tmp_path / "eval"
+    first = fcsft("eval", "--model", f"mock:{script}", "--items", str(items), "--out", str(out))
+    assert first.returncode == 1
+    assert "ask the model the 1 failed items again" in first.stderr
+    script.write_text('- {match: "Add 1", content: "4"}\n')
+    second = fcsft("eval", "--model", f"mock:{script}", "--items", str(items), "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    predictions = {p["id"]: p for p in read_jsonl(out / "predictions" / "out.jsonl")}
+    assert sorted(predictions) == ["q1", "q2"]
+    assert predictions["q1"]["model_error"] is None and predictions["q1"]["raw"] == ["4"]
+    assert predictions["q2"]["raw"] == ["5"]  # kept from the first run, not asked again

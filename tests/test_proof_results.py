@@ -360,8 +360,10 @@ def test_the_readme_proof_paragraph_is_the_one_results_py_writes():
     committed docs/results.json (or, with none, the sentence saying there is none): a figure
     typed into it by hand fails here."""
     results = load("examples/bfcl-smollm2/results.py")
-    figures = json.loads(results.DOCS.joinpath("results.json").read_text()) if (
-        results.DOCS / "results.json"
-    ).exists() else None
+    figures = (
+        json.loads(results.DOCS.joinpath("results.json").read_text())
+        if (results.DOCS / "results.json").exists()
+        else None
+    )
     readme = results.README.read_text()
     assert results.readme_with_proof(readme, results.proof_paragraph(figures)) == readme

@@ -98,22 +98,94 @@ COMPANIES = [
 
 # Further companies, drawn from these parts by a fixed seed, so that the example has enough
 # held-out families for its evaluation to tell a trained model from the base.
-FIRST = ["Alder", "Brisk", "Cobalt", "Dunmore", "Ember", "Fallow", "Granite", "Hollis",
-         "Ivory", "Lumen", "Marlow", "Nettle", "Onyx", "Pike", "Quarry", "Rowan", "Tamsin",
-         "Wexford"]
-SECTORS = [("Logistics", "freight logistics"), ("Energy", "renewable energy"),
-           ("Software", "business software"), ("Textiles", "technical textiles"),
-           ("Insurance", "property insurance"), ("Shipping", "container shipping"),
-           ("Chemicals", "specialty chemicals"), ("Telecom", "mobile networks"),
-           ("Retail", "home furnishing retail"), ("Airways", "regional aviation"),
-           ("Steel", "flat steel"), ("Health", "diagnostic laboratories")]
-CITIES = ["Ashcombe", "Brackenford", "Caldmoor", "Dunhaven", "Eastwick", "Fernhollow",
-          "Glenmarsh", "Hartwell", "Ironbridge", "Kingsreach", "Lowmere", "Millbrook"]
-GIVEN = ["Ada", "Bram", "Celia", "Dov", "Elin", "Farid", "Gwen", "Hugo", "Imke", "Jonas",
-         "Keira", "Leon", "Mina", "Niko", "Oona", "Pavel", "Rhea", "Soren"]
-FAMILY = ["Ashdown", "Brennik", "Castell", "Dimova", "Eberle", "Fontaine", "Galvez", "Holm",
-          "Iversen", "Juarez", "Kowal", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov",
-          "Quist", "Rasku"]
+FIRST = [
+    "Alder",
+    "Brisk",
+    "Cobalt",
+    "Dunmore",
+    "Ember",
+    "Fallow",
+    "Granite",
+    "Hollis",
+    "Ivory",
+    "Lumen",
+    "Marlow",
+    "Nettle",
+    "Onyx",
+    "Pike",
+    "Quarry",
+    "Rowan",
+    "Tamsin",
+    "Wexford",
+]
+SECTORS = [
+    ("Logistics", "freight logistics"),
+    ("Energy", "renewable energy"),
+    ("Software", "business software"),
+    ("Textiles", "technical textiles"),
+    ("Insurance", "property insurance"),
+    ("Shipping", "container shipping"),
+    ("Chemicals", "specialty chemicals"),
+    ("Telecom", "mobile networks"),
+    ("Retail", "home furnishing retail"),
+    ("Airways", "regional aviation"),
+    ("Steel", "flat steel"),
+    ("Health", "diagnostic laboratories"),
+]
+CITIES = [
+    "Ashcombe",
+    "Brackenford",
+    "Caldmoor",
+    "Dunhaven",
+    "Eastwick",
+    "Fernhollow",
+    "Glenmarsh",
+    "Hartwell",
+    "Ironbridge",
+    "Kingsreach",
+    "Lowmere",
+    "Millbrook",
+]
+GIVEN = [
+    "Ada",
+    "Bram",
+    "Celia",
+    "Dov",
+    "Elin",
+    "Farid",
+    "Gwen",
+    "Hugo",
+    "Imke",
+    "Jonas",
+    "Keira",
+    "Leon",
+    "Mina",
+    "Niko",
+    "Oona",
+    "Pavel",
+    "Rhea",
+    "Soren",
+]
+FAMILY = [
+    "Ashdown",
+    "Brennik",
+    "Castell",
+    "Dimova",
+    "Eberle",
+    "Fontaine",
+    "Galvez",
+    "Holm",
+    "Iversen",
+    "Juarez",
+    "Kowal",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quist",
+    "Rasku",
+]
 
 
 def drawn_companies(count: int, seed: int = 2026) -> list[tuple]:
@@ -135,12 +207,14 @@ def drawn_companies(count: int, seed: int = 2026) -> list[tuple]:
         ceo = f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
         staff = rng.randrange(400, 12000, 10)
         slug = name.lower().replace(" ", "-")
-        out.append((name, slug, ticker, sector, rng.choice(CITIES), ceo, rev24, rev25, net,
-                    margin, staff))
+        out.append(
+            (name, slug, ticker, sector, rng.choice(CITIES), ceo, rev24, rev25, net, margin, staff)
+        )
     return out
 
 
 COMPANIES = COMPANIES + drawn_companies(18)
+
 
 def prices(seed: int, start: float) -> list[tuple[str, float]]:
     rng = random.Random(seed)
@@ -273,8 +347,7 @@ def write_seeds(closes: dict[str, list[tuple[str, float]]]) -> None:
     for name, *_rest in COMPANIES:
         for question, query in (
             (f"Who is the chief executive of {name}?", f"{name} chief executive"),
-            (f"How many employees did {name} have at the end of fiscal 2025?",
-             f"{name} employees"),
+            (f"How many employees did {name} have at the end of fiscal 2025?", f"{name} employees"),
             (f"What was {name}'s net income in fiscal 2025?", f"{name} net income fiscal 2025"),
         ):
             add(question, "log", [{"name": "search", "arguments": {"query": query}}])

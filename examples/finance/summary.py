@@ -23,11 +23,23 @@ from fcsft.jsonl import write_json
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parents[1] / "README.md"
-BEGIN, END = "<!-- quickstart: written by examples/finance/summary.py -->", "<!-- quickstart end -->"
+BEGIN, END = (
+    "<!-- quickstart: written by examples/finance/summary.py -->",
+    "<!-- quickstart end -->",
+)
 LAYERS = {"standard": "standard", "ood": "out of distribution", "adversarial": "should not call"}
 NOT_RUN = "No quickstart run has been committed yet (examples/finance/results/ is empty)."
-STAGES = ("seeds", "expand", "combine", "tasks", "generate", "validate", "curate", "train",
-          "evaluate")
+STAGES = (
+    "seeds",
+    "expand",
+    "combine",
+    "tasks",
+    "generate",
+    "validate",
+    "curate",
+    "train",
+    "evaluate",
+)
 
 
 def keep(run_dir: Path) -> None:
@@ -63,7 +75,9 @@ def paragraph(compare: dict[str, Any], wall: dict[str, float]) -> str:
         parts.append(_cell("live task success", live["metrics"]["success"]))
     minutes = sum(wall.values()) / 60
     stages = ", ".join(
-        f"{stage} {wall[stage] / 60:.1f}" for stage in ("generate", "train", "evaluate") if stage in wall
+        f"{stage} {wall[stage] / 60:.1f}"
+        for stage in ("generate", "train", "evaluate")
+        if stage in wall
     )
     return (
         f"What the last committed quickstart run showed, base -> tuned on its held-out layers: "

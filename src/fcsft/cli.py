@@ -733,6 +733,14 @@ def eval_command(
         result = evaluate(plan, run_stage, on_progress("predict"))
     _print_report(result)
     out.print(f"report: {target / 'report.html'}", markup=False)
+    if result.get("model_errors"):
+        # Not a finished evaluation: the same command asks the model those items again.
+        err.print(
+            f"run the same command again to ask the model the {result['model_errors']} "
+            "failed items again",
+            markup=False,
+        )
+        raise typer.Exit(1)
 
 
 def _print_report(result: dict) -> None:

@@ -198,7 +198,9 @@ def live_stage(
         prediction = await predict_live(
             model, model_name, item, toolbox, protocol, max_tokens, max_steps
         )
-        return [Outcome(prediction, counts=prediction["usage"])]
+        # A model that failed gave no answer: the next run asks again (see Outcome.retry).
+        failed = bool(prediction.get("model_error"))
+        return [Outcome(prediction, counts=prediction["usage"], retry=failed)]
 
     tools = sorted((tool_json(tool.spec) for tool in toolbox.values()), key=str)
     return Stage(

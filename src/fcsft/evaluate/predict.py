@@ -125,7 +125,9 @@ def predict_stage(
 ) -> Stage:
     async def process(item: dict[str, Any]) -> list[Outcome]:
         prediction = await predict_item(model, model_name, item, protocol, max_tokens)
-        return [Outcome(prediction, counts=prediction["usage"])]
+        # A model that failed gave no answer: the next run asks again (see Outcome.retry).
+        failed = bool(prediction.get("model_error"))
+        return [Outcome(prediction, counts=prediction["usage"], retry=failed)]
 
     return Stage(
         name="predictions",

@@ -2,6 +2,7 @@
 
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,3 +20,14 @@ def kill_once_committed(
     child.send_signal(signal.SIGKILL)
     child.wait()
     return ledger.read_bytes().count(b"\n") if ledger.exists() else 0
+
+
+def kill_generate_midway(project: Path, lines: int) -> int:
+    """Start `fcsft generate project` (its run directory `run/` beside the project file) and
+    SIGKILL it once its ledger holds `lines` lines; returns the lines held after the kill."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fcsft.cli", "generate", str(project)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return kill_once_committed(child, project.parent / "run/generate/_ledger.jsonl", lines)

@@ -19,7 +19,7 @@ from fcsft.jsonl import read_jsonl
 from fcsft.runner.pipeline import Run, run_pipeline
 from fcsft.testing.fake_openai import FakeOpenAI, Faults
 from fcsft.testing.teacher import CALLS, generate_project, make_tasks, two_calls_then_answer
-from kill_midway import kill_once_committed
+from kill_midway import kill_generate_midway
 from test_stage import files
 
 
@@ -90,12 +90,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
 
         killed = generate_project(tmp_path / "killed", uri, tasks, **settings)
         ledger = killed.parent / "run/generate/_ledger.jsonl"
-        child = subprocess.Popen(
-            [sys.executable, "-m", "fcsft.cli", "generate", str(killed)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        committed = kill_once_committed(child, ledger, 50)
+        committed = kill_generate_midway(killed, 50)
         assert 50 <= committed < 200, "the kill must land midway"
         stats = generate(killed)
 

@@ -2,8 +2,6 @@
 conversation so far, validation accepts the result, and a crash midway resumes exactly."""
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 from fcsft.config import load_config
@@ -13,7 +11,7 @@ from fcsft.records import User
 from fcsft.runner.pipeline import Run, run_pipeline
 from fcsft.testing.fake_openai import FakeOpenAI, Faults
 from fcsft.testing.teacher import generate_project, lookup, make_tasks, two_calls_then_answer
-from kill_midway import kill_once_committed
+from kill_midway import kill_generate_midway
 from test_stage import files
 
 
@@ -96,13 +94,7 @@ def test_sigkill_midway_through_conversations_then_resume_equals_an_uninterrupte
         run_pipeline(Run(load_config(clean), clean.parent), "generate", "generate")
 
         killed = generate_project(tmp_path / "killed", uri, tasks, **settings)
-        ledger = killed.parent / "run/generate/_ledger.jsonl"
-        child = subprocess.Popen(
-            [sys.executable, "-m", "fcsft.cli", "generate", str(killed)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        committed = kill_once_committed(child, ledger, 15)
+        committed = kill_generate_midway(killed, 15)
         assert 15 <= committed < 60, "the kill must land midway"
         stats = run_pipeline(Run(load_config(killed), killed.parent), "generate", "generate")
 

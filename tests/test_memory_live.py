@@ -3,8 +3,6 @@ to, checked by the real validate rules while generate runs, killed midway and re
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from fcsft.runner.lessons import NONE, memory_lines
 from fcsft.runner.pipeline import Run, run_pipeline
 from fcsft.testing.fake_openai import FakeOpenAI, Faults
 from fcsft.testing.teacher import CALLS, generate_project, make_tasks, two_calls_then_answer
-from kill_midway import kill_once_committed
+from kill_midway import kill_generate_midway
 
 GROUNDED = "Only state numbers and names that the tool results contain"
 WINDOW = 4
@@ -110,13 +108,7 @@ def test_sigkill_midway_then_resume_learns_and_writes_what_an_uninterrupted_run_
         generate(clean)
 
         killed = project(tmp_path / "killed", uri, tasks)
-        ledger = killed.parent / "run/generate/_ledger.jsonl"
-        child = subprocess.Popen(
-            [sys.executable, "-m", "fcsft.cli", "generate", str(killed)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        committed = kill_once_committed(child, ledger, 5)
+        committed = kill_generate_midway(killed, 5)
         assert 5 <= committed < 40, "the kill must land while lessons are still being learned"
         stats = generate(killed)
 

@@ -109,15 +109,21 @@ def base():
     return load_multi_turn("multi_turn_base", limit=40, seed=3)
 
 
-def test_a_wrong_argument_fails_both_checks(base):
-    def mkdir(item):
+def _calling(*names):
+    """Finds the (turn, index) of an item's first gold call to one of `names`, or None."""
+
+    def found(item):
         for t, turn in enumerate(item["gold"]):
             for c, call in enumerate(turn):
-                if call["name"] in ("mkdir", "touch"):
+                if call["name"] in names:
                     return t, c
         return None
 
-    item, (t, c) = _first(base, mkdir)
+    return found
+
+
+def test_a_wrong_argument_fails_both_checks(base):
+    item, (t, c) = _first(base, _calling("mkdir", "touch"))
     steps = one_call_a_step(item)
     wrong = copy.deepcopy(steps)
     key = next(iter(wrong[t][c][0]["arguments"]))
@@ -128,14 +134,7 @@ def test_a_wrong_argument_fails_both_checks(base):
 
 
 def test_a_missing_call_fails_both_checks(base):
-    def stateful(item):
-        for t, turn in enumerate(item["gold"]):
-            for c, call in enumerate(turn):
-                if call["name"] in ("mkdir", "touch", "mv", "echo", "rm"):
-                    return t, c
-        return None
-
-    item, (t, c) = _first(base, stateful)
+    item, (t, c) = _first(base, _calling("mkdir", "touch", "mv", "echo", "rm"))
     steps = one_call_a_step(item)
     del steps[t][c]
     ours, theirs, error = _verdicts(item, steps)

@@ -68,7 +68,7 @@ def paragraph(compare: dict[str, Any], wall: dict[str, float]) -> str:
     for layer, name in LAYERS.items():
         metrics = compare["layers"].get(layer)
         if metrics:
-            metric = headline_metric({m: True for m in metrics})
+            metric = headline_metric(metrics)
             parts.append(_cell(f"{name} ({metric.replace('_', '-')})", metrics[metric]))
     live = compare.get("live")
     if live and live.get("metrics"):

@@ -49,7 +49,7 @@ from typing import Any
 
 from fcsft.agent import Limits, Settings, ToolLike, live, protocol_named
 from fcsft.errors import UserError
-from fcsft.evaluate.predict import Protocol, answered, item_messages
+from fcsft.evaluate.predict import Protocol, answered, item_messages, prediction_outcome
 from fcsft.evaluate.testset import gold_of, held_out, ood_kind
 from fcsft.formats import decode_arguments
 from fcsft.formats.openai import tool_json
@@ -198,9 +198,7 @@ def live_stage(
         prediction = await predict_live(
             model, model_name, item, toolbox, protocol, max_tokens, max_steps
         )
-        # A model that failed gave no answer: the next run asks again (see Outcome.retry).
-        failed = bool(prediction.get("model_error"))
-        return [Outcome(prediction, counts=prediction["usage"], retry=failed)]
+        return [prediction_outcome(prediction)]
 
     tools = sorted((tool_json(tool.spec) for tool in toolbox.values()), key=str)
     return Stage(

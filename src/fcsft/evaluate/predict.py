@@ -117,6 +117,13 @@ async def predict_item(
     }
 
 
+def prediction_outcome(prediction: dict[str, Any]) -> Outcome:
+    """A prediction as a stage outcome. One the model failed on holds no answer: it is kept
+    for the report, and the next run asks the model again (`Outcome.retry`)."""
+    failed = bool(prediction.get("model_error"))
+    return Outcome(prediction, counts=prediction["usage"], retry=failed)
+
+
 def predict_stage(
     model: ChatLike,
     model_name: str,
@@ -125,9 +132,7 @@ def predict_stage(
 ) -> Stage:
     async def process(item: dict[str, Any]) -> list[Outcome]:
         prediction = await predict_item(model, model_name, item, protocol, max_tokens)
-        # A model that failed gave no answer: the next run asks again (see Outcome.retry).
-        failed = bool(prediction.get("model_error"))
-        return [Outcome(prediction, counts=prediction["usage"], retry=failed)]
+        return [prediction_outcome(prediction)]
 
     return Stage(
         name="predictions",

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
@@ -774,3 +775,12 @@ def test_the_api_key_never_reaches_the_cache_file(tmp_path, monkeypatch):
     for file in files:
         assert secret.encode() not in file.read_bytes(), file
     assert secret not in repr(model)
+
+
+def test_a_cache_named_by_a_relative_path_reopens(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reply = ChatResponse(message={"role": "assistant", "content": "x"})
+    with ResponseCache(Path("run") / "cache.sqlite") as cache:
+        cache.put("k", reply)
+    with ResponseCache(Path("run") / "cache.sqlite") as cache:
+        assert cache.get("k") == reply

@@ -63,3 +63,14 @@ def test_sibling_misses_offer_a_question_the_rest_of_its_own_list():
     assert made[0]["tools"] == ["stock_price"]  # weather_forecast shares "weather": never offered
     assert made[0]["no_tool"] and made[0]["family"] == "m" and made[0]["question"] == "q m"
     assert offered["m-sibling-miss"] == [specs["m"][2]]
+
+
+def test_python_call_answers_become_plans_and_anything_but_literals_is_skipped():
+    build = load("examples/bfcl-smollm2/build.py")
+    [first, second] = build.python_calls(["math.hypot(x=3, y=[4.0, 'a'])", "f(flag=True)"])
+    assert (first.name, first.arguments) == ("math_hypot", {"x": 3, "y": [4.0, "a"]})
+    assert (second.name, second.arguments) == ("f", {"flag": True})
+    assert build.python_calls(["f(x=math.pi)"]) is None
+    assert build.python_calls(["f(3)"]) is None  # a positional argument has no name to check
+    assert build.python_calls(["f(x=1", "g(y=2)"]) is None
+    assert build.python_calls([]) is None

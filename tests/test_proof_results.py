@@ -123,14 +123,15 @@ def make_run(root: Path, scripts: Path) -> None:
                 "wall_s": 3301.7 + seed,
             },
         )
-    dev = root / "dev" / "recipe-b-240-steps"
+    dev = root / "dev" / "step-240"
     dev.mkdir(parents=True)
     for name in ("items.jsonl", "predictions"):
         src = root / "eval-tuned-s1" / name
         (dev / name).symlink_to(src, target_is_directory=src.is_dir())
     meta = json.loads((root / "eval-tuned-s1" / "report.json").read_text())
     meta["split"]["part"] = "dev"
-    report(dev, meta | {"command": "fcsft eval --split dev --out dev/recipe-b-240-steps"})
+    report(dev, meta | {"command": "fcsft eval --split dev --out dev/step-240"})
+    write_json(root / "dev" / "choice.json", load("examples/bfcl-smollm2/choose.py").choose(root))
     write_json(
         root / "generate-0" / "stats.json", {"in": 726, "out": 711, "rejected": 15, "wall_s": 12.4}
     )
@@ -304,7 +305,8 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
     assert "## BFCL (test part)" in page
     for row in read_jsonl(run / "curate" / "contamination.jsonl"):
         assert f"| {row['id']} |" in page and row["match_id"] in page
-    assert "| recipe-b-240-steps | dev |" in page
+    assert "| step-240 | dev |" in page
+    assert "Step chosen: **240**" in page
     for command in read_jsonl(run / "commands.jsonl"):
         assert " ".join(command["argv"]) in page
     assert "exit 1" in page
@@ -367,3 +369,39 @@ def test_the_readme_proof_paragraph_is_the_one_results_py_writes():
     )
     readme = results.README.read_text()
     assert results.readme_with_proof(readme, results.proof_paragraph(figures)) == readme
+
+
+def dev_report(simple, multiple, parallel, irrelevance, called, part="dev"):
+    rates = {
+        "simple_python": {"full_call": simple, "called": called},
+        "multiple": {"full_call": multiple},
+        "parallel": {"full_call": parallel},
+        "irrelevance": {"no_call": irrelevance},
+    }
+    layers = {c: {m: {"rate": r} for m, r in ms.items()} for c, ms in rates.items()}
+    return {"split": {"part": part}, "layers": layers}
+
+
+def test_the_step_is_the_best_dev_mean_among_those_meeting_both_guards(tmp_path):
+    choose = load("examples/bfcl-smollm2/choose.py")
+    reports = {
+        40: dev_report(0.30, 0.20, 0.10, 0.95, 0.90),  # mean 0.3875, guards met
+        80: dev_report(0.50, 0.40, 0.20, 0.70, 0.99),  # best mean 0.45, irrelevance under 80%
+        120: dev_report(0.35, 0.25, 0.10, 0.85, 0.86),  # mean 0.3875, guards met: a tie with 40
+        160: dev_report(0.45, 0.30, 0.10, 0.90, 0.80),  # mean 0.4375, call rate under 85%
+    }
+    for step, body in reports.items():
+        write_json(tmp_path / "dev" / f"step-{step}" / "report.json", body)
+    choice = choose.choose(tmp_path)
+    assert choice["step"] == 40 and choice["met_guards"]
+    assert choice["steps"]["80"]["mean"] == pytest.approx(0.45)
+    assert not choice["steps"]["80"]["meets_guards"]
+
+    write_json(tmp_path / "dev" / "step-40" / "report.json", dev_report(0.3, 0.2, 0.1, 0.7, 0.9))
+    write_json(tmp_path / "dev" / "step-120" / "report.json", dev_report(0.3, 0.2, 0.1, 0.7, 0.9))
+    choice = choose.choose(tmp_path)  # none meets both: the best mean of all
+    assert choice["step"] == 80 and not choice["met_guards"]
+
+    write_json(tmp_path / "dev" / "step-200" / "report.json", dev_report(1, 1, 1, 1, 1, "test"))
+    with pytest.raises(SystemExit, match="dev part only"):
+        choose.choose(tmp_path)

@@ -77,3 +77,59 @@ def test_learning_rate_warms_up_then_falls_to_zero():
     assert rates[:2] == [0.5, 1.0]
     assert rates[2] == pytest.approx(1.0) and all(a >= b for a, b in itertools.pairwise(rates[2:]))
     assert learning_rate(10, 10, 1.0, 2) == pytest.approx(0.0)
+
+
+def test_a_snapshot_is_the_model_at_its_step(tiny_folder, tmp_path):
+    """OUT/model-step-2 of a 4-step run holds the base weights plus the step-2 checkpoint's
+    adapters, merged by peft here: the same step of the same schedule, not a shorter run."""
+    peft = pytest.importorskip("peft")
+    train(settings(tiny_folder, snapshots=[2]), EXAMPLE, tmp_path / "run", on_step=None)
+    snapshot = weights(tmp_path / "run" / "model-step-2")
+
+    def stop_after_two(step, total, tokens, elapsed):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tiny_folder), EXAMPLE, tmp_path / "cut", on_step=stop_after_two)
+    state = torch.load(tmp_path / "cut" / "checkpoints" / "checkpoint-2" / "state.pt")
+    config = settings(tiny_folder)
+    model = peft.get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(tiny_folder),
+        peft.LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            target_modules=config.target_modules,
+            lora_dropout=0.0,
+        ),
+    )
+    model.load_state_dict(state["weights"], strict=False)
+    expected = model.merge_and_unload().state_dict()
+    assert snapshot.keys() == expected.keys()
+    assert all(torch.allclose(snapshot[k], expected[k], atol=1e-6) for k in snapshot)
+    final, base = weights(tmp_path / "run" / "model"), weights(tiny_folder)
+    assert any(not torch.equal(snapshot[k], final[k]) for k in snapshot)
+    assert any(not torch.equal(snapshot[k], base[k]) for k in snapshot)
+
+
+@pytest.mark.parametrize("steps", [[4], [0]])
+def test_a_snapshot_outside_the_run_is_refused(tiny_folder, steps):
+    with pytest.raises(ValueError, match="snapshots"):
+        settings(tiny_folder, snapshots=steps)
+
+
+def test_fcsft_train_prints_each_step_with_its_rate_and_time_left(tiny_folder, tmp_path):
+    from clirun import fcsft
+
+    project = tmp_path / "project.yaml"
+    project.write_text(
+        f"train: {{base: 'local:{tiny_folder}', steps: 3, batch_size: 1, max_length: 8192, "
+        "save_steps: 2, val_share: 0.0, precision: fp32}\n"
+    )
+    done = fcsft(
+        "train", "--data", EXAMPLE, "--out", tmp_path / "out", "--config", project, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stderr.splitlines() if line.startswith("train step ")]
+    assert [line.split(",")[0] for line in steps] == [f"train step {k}/3" for k in (1, 2, 3)]
+    assert all("tokens/s" in line and "s left" in line for line in steps)

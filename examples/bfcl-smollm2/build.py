@@ -17,6 +17,7 @@ Writes RUN_DIR/export/train.openai.jsonl and RUN_DIR/testset.jsonl.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import itertools
 import json
@@ -28,13 +29,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from fcsft.benchmarks.bfcl import load_bfcl
+from fcsft.benchmarks.bfcl import VERSION, data_dir, load_bfcl, openai_tool, tool_name
 from fcsft.curate.stage import CurateConfig, curate_stage
 from fcsft.evaluate.testset import build_testset
 from fcsft.export import ExportConfig, export_dataset
 from fcsft.formats.openai import parse_tool
 from fcsft.generate.stage import GenerateConfig, generate_stage
-from fcsft.jsonl import write_jsonl
+from fcsft.jsonl import read_jsonl, write_jsonl
 from fcsft.models.base import ChatRequest, ChatResponse
 from fcsft.models.cache import ResponseCache
 from fcsft.models.client import Client
@@ -54,6 +55,12 @@ TRAIN_CATEGORIES = {  # category: how many tasks to draw (all there are for the 
     # conversations with tools) the tuned model called a tool on all 100 irrelevance items.
     "live_irrelevance": 160,
 }
+# With --python-tasks: BFCL's categories of Python functions that are not tested here, all of
+# their items (parallel_multiple is BFCL's; the exec_* sets ship unused in bfcl-eval's data,
+# their answers written as Python calls). Decontamination still removes any item that offers
+# a test item's function or asks its question.
+PYTHON_CATEGORIES = {"parallel_multiple": None}
+EXEC_CATEGORIES = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parallel_multiple")
 TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
 GENERIC_WORDS = {"get", "set", "find", "search", "calculate", "create", "update", "list", "fetch"}
 HARD_MISS_REPEATS = 3
@@ -111,19 +118,59 @@ def bfcl_tasks(
                 for call in first
                 for name, params in call.items()
             ]
-            task = Task(
-                id=item["id"],
-                question=question,
-                family=item["id"],
-                source="expert",
-                domain=category,
-                tools=[t["function"]["name"] for t in item["tools"]],
-                plan=plan or None,
-                no_tool=not plan,
-            )
-            tasks.append(task.to_json())
+            tasks.append(_task(item["id"], question, category, item["tools"], plan))
             tools[item["id"]] = [parse_tool(t, "tools") for t in item["tools"]]
     return tasks, tools
+
+
+def _task(ident: str, question: str, category: str, offered: list[dict], plan: list) -> dict:
+    """An expert task of its own family, offering `offered` (OpenAI tools); no plan: no call."""
+    return Task(
+        id=ident,
+        question=question,
+        family=ident,
+        source="expert",
+        domain=category,
+        tools=[t["function"]["name"] for t in offered],
+        plan=plan or None,
+        no_tool=not plan,
+    ).to_json()
+
+
+def exec_tasks() -> tuple[list[dict], dict[str, list]]:
+    """Tasks from bfcl-eval's unused exec_* sets, whose answers are Python call strings; an
+    answer with anything but literal arguments is skipped."""
+    unused = data_dir() / "unused_datasets"
+    tasks, tools = [], {}
+    for category in EXEC_CATEGORIES:
+        answers = {
+            a["id"]: a["ground_truth"]
+            for a in read_jsonl(unused / "possible_answer" / f"{VERSION}_{category}.json")
+        }
+        for entry in read_jsonl(unused / "question" / f"{VERSION}_{category}.json"):
+            plan = python_calls(answers.get(entry["id"], []))
+            if not plan:
+                continue
+            offered = [openai_tool(f) for f in entry["function"]]
+            question = entry["question"][0][-1]["content"]
+            tasks.append(_task(entry["id"], question, category, offered, plan))
+            tools[entry["id"]] = [parse_tool(t, "tools") for t in offered]
+    return tasks, tools
+
+
+def python_calls(sources: list[str]) -> list[Call] | None:
+    """`f(a=1, b=[2])` strings as calls with their literal arguments; None if one is not that."""
+    calls = []
+    for source in sources:
+        try:
+            node = ast.parse(source, mode="eval").body
+            if not isinstance(node, ast.Call) or node.args:
+                return None
+            arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        except (SyntaxError, ValueError):
+            return None
+        calls.append(Call(name=tool_name(ast.unparse(node.func)), arguments=arguments))
+    return calls or None
 
 
 def near_misses(
@@ -316,6 +363,11 @@ def main() -> int:
         "its list on the same subject that does something else",
     )
     parser.add_argument(
+        "--python-tasks",
+        action="store_true",
+        help="add BFCL's untested Python-function sets (parallel_multiple, exec_*) as tasks",
+    )
+    parser.add_argument(
         "--decline",
         help="the reply to every should-not-call task, instead of the model's own answer",
     )
@@ -324,6 +376,11 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     tasks, specs = bfcl_tasks(TRAIN_CATEGORIES, args.seed)
+    if args.python_tasks:
+        more, more_specs = bfcl_tasks(PYTHON_CATEGORIES, args.seed)
+        executable, executable_specs = exec_tasks()
+        tasks += more + executable
+        specs |= more_specs | executable_specs
     made, offered = near_misses(tasks, specs, args.near_miss, args.seed)
     siblings, sibling_specs = sibling_misses(tasks, specs, args.sibling_miss, args.seed)
     hard, hard_specs = hard_misses(args.hard_miss, args.seed)

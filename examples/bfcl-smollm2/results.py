@@ -345,24 +345,33 @@ def layers_section(run: Run) -> list[str]:
 
 
 def dev_section(run: Run) -> list[str]:
-    """The evaluations on the dev part that the choices were made on (RUN/dev/NAME)."""
+    """The evaluations on the dev part that the choices were made on (RUN/dev/NAME), and the
+    step choose.py picked from them (RUN/dev/choice.json)."""
     reports = [(p.parent.name, load(p)) for p in sorted(run.root.glob("dev/*/report.json"))]
     if not reports:
         return []
+    headline = [(c, "no_call" if c == "irrelevance" else "full_call") for c in CATEGORIES]
     lines = [
         "## Choices made on dev",
         "",
-        "| run | part | simple_python AST | irrelevance no-call | simple_python call rate | "
-        "command |",
-        "|---|---|---|---|---|---|",
+        "| run | part | "
+        + " | ".join(f"{c} {NAMES[m]}" for c, m in headline)
+        + " | simple_python call rate | command |",
+        "|---|---|" + "---|" * len(headline) + "---|---|",
     ]
     for name, report in reports:
+        cells = [pct(run.rate(report, c, m)) for c, m in headline]
         lines.append(
-            f"| {name} | {report.get('split', {}).get('part')} | "
-            f"{pct(run.rate(report, 'simple_python', 'full_call'))} | "
-            f"{pct(run.rate(report, 'irrelevance', 'no_call'))} | "
+            f"| {name} | {report.get('split', {}).get('part')} | {' | '.join(cells)} | "
             f"{pct(run.rate(report, 'simple_python', 'called'))} | `{report.get('command')}` |"
         )
+    choice = load(run.root / "dev" / "choice.json")
+    if choice:
+        lines += [
+            "",
+            f"Step chosen: **{choice['step']}** (`choose.py`: {choice['rule']})"
+            + ("" if choice.get("met_guards") else " No step met both guards on dev."),
+        ]
     return [*lines, ""]
 
 

@@ -4,6 +4,9 @@
 # irrelevance (every choice was made on the dev part), fcsft's own three layers, and MMLU.
 # The base model is asked in three forms (fcsft's tagged protocol, BFCL's own prompting form,
 # and the latter with three worked examples); the tuned model is trained with three seeds.
+# The step count is chosen on the dev part: seed 0's model at each snapshot step of its
+# schedule (project.yaml) is scored on dev and choose.py picks one by its stated rule; every
+# seed's model at that step is then scored once on the test part.
 # Every step resumes where it stopped and skips what is already done. Each command is logged,
 # as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
 # the run took are read from there.
@@ -14,7 +17,10 @@ SEEDS=(0 1 2)
 FORMS=(tagged bfcl bfcl-fewshot)
 BFCL=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --split test
       --max-tokens 160)
+DEV=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --split dev
+     --max-tokens 160)
 MMLU=(--mmlu 1000)
+CONFIG=examples/bfcl-smollm2/project.yaml
 mkdir -p "$RUN"
 
 run() {  # run one command and log it: argv, start time, wall seconds, exit status
@@ -35,12 +41,23 @@ protocol() {  # the --protocol of a base form
   if [ "$1" = tagged ]; then echo native; else echo "$1"; fi
 }
 
+model_at() {  # the model folder of a seed at a step: a snapshot, or the last step's model
+  local last
+  last=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['train']['steps'])" "$CONFIG")
+  if [ "$2" = "$last" ]; then echo "$RUN/train-s$1/model"; else echo "$RUN/train-s$1/model-step-$2"; fi
+}
+
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 \
-  --decline "No function on offer does what this asks, so I have not called one."
+  --python-tasks --decline "No function on offer does what this asks, so I have not called one."
 for seed in "${SEEDS[@]}"; do
   run fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train-s$seed" \
-    --config examples/bfcl-smollm2/project.yaml --seed "$seed"
+    --config "$CONFIG" --seed "$seed"
 done
+run fcsft eval --model local:smollm2 "${DEV[@]}" --out "$RUN/dev/base-tagged"
+for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
+  run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --out "$RUN/dev/step-$step"
+done
+STEP=$(python examples/bfcl-smollm2/choose.py "$RUN")
 run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"
 for form in bfcl bfcl-fewshot; do
   run fcsft eval --model local:smollm2 "${BFCL[@]}" --protocol "$(protocol "$form")" \
@@ -49,9 +66,9 @@ done
 run fcsft eval --model local:smollm2 --items "$RUN/testset.jsonl" --max-tokens 160 \
   --out "$RUN/layers-base"
 for seed in "${SEEDS[@]}"; do
-  run fcsft eval --model "$RUN/train-s$seed/model" "${BFCL[@]}" "${MMLU[@]}" \
+  run fcsft eval --model "$(model_at "$seed" "$STEP")" "${BFCL[@]}" "${MMLU[@]}" \
     --out "$RUN/eval-tuned-s$seed"
-  run fcsft eval --model "$RUN/train-s$seed/model" --items "$RUN/testset.jsonl" \
+  run fcsft eval --model "$(model_at "$seed" "$STEP")" --items "$RUN/testset.jsonl" \
     --max-tokens 160 --out "$RUN/layers-tuned-s$seed"
   for form in "${FORMS[@]}"; do
     run fcsft eval compare "$RUN/eval-base-$form" "$RUN/eval-tuned-s$seed" \

@@ -83,6 +83,20 @@ def _main(
     ] = False,
 ) -> None:
     """Function-calling SFT by data engineering: build, check, train and prove."""
+    _show_progress_lines()
+
+
+def _show_progress_lines() -> None:
+    """fcsft's own INFO lines (the trainer's step, rate and time left) go to stderr as they
+    are; other libraries' logging is left as they set it."""
+    import logging
+
+    logger = logging.getLogger("fcsft")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 @app.command()

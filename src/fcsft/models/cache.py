@@ -154,7 +154,7 @@ def _not_a_cache(path: Path) -> str | None:
     program's database is not changed); None for a cache or no file. A damaged file raises."""
     if not path.exists() or path.stat().st_size == 0:
         return None
-    look = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    look = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables = {
             name

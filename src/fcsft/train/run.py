@@ -12,6 +12,7 @@ template, usable as `local:PATH`.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError, get_format
@@ -82,11 +83,25 @@ class TrainConfig(Section):
     limit and the recomputation costs about half again)."""
     save_steps: int = Field(50, ge=1)
     """Checkpoint every this many steps (a killed run resumes from the last one)."""
+    snapshots: list[int] = Field(default_factory=list)
+    """Steps at which the model so far is also written, merged, to OUT/model-step-N, so that a
+    step count can be picked on a dev split from one run (each is a point of the one schedule
+    that `steps` sets, not a shorter run)."""
     seed: int = 0
     """Seed for the validation split, the data order and the adapters' initial weights."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """`auto`: bf16 autocast where the hardware runs it fast (CUDA with bf16, a CPU with
     AMX-BF16), float32 elsewhere; master weights stay float32 either way."""
+
+    @model_validator(mode="after")
+    def _snapshots_inside(self) -> TrainConfig:
+        late = [step for step in self.snapshots if step < 1 or (self.steps and step >= self.steps)]
+        if late:
+            raise ValueError(
+                f"snapshots {late}: each must be a step between 1 and steps - 1 "
+                f"(the last step's model is OUT/model)"
+            )
+        return self
 
 
 def conversations(data: Path) -> int:
@@ -315,6 +330,8 @@ class Trainer:
                 self._save()
             else:
                 self.log.append(entry)
+            if self.step in self.config.snapshots and self.step < self.total:
+                self._snapshot()
             if on_step is not None:
                 on_step(self.step, self.total, self.tokens, time.monotonic() - started)
         return {"steps": self.step, "log": self.log, "wall_s": time.monotonic() - started}
@@ -359,6 +376,18 @@ class Trainer:
         partial.rename(folder)
         for old in sorted(self._saved(), key=lambda p: int(p.name.split("-")[1]))[:-2]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def _snapshot(self) -> None:
+        """The model as it is now, merged, in OUT/model-step-N (written whole, then renamed)."""
+        model = copy.deepcopy(self.prepared.model)
+        merged = model.merge_and_unload() if self.config.method == "lora" else model
+        folder = self.out / f"model-step-{self.step}"
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        merged.save_pretrained(partial)
+        self.prepared.tokenizer.save_pretrained(partial)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
 
     def _saved(self) -> list[Path]:
         if not self.checkpoints.exists():

@@ -101,3 +101,30 @@ def test_without_position_restarts_the_losses_differ():
     crossed = [loss for row in token_losses(model, crossing) for loss in row]
     kept = [loss for row in token_losses(model, batch) for loss in row]
     assert crossed != pytest.approx(kept, abs=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_the_step_loss_and_its_gradients_are_the_model_s_own(dtype):
+    """batch_loss projects onto the vocabulary only where a label follows: the loss and every
+    gradient are what the model's own `labels=` loss gives, on packed rows whose labelled
+    positions differ from row to row."""
+    from fcsft.models.precision import Choice
+    from fcsft.train.run import batch_loss
+
+    batch = batch_tensors(rows_of(conversations(), max_length=32, packing=True), 0, "cpu")
+    assert batch["input_ids"].shape[0] > 1
+    choice = Choice(precision=dtype, device="cpu", reason="test")
+    grads = []
+    for ours in (True, False):
+        model = tiny_model("sdpa")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            loss = (
+                batch_loss(model, choice, batch) if ours else model(**batch, use_cache=False).loss
+            )
+        loss.backward()
+        grads.append((float(loss), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (ours, mine), (theirs, reference) = grads
+    tolerance = 1e-5 if dtype == "fp32" else 2e-2
+    assert ours == pytest.approx(theirs, rel=tolerance)
+    for name, grad in reference.items():
+        assert torch.allclose(mine[name], grad, atol=tolerance, rtol=tolerance * 10), name

@@ -32,7 +32,7 @@ from fcsft.jsonl import read_numbered, record_id
 from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
-from fcsft.train.packing import Row, batch_tensors, rows_of
+from fcsft.train.packing import IGNORE, Row, batch_tensors, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -247,15 +247,28 @@ def batches(rows: list[Row], batch_size: int, seed: int, epoch: int) -> list[lis
 
 
 def batch_loss(model: Any, choice: Choice, tensors: dict[str, Any]) -> Any:
-    """Mean loss over the batch's labelled tokens, under bf16 autocast where chosen."""
+    """Mean loss over the batch's labelled tokens, under bf16 autocast where chosen.
+
+    The vocabulary projection and the loss are worked out only at the positions whose next
+    token is labelled (`logits_to_keep` with their indices): the same loss as the model's own
+    with `labels=`, without the logits of the prompts, tool lists and results, which are most
+    of a tool-calling conversation and whose projection over the vocabulary (and its softmax)
+    is the costliest part of a small model's step."""
     torch = require("torch", "train")
+    labels = tensors["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
     with torch.autocast(choice.device, dtype=torch.bfloat16, enabled=choice.bf16):
-        return model(
+        logits = model(
             input_ids=tensors["input_ids"],
             position_ids=tensors["position_ids"],
-            labels=tensors["labels"],
+            logits_to_keep=keep,
             use_cache=False,  # with a cache transformers would not read the packed positions
-        ).loss
+        ).logits
+    picked = targets[:, keep]
+    return torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), picked.flatten(), ignore_index=IGNORE
+    )
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:

@@ -133,3 +133,16 @@ def test_fcsft_train_prints_each_step_with_its_rate_and_time_left(tiny_folder, t
     steps = [line for line in done.stderr.splitlines() if line.startswith("train step ")]
     assert [line.split(",")[0] for line in steps] == [f"train step {k}/3" for k in (1, 2, 3)]
     assert all("tokens/s" in line and "s left" in line for line in steps)
+
+
+def test_a_resumed_run_s_rate_and_time_left_count_only_its_own_steps(caplog):
+    from fcsft.train.run import Progress
+
+    progress = Progress()
+    with caplog.at_level("INFO", logger="fcsft"):
+        progress(11, 20, 400, 10.0)  # resumed after step 10: one step here, 400 tokens, 10 s
+        progress(12, 20, 800, 20.0)
+    assert caplog.messages == [
+        "train step 11/20, 40 tokens/s, about 90 s left",
+        "train step 12/20, 40 tokens/s, about 80 s left",
+    ]

@@ -307,9 +307,13 @@ class Trainer:
             epoch += 1
 
     def run(self, on_step: Any = None) -> dict[str, Any]:
+        """Train to the last step. `on_step(step, total, tokens, seconds)` is called after each,
+        with the tokens and seconds of this process's steps (a resumed run's earlier steps are
+        not in them)."""
         model, choice = self.prepared.model, self.prepared.choice
         pad = self.prepared.tokenizer.pad_token_id
         self._resume()
+        resumed_tokens = self.tokens
         stream = self.micro_batches()
         for _ in range(self.step * self.config.grad_accum):  # batches the checkpoint has seen
             next(stream)
@@ -346,8 +350,14 @@ class Trainer:
             if self.step in self.config.snapshots and self.step < self.total:
                 self._snapshot()
             if on_step is not None:
-                on_step(self.step, self.total, self.tokens, time.monotonic() - started)
-        return {"steps": self.step, "log": self.log, "wall_s": time.monotonic() - started}
+                here = self.tokens - resumed_tokens
+                on_step(self.step, self.total, here, time.monotonic() - started)
+        return {
+            "steps": self.step,
+            "log": self.log,
+            "wall_s": time.monotonic() - started,
+            "tokens": self.tokens - resumed_tokens,
+        }
 
     def validation_loss(self) -> float:
         torch = require("torch", "train")
@@ -422,14 +432,23 @@ class Trainer:
         log.info("resuming from %s (step %d of %d)", saved[-1], self.step, self.total)
 
 
-def _progress(step: int, total: int, tokens: int, elapsed: float) -> None:
-    rate = tokens / elapsed if elapsed else 0.0
-    left = (total - step) * elapsed / step if step else 0.0
-    log.info("train step %d/%d, %.0f tokens/s, about %.0f s left", step, total, rate, left)
+class Progress:
+    """A line a step: the rate and the time left, from the steps this process has run (a
+    resumed run counts from the step it resumed at)."""
+
+    def __init__(self) -> None:
+        self.before: int | None = None  # the last step done before this process
+
+    def __call__(self, step: int, total: int, tokens: int, elapsed: float) -> None:
+        if self.before is None:
+            self.before = step - 1
+        rate = tokens / elapsed if elapsed else 0.0
+        left = (total - step) * elapsed / (step - self.before)
+        log.info("train step %d/%d, %.0f tokens/s, about %.0f s left", step, total, rate, left)
 
 
 def train(
-    config: TrainConfig, data: Path, out: Path, on_step: Any = _progress
+    config: TrainConfig, data: Path, out: Path, on_step: Any = None
 ) -> tuple[dict[str, Any], Prepared]:
     """Fine-tune on an `openai` JSONL; write the merged model to OUT/model.
 
@@ -438,14 +457,15 @@ def train(
 
     A killed run resumes from its last checkpoint in OUT; whether those checkpoints are this
     run's (same config, same data) is the runner's to say (see `fcsft.train.step`), which
-    empties OUT when they are not. Returns the summary and what was prepared (which
+    empties OUT when they are not. `on_step` is called after each step (see `Trainer.run`;
+    default: a `Progress` line). Returns the summary and what was prepared (which
     conversations were trained on, which were too long).
     """
     conversations(data)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare(config, data)
     trainer = Trainer(config, prepared, out)
-    result = trainer.run(on_step)
+    result = trainer.run(on_step or Progress())
     losses = [e["loss"] for e in result["log"]]
     evals = [e["eval_loss"] for e in result["log"] if "eval_loss" in e]
     model = prepared.model
@@ -461,7 +481,7 @@ def train(
         "train_tokens": prepared.counts["train_tokens"],
         "rows": len(prepared.train_rows),
         "wall_s": round(result["wall_s"], 1),
-        "tokens_per_s": round(trainer.tokens / result["wall_s"], 1) if result["wall_s"] else None,
+        "tokens_per_s": round(result["tokens"] / result["wall_s"], 1) if result["wall_s"] else None,
         "precision": prepared.choice.to_json(),
         "loss_first": losses[0] if losses else math.nan,
         "loss_last": losses[-1] if losses else math.nan,

@@ -7,7 +7,8 @@
 # The step count is chosen on the dev part: seed 0's model at each snapshot step of its
 # schedule (project.yaml) is scored on dev and choose.py picks one by its stated rule; every
 # seed's model at that step is then scored once on the test part.
-# Every step resumes where it stopped and skips what is already done. Each command is logged,
+# Every step resumes where it stopped and skips what is already done; UNTIL=dev stops after
+# the dev study. Each command is logged,
 # as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
 # the run took are read from there.
 set -euo pipefail
@@ -49,15 +50,24 @@ model_at() {  # the model folder of a seed at a step: a snapshot, or the last st
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 \
   --python-tasks --decline "No function on offer does what this asks, so I have not called one."
-for seed in "${SEEDS[@]}"; do
-  run fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train-s$seed" \
-    --config "$CONFIG" --seed "$seed"
-done
+train() {
+  run fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train-s$1" \
+    --config "$CONFIG" --seed "$1"
+}
+
+train 0
 run fcsft eval --model local:smollm2 "${DEV[@]}" --out "$RUN/dev/base-tagged"
 for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
   run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --out "$RUN/dev/step-$step"
 done
 STEP=$(python examples/bfcl-smollm2/choose.py "$RUN")
+if [ "${UNTIL:-}" = dev ]; then  # UNTIL=dev: the dev study alone
+  echo "step chosen on dev: $STEP ($RUN/dev/choice.json)"
+  exit 0
+fi
+for seed in "${SEEDS[@]:1}"; do
+  train "$seed"
+done
 run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"
 for form in bfcl bfcl-fewshot; do
   run fcsft eval --model local:smollm2 "${BFCL[@]}" --protocol "$(protocol "$form")" \

@@ -56,7 +56,6 @@ train() {
 }
 
 train 0
-run fcsft eval --model local:smollm2 "${DEV[@]}" --out "$RUN/dev/base-tagged"
 for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
   run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --out "$RUN/dev/step-$step"
 done

@@ -1,4 +1,5 @@
-"""The proof's data builder (examples/bfcl-smollm2/build.py): should-not-call near misses."""
+"""The proof's data builder (examples/bfcl-smollm2/build.py): should-not-call near misses,
+parallel pairs, Python-call answers."""
 
 from types import SimpleNamespace
 
@@ -74,3 +75,42 @@ def test_python_call_answers_become_plans_and_anything_but_literals_is_skipped()
     assert build.python_calls(["f(3)"]) is None  # a positional argument has no name to check
     assert build.python_calls(["f(x=1", "g(y=2)"]) is None
     assert build.python_calls([]) is None
+
+
+def test_parallel_pairs_ask_two_calls_of_one_function_as_one_question():
+    build = load("examples/bfcl-smollm2/build.py")
+
+    def weather(ident, city, tools=("get_weather",)):
+        return task(ident, "get_weather") | {
+            "question": f"Weather in {city}?",
+            "tools": list(tools),
+            "plan": [{"name": "get_weather", "arguments": {"city": city}}],
+        }
+
+    tasks = [
+        weather("a", "Oslo"),
+        weather("b", "Rome"),
+        weather("c", "Oslo"),  # the same call as a: never paired with it
+        weather("d", "Lima", tools=("get_weather", "get_time")),  # another offer: never paired
+        task("e", "calculate_bmi"),  # alone with its function
+    ]
+    specs = {t["id"]: [f"spec of {t['id']}"] for t in tasks}
+    made, offered = build.parallel_pairs(tasks, specs, count=10, seed=0)
+
+    assert len(made) == 2  # a+b and b+c, in either order
+    for pair in made:
+        first, second = pair["parents"]
+        by_id = {t["id"]: t for t in tasks}
+        assert {first, second} in ({"a", "b"}, {"b", "c"})
+        assert pair["question"] == (f"{by_id[first]['question']} Also, {by_id[second]['question']}")
+        assert [c["arguments"] for c in pair["plan"]] == [
+            by_id[first]["plan"][0]["arguments"],
+            by_id[second]["plan"][0]["arguments"],
+        ]
+        assert pair["how"] == "combine" and pair["family"] == first
+        assert pair["related"] == [second]  # the split keeps both questions on one side
+        assert offered[pair["id"]] == specs[first]
+
+    many = [weather(f"w{k}", f"city {k}") for k in range(12)]
+    made, _ = build.parallel_pairs(many, {t["id"]: [] for t in many}, count=50, seed=0)
+    assert len(made) == build.PAIRS_PER_FUNCTION  # one function does not take over the set

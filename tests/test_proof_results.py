@@ -3,7 +3,9 @@ docs/results.json comes from the run's files, on a small run made here with scri
 
 import json
 import re
+import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -250,6 +252,10 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
     monkeypatch.setattr(results, "README", readme)
     run = tmp_path / "run"
     make_run(run, tmp_path / "scripts")
+    tried = tmp_path / "tried"  # a recipe's dev study as choose.py --keep leaves it
+    tried.mkdir()
+    (tried / "recipe.json").write_text((run / "dev" / "choice.json").read_text())
+    monkeypatch.setattr(results, "TRIED", tried)
 
     page, figures = results.main(run)
     results.write(page, figures)
@@ -307,6 +313,7 @@ def test_every_number_on_the_page_and_in_results_json_comes_from_the_run(tmp_pat
         assert f"| {row['id']} |" in page and row["match_id"] in page
     assert "| step-240 | dev |" in page
     assert "Step chosen: **240**" in page
+    assert "| recipe | `" in page and "| **240** |" in page
     for command in read_jsonl(run / "commands.jsonl"):
         assert " ".join(command["argv"]) in page
     assert "exit 1" in page
@@ -405,3 +412,40 @@ def test_the_step_is_the_best_dev_mean_among_those_meeting_both_guards(tmp_path)
     write_json(tmp_path / "dev" / "step-200" / "report.json", dev_report(1, 1, 1, 1, 1, "test"))
     with pytest.raises(SystemExit, match="dev part only"):
         choose.choose(tmp_path)
+
+
+def test_a_kept_dev_study_names_its_recipe_and_shows_each_steps_scores(tmp_path):
+    """choose.py --keep writes the choice with the build command as it ran and seed 0's
+    training settings; results.py lists it under the recipes tried, the chosen step in bold."""
+    choose, results = (
+        load("examples/bfcl-smollm2/choose.py"),
+        load("examples/bfcl-smollm2/results.py"),
+    )
+    write_json(tmp_path / "dev" / "step-40" / "report.json", dev_report(0.3, 0.2, 0.1, 0.9, 0.9))
+    write_json(tmp_path / "dev" / "step-80" / "report.json", dev_report(0.5, 0.1, 0.0, 0.6, 0.7))
+    argv = ["python", "build.py", "--run-dir", "runs/x", "--near-miss", "7", "--decline", "No."]
+    (tmp_path / "commands.jsonl").write_text(json.dumps({"argv": argv, "exit": 0}) + "\n")
+    config = {
+        "method": "lora",
+        "lora_r": 8,
+        "learning_rate": 1e-4,
+        "batch_size": 1,
+        "grad_accum": 2,
+        "max_length": 2048,
+        "steps": 80,
+    }
+    write_json(
+        tmp_path / "train-s0" / "model" / "fcsft.json",
+        {"config": config, "examples": 33, "too_long": 2},
+    )
+    kept = tmp_path / "tried" / "x.json"
+    with mock.patch.object(sys, "argv", ["choose.py", str(tmp_path), "--keep", str(kept)]):
+        choose.main()
+    assert json.loads(kept.read_text()) == json.loads(
+        (tmp_path / "dev" / "choice.json").read_text()
+    )
+    page = "\n".join(results.tried_section(kept.parent))
+    assert "`--near-miss 7 --decline No.`" in page and "runs/x" not in page
+    assert "lora r8, lr 0.0001, 1x2x2048 tokens a step, 33 conversations (2 too long)" in page
+    assert "| **40** | 30.0% | 20.0% | 10.0% | 90.0% | 90.0% | yes |" in page
+    assert "| 80 | 50.0% | 10.0% | 0.0% | 60.0% | 70.0% | no |" in page

@@ -146,3 +146,22 @@ def test_a_resumed_run_s_rate_and_time_left_count_only_its_own_steps(caplog):
         "train step 11/20, 40 tokens/s, about 90 s left",
         "train step 12/20, 40 tokens/s, about 80 s left",
     ]
+
+
+def test_a_run_stopped_at_a_step_is_the_full_runs_snapshot_there(tiny_folder, tmp_path):
+    """stop_at=3 of a 4-step schedule ends where the full run's step-3 snapshot is, with the
+    same weights; a 3-step schedule (whose learning rate falls sooner) ends elsewhere."""
+    train(settings(tiny_folder, snapshots=[3]), EXAMPLE, tmp_path / "full", on_step=None)
+    short, _ = train(settings(tiny_folder, stop_at=3), EXAMPLE, tmp_path / "short", on_step=None)
+    assert short["steps"] == 3
+    a, b = weights(tmp_path / "full" / "model-step-3"), weights(tmp_path / "short" / "model")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    train(settings(tiny_folder, steps=3), EXAMPLE, tmp_path / "three", on_step=None)
+    c = weights(tmp_path / "three" / "model")
+    assert any(not torch.allclose(b[k], c[k], atol=1e-6) for k in b)
+
+
+def test_a_stop_past_the_schedule_is_refused(tiny_folder):
+    with pytest.raises(ValueError, match="stop_at 5"):
+        settings(tiny_folder, stop_at=5)

@@ -64,6 +64,7 @@ EXEC_CATEGORIES = ("exec_simple", "exec_multiple", "exec_parallel", "exec_parall
 TEST_CATEGORIES = ["simple_python", "multiple", "parallel", "irrelevance"]
 GENERIC_WORDS = {"get", "set", "find", "search", "calculate", "create", "update", "list", "fetch"}
 HARD_MISS_REPEATS = 3
+PAIRS_PER_FUNCTION = 6  # a few functions (a shell command, the weather) have dozens of questions
 RETURNS = {"type": ["object", "array", "string", "number", "boolean"]}  # any JSON value
 
 SUBJECTS = [
@@ -245,6 +246,55 @@ def hard_misses(count: int, seed: int) -> tuple[list[dict], dict[str, list]]:
     return made, offered
 
 
+def parallel_pairs(
+    tasks: list[dict], specs: dict[str, list], count: int, seed: int
+) -> tuple[list[dict], dict[str, list]]:
+    """Parallel-call tasks combined from two: two questions that call the same one function
+    with the same functions on offer, asked as one (`Q1 Also, Q2`), whose plan is both calls at
+    once, the form of BFCL's parallel items. The pipeline's own combination asks a model to
+    write the joint question, which a 135M model cannot; this is that step by a template. The
+    pair keeps its first question's family and names the second's as related, so the split
+    keeps both on one side."""
+    rng = random.Random(f"pairs:{seed}")
+    alike: dict[tuple, list[dict]] = {}
+    for task in tasks:
+        plan = task.get("plan") or []
+        if len(plan) == 1 and "\n" not in task["question"]:
+            alike.setdefault((plan[0]["name"], tuple(sorted(task["tools"]))), []).append(task)
+    pairs = [
+        (a, b)
+        for group in alike.values()
+        for a, b in itertools.combinations(group, 2)
+        if a["plan"][0]["arguments"] != b["plan"][0]["arguments"]
+    ]
+    made, offered, uses = [], {}, Counter()
+    for a, b in rng.sample(pairs, len(pairs)):
+        name = a["plan"][0]["name"]
+        if len(made) == count or uses[name] == PAIRS_PER_FUNCTION:
+            continue
+        uses[name] += 1
+        if rng.random() < 0.5:
+            a, b = b, a
+        first = a["question"].strip()
+        joint = f"{first}{'' if first[-1:] in '.?!' else '.'} Also, {b['question'].strip()}"
+        made.append(
+            Task(
+                id=f"{a['id']}+{b['id']}",
+                question=joint,
+                family=a["family"],
+                how="combine",
+                parents=[a["id"], b["id"]],
+                related=[b["family"]],
+                source="expert",
+                domain="parallel_pair",
+                tools=a["tools"],
+                plan=[Call(**a["plan"][0]), Call(**b["plan"][0])],
+            ).to_json()
+        )
+        offered[made[-1]["id"]] = specs[a["id"]]
+    return made, offered
+
+
 def _variant(one: str, other: str) -> bool:
     """Whether one name extends the other (`uber_ride2`, `get_readings_history_by_interval`)."""
     a, b = (re.sub(r"[^a-z]", "", name.lower()) for name in (one, other))
@@ -363,6 +413,12 @@ def main() -> int:
         "its list on the same subject that does something else",
     )
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="parallel-call tasks made by asking two questions that call the same function as one",
+    )
+    parser.add_argument(
         "--python-tasks",
         action="store_true",
         help="add BFCL's untested Python-function sets (parallel_multiple, exec_*) as tasks",
@@ -384,8 +440,9 @@ def main() -> int:
     made, offered = near_misses(tasks, specs, args.near_miss, args.seed)
     siblings, sibling_specs = sibling_misses(tasks, specs, args.sibling_miss, args.seed)
     hard, hard_specs = hard_misses(args.hard_miss, args.seed)
-    tasks = tasks + made + siblings + hard
-    specs = specs | offered | sibling_specs | hard_specs
+    pairs, pair_specs = parallel_pairs(tasks, specs, args.pairs, args.seed)
+    tasks = tasks + made + siblings + hard + pairs
+    specs = specs | offered | sibling_specs | hard_specs | pair_specs
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

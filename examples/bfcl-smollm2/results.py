@@ -29,6 +29,7 @@ from fcsft.files import with_block, write_text
 from fcsft.jsonl import read_jsonl, write_json
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+TRIED = Path(__file__).resolve().parent / "tried"  # choose.py --keep: each recipe's dev study
 BASE_FORMS = ("tagged", "bfcl", "bfcl-fewshot")
 CATEGORIES = ("simple_python", "multiple", "parallel", "irrelevance")
 TARGETS = {  # (category, metric): the least the tuned model's mean must reach
@@ -375,6 +376,48 @@ def dev_section(run: Run) -> list[str]:
     return [*lines, ""]
 
 
+def tried_section(folder: Path | None = None) -> list[str]:
+    """Every recipe whose dev study choose.py kept (tried/NAME.json): how its data was built,
+    how it was trained, and seed 0's dev scores at each step, the chosen one in bold."""
+    tried = [(p.stem, load(p)) for p in sorted((folder or TRIED).glob("*.json"))]
+    if not tried:
+        return []
+    headline = [f"{c}_{'no_call' if c == 'irrelevance' else 'full_call'}" for c in CATEGORIES]
+    lines = [
+        "## Recipes tried on dev",
+        "",
+        "Seed 0 of each recipe, scored on the dev part at each snapshot step; the step in bold is "
+        "the one choose.py picked for that recipe.",
+        "",
+        "| recipe | build options | training | step | "
+        + " | ".join(CATEGORIES)
+        + " | simple_python call rate | both guards met |",
+        "|---|---|---|---|" + "---|" * len(CATEGORIES) + "---|---|",
+    ]
+    for name, choice in tried:
+        recipe = choice.get("recipe", {})
+        argv = list(recipe.get("build") or [])[1:]
+        if "--run-dir" in argv:  # where it ran is not part of the recipe
+            del argv[argv.index("--run-dir") : argv.index("--run-dir") + 2]
+        build = shlex.join(argv)
+        train = recipe.get("train", {})
+        training = (
+            f"{train.get('method')} r{train.get('lora_r')}, lr {train.get('learning_rate')}, "
+            f"{train.get('batch_size')}x{train.get('grad_accum')}x{train.get('max_length')} "
+            f"tokens a step, {recipe.get('examples')} conversations "
+            f"({recipe.get('too_long')} too long)"
+        )
+        for step, scores in choice.get("steps", {}).items():
+            mark = f"**{step}**" if int(step) == choice.get("step") else step
+            cells = [pct(scores.get(key)) for key in headline]
+            lines.append(
+                f"| {name} | `{build}` | {training} | {mark} | {' | '.join(cells)} | "
+                f"{pct(scores.get('simple_python_called'))} | "
+                f"{'yes' if scores.get('meets_guards') else 'no'} |"
+            )
+    return [*lines, ""]
+
+
 def decontamination_section(run: Run) -> list[str]:
     path = run.root / "curate" / "contamination.jsonl"
     stats = load(run.root / "curate" / "stats.json").get("report", {}).get("decontamination", {})
@@ -485,6 +528,7 @@ def main(root: Path) -> tuple[str, dict[str, Any]]:
         *layers_section(run),
         *figure(run, "compare-layers", "layers"),
         *dev_section(run),
+        *tried_section(),
         *decontamination_section(run),
         *data_section(run),
         *commands_section(run),

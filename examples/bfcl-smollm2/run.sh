@@ -6,7 +6,8 @@
 # and the latter with three worked examples); the tuned model is trained with three seeds.
 # The step count is chosen on the dev part: seed 0's model at each snapshot step of its
 # schedule (project.yaml) is scored on dev and choose.py picks one by its stated rule; every
-# seed's model at that step is then scored once on the test part.
+# seed's model at that step is then scored once on the test part (seeds 1 and 2 follow seed
+# 0's schedule and stop at that step, which is the same model a full run's snapshot would be).
 # Every step resumes where it stopped and skips what is already done; UNTIL=dev stops after
 # the dev study. Each command is logged,
 # as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
@@ -42,30 +43,36 @@ protocol() {  # the --protocol of a base form
   if [ "$1" = tagged ]; then echo native; else echo "$1"; fi
 }
 
-model_at() {  # the model folder of a seed at a step: a snapshot, or the last step's model
+model_at() {  # the model folder of a seed at the chosen step: seed 0's snapshot there (or its
+  # last step's model); the other seeds stop at that step, so theirs is model/
   local last
   last=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['train']['steps'])" "$CONFIG")
-  if [ "$2" = "$last" ]; then echo "$RUN/train-s$1/model"; else echo "$RUN/train-s$1/model-step-$2"; fi
+  if [ "$1" != 0 ] || [ "$2" = "$last" ]; then echo "$RUN/train-s$1/model"
+  else echo "$RUN/train-s$1/model-step-$2"; fi
 }
 
-run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 \
+run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \
   --python-tasks --decline "No function on offer does what this asks, so I have not called one."
-train() {
-  run fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train-s$1" \
-    --config "$CONFIG" --seed "$1"
+train() {  # a seed's run; any further arguments go to fcsft train
+  local seed=$1
+  shift
+  run fcsft train --data "$RUN/export/train.openai.jsonl" --out "$RUN/train-s$seed" \
+    --config "$CONFIG" --seed "$seed" "$@"
 }
 
 train 0
 for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
   run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --out "$RUN/dev/step-$step"
 done
-STEP=$(python examples/bfcl-smollm2/choose.py "$RUN")
+# the choice, with the recipe it was made for, is also kept in the repository (tried/)
+STEP=$(python examples/bfcl-smollm2/choose.py "$RUN" \
+  --keep "examples/bfcl-smollm2/tried/$(basename "$RUN").json")
 if [ "${UNTIL:-}" = dev ]; then  # UNTIL=dev: the dev study alone
   echo "step chosen on dev: $STEP ($RUN/dev/choice.json)"
   exit 0
 fi
-for seed in "${SEEDS[@]:1}"; do
-  train "$seed"
+for seed in "${SEEDS[@]:1}"; do  # the same schedule as seed 0's, ended at the chosen step
+  train "$seed" --stop-at "$STEP"
 done
 run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"
 for form in bfcl bfcl-fewshot; do

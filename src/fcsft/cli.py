@@ -430,6 +430,10 @@ def train_command(
     seed: Annotated[
         int | None, typer.Option(help="Seed of the validation split and the trainer.")
     ] = None,
+    stop_at: Annotated[
+        int | None,
+        typer.Option(help="End after this step of the schedule (train.stop_at); model/ is there."),
+    ] = None,
 ) -> None:
     """LoRA SFT with loss on assistant tokens only; writes a merged model usable as local:PATH."""
     from fcsft.config import load_config
@@ -445,6 +449,8 @@ def train_command(
         settings = settings.model_copy(update={"steps": steps})
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
+    if stop_at is not None:
+        settings = settings.model_copy(update={"stop_at": stop_at})
     stats = run_stage(train_stage(settings, target), target.parent, [data])
     summary = stats["report"]
     if stats["rejected"]:

@@ -87,6 +87,10 @@ class TrainConfig(Section):
     """Steps at which the model so far is also written, merged, to OUT/model-step-N, so that a
     step count can be picked on a dev split from one run (each is a point of the one schedule
     that `steps` sets, not a shorter run)."""
+    stop_at: int | None = Field(None, ge=1)
+    """End the run after this step of the schedule that `steps` sets and write the model there
+    to OUT/model: the model a full run's snapshot at that step is, for that share of the time
+    (the proof trains its other seeds only as far as the step chosen on dev)."""
     seed: int = 0
     """Seed for the validation split, the data order and the adapters' initial weights."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -100,6 +104,10 @@ class TrainConfig(Section):
             raise ValueError(
                 f"snapshots {late}: each must be a step between 1 and steps - 1 "
                 f"(the last step's model is OUT/model)"
+            )
+        if self.stop_at and self.steps and self.stop_at > self.steps:
+            raise ValueError(
+                f"stop_at {self.stop_at} is past the schedule's last step {self.steps}"
             )
         return self
 
@@ -293,6 +301,7 @@ class Trainer:
         updates_per_epoch = max(1, math.ceil(per_epoch / config.grad_accum))
         self.total = config.steps or max(1, math.ceil(config.epochs * updates_per_epoch))
         self.warmup = max(1, round(config.warmup_ratio * self.total)) if config.warmup_ratio else 0
+        self.end = min(config.stop_at or self.total, self.total)  # the last step this run takes
         self.step = 0
         self.log: list[dict[str, float]] = []
         self.tokens = 0
@@ -307,9 +316,9 @@ class Trainer:
             epoch += 1
 
     def run(self, on_step: Any = None) -> dict[str, Any]:
-        """Train to the last step. `on_step(step, total, tokens, seconds)` is called after each,
-        with the tokens and seconds of this process's steps (a resumed run's earlier steps are
-        not in them)."""
+        """Train to the last step (or `stop_at`). `on_step(step, last, tokens, seconds)` is
+        called after each, with the tokens and seconds of this process's steps (a resumed run's
+        earlier steps are not in them)."""
         model, choice = self.prepared.model, self.prepared.choice
         pad = self.prepared.tokenizer.pad_token_id
         self._resume()
@@ -319,7 +328,7 @@ class Trainer:
             next(stream)
         model.train()
         started = time.monotonic()
-        while self.step < self.total:
+        while self.step < self.end:
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(
                     self.step, self.total, self.config.learning_rate, self.warmup
@@ -340,18 +349,18 @@ class Trainer:
                 "loss": total_loss,
                 "lr": self.optimizer.param_groups[0]["lr"],
             }
-            if self.step % self.config.save_steps == 0 or self.step == self.total:
+            if self.step % self.config.save_steps == 0 or self.step == self.end:
                 if self.prepared.val_rows:
                     entry["eval_loss"] = self.validation_loss()
                 self.log.append(entry)
                 self._save()
             else:
                 self.log.append(entry)
-            if self.step in self.config.snapshots and self.step < self.total:
+            if self.step in self.config.snapshots and self.step < self.end:
                 self._snapshot()
             if on_step is not None:
                 here = self.tokens - resumed_tokens
-                on_step(self.step, self.total, here, time.monotonic() - started)
+                on_step(self.step, self.end, here, time.monotonic() - started)
         return {
             "steps": self.step,
             "log": self.log,

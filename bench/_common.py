@@ -1,4 +1,5 @@
-"""What the benches share: the fake server in a process of its own, and a fixed-size driver."""
+"""What the benches share: the fake server in a process of its own, a fixed-size driver, and
+whether this machine can be asked for bf16 at all."""
 
 from __future__ import annotations
 
@@ -61,3 +62,17 @@ async def drive(items: Sequence[Any], concurrency: int, call: Callable[[Any], Aw
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started
+
+
+def bf16_refused() -> str | None:
+    """Why `precision: bf16` is refused here (a CPU that would emulate it), or None where it
+    runs: a bf16-versus-fp32 figure is then not measured, and the bench says why on stderr."""
+    from fcsft.errors import UserError
+    from fcsft.models.precision import choose
+
+    try:
+        choose("bf16")
+    except UserError as refused:
+        print(f"bf16 not measured: {refused}", file=sys.stderr)
+        return str(refused)
+    return None

@@ -12,7 +12,8 @@ out. Figures:
 - tokens_per_s: the trainer with `precision: auto`; plain_loop_tokens_per_s: the plain loop in
   the same precision; vs_plain_loop: their ratio (target >= 0.8).
 - bf16_vs_fp32: the trainer's tokens/s with `precision: bf16` over `fp32`, in this run (on a
-  CPU without AMX, bf16 is slower: `auto` picks fp32 there).
+  CPU without AMX, bf16 is slower: `auto` picks fp32 there; on one with no bf16 at all,
+  where `precision: bf16` is refused, it is not measured).
 - padding_share / padding_share_unpacked: padded positions over all positions in an epoch's
   batches, packed and one conversation a row; bin_fill: how full the packed rows are.
 """
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
 
+from _common import bf16_refused
 from fcsft.jsonl import write_jsonl
 from fcsft.train.packing import batch_tensors
 from fcsft.train.run import TrainConfig, Trainer, batch_loss, batches, prepare
@@ -138,9 +140,10 @@ def main() -> None:
         )
         unpacked = config("fp32").model_copy(update={"packing": False})
         figures["padding_share_unpacked"], _ = padding(prepare(unpacked, data).train_rows)
-        fp32 = trainer_rate(data, Path(tmp) / "fp32", "fp32")
-        bf16 = trainer_rate(data, Path(tmp) / "bf16", "bf16")
-        figures["bf16_vs_fp32"] = bf16 / fp32
+        if not bf16_refused():
+            fp32 = trainer_rate(data, Path(tmp) / "fp32", "fp32")
+            bf16 = trainer_rate(data, Path(tmp) / "bf16", "bf16")
+            figures["bf16_vs_fp32"] = bf16 / fp32
     rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
     print(json.dumps({"bench": "train_speed", "figures": rounded}))
 

@@ -169,7 +169,7 @@ def test_a_stage_run_too_early_names_the_stage_to_run_first(tmp_path):
     assert hint and hint.group(1) == "tasks" and hint.group(1) in [s.name for s in steps()], line
 
 
-def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
+def test_train_seed_and_stop_at_override_the_configs(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from typer.testing import CliRunner
@@ -179,8 +179,8 @@ def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
 
     seen = {}
 
-    def train(settings, data, target):
-        seen["seed"] = settings.seed
+    def train(settings, data, target, stop=None):
+        seen["seed"], seen["stop_at"] = settings.seed, settings.stop_at
         summary = {"steps": 1, "loss_first": 1.0, "loss_last": 0.5, "eval_loss": None, "wall_s": 1}
         return summary, SimpleNamespace(rendered=[], val_ids=set())
 
@@ -188,10 +188,10 @@ def test_train_seed_overrides_the_configs_seed(tmp_path, monkeypatch):
     data = tmp_path / "train.jsonl"
     data.write_text("")
     args = ["train", "--data", str(data), "--out", str(tmp_path / "out")]
-    assert CliRunner().invoke(cli.app, [*args, "--seed", "2"]).exit_code == 0
-    assert seen["seed"] == 2
+    assert CliRunner().invoke(cli.app, [*args, "--seed", "2", "--stop-at", "3"]).exit_code == 0
+    assert seen == {"seed": 2, "stop_at": 3}
     assert CliRunner().invoke(cli.app, args).exit_code == 0
-    assert seen["seed"] == 0  # the config's own (TrainConfig's default)
+    assert seen == {"seed": 0, "stop_at": None}  # the config's own (TrainConfig's defaults)
 
 
 def test_train_writes_conversations_too_long_to_rejected_with_the_reason(tmp_path, monkeypatch):
@@ -209,7 +209,7 @@ def test_train_writes_conversations_too_long_to_rejected_with_the_reason(tmp_pat
         run.Rendered("long", long, Example([1, 2, 3], [0, 0, 0])),  # cut before any answer
     ]
     prepared = SimpleNamespace(rendered=rendered, val_ids=set())
-    monkeypatch.setattr(run, "train", lambda config, data, out: ({"steps": 1}, prepared))
+    monkeypatch.setattr(run, "train", lambda config, data, out, stop: ({"steps": 1}, prepared))
     data = tmp_path / "data.jsonl"
     data.write_text("")
     stats = run_stage(

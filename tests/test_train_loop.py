@@ -4,8 +4,12 @@ stopped after a checkpoint resumes to the same weights as one that never stopped
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 
 import pytest
+import yaml
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -165,3 +169,44 @@ def test_a_run_stopped_at_a_step_is_the_full_runs_snapshot_there(tiny_folder, tm
 def test_a_stop_past_the_schedule_is_refused(tiny_folder):
     with pytest.raises(ValueError, match="stop_at 5"):
         settings(tiny_folder, stop_at=5)
+
+
+def test_ctrl_c_ends_fcsft_train_at_a_checkpoint_the_rerun_resumes_from(tiny_folder, tmp_path):
+    """The training runs in a thread the interpreter would wait for: Ctrl-C must reach it. The
+    run (checkpoints every 1,000 of 100,000 steps) stops within a step of the SIGINT, writes a
+    checkpoint where it stopped, exits non-zero, and the same command resumes from it."""
+    project = tmp_path / "project.yaml"
+    train_section = {
+        "base": f"local:{tiny_folder}",
+        "steps": 100_000,
+        "save_steps": 1_000,
+        "batch_size": 1,
+        "max_length": 8192,
+        "val_share": 0.0,
+        "precision": "fp32",
+    }
+    project.write_text(yaml.safe_dump({"name": "tiny", "train": train_section}))
+    command = [sys.executable, "-m", "fcsft.cli", "train", "--data", str(EXAMPLE)]
+    command += ["--out", str(tmp_path / "run" / "train"), "--config", str(project)]
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in child.stderr:
+        if "train step 3/" in line:
+            break
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        pytest.fail("fcsft train went on after Ctrl-C")
+    assert child.returncode != 0
+    [checkpoint] = (tmp_path / "run" / "train" / "checkpoints").iterdir()
+    stopped = int(checkpoint.name.split("-")[1])
+    assert 3 <= stopped < 1_000
+
+    again = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in again.stderr:
+        if "train step" in line:
+            break
+    again.kill()
+    again.wait()
+    assert f"train step {stopped + 1}/100000" in line

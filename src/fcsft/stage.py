@@ -7,6 +7,7 @@ results are stored; `fcsft.runner` runs it, commits its outcomes and writes its 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -102,6 +103,11 @@ class Stage:
     """For input a user brings: a line that is no record (not UTF-8, not a JSON object, no id,
     an id seen before) is rejected under `input.malformed`, named by file and line, and the
     rest is processed. Otherwise such a line stops the stage before any work."""
+    stopping: threading.Event | None = None
+    """Set when the run is interrupted (Ctrl-C) while `process` runs in a thread. A thread
+    cannot be stopped from outside, and the interpreter waits for it before it exits, so a
+    `process` that runs for long (training) checks this and stops at a point it can resume
+    from; one that does not is waited for."""
 
     def __post_init__(self) -> None:
         if self.files and not self.whole:

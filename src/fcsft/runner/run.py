@@ -248,7 +248,12 @@ async def run_process(stage: Stage, obj: Any) -> Any:
     if inspect.iscoroutinefunction(stage.process):
         return await stage.process(obj)
     if stage.parallel > 1 or stage.files:
-        return await asyncio.to_thread(stage.process, obj)
+        try:
+            return await asyncio.to_thread(stage.process, obj)
+        except asyncio.CancelledError:  # interrupted: the thread runs on until it looks
+            if stage.stopping is not None:
+                stage.stopping.set()
+            raise
     return stage.process(obj)  # type: ignore[return-value]
 
 

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from fcsft.jsonl import read_numbered, record_id
 from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import model_folder
 from fcsft.section import Section
+from fcsft.stage import StopStage
 from fcsft.train.packing import IGNORE, Row, batch_tensors, rows_of
 
 log = logging.getLogger(__name__)
@@ -315,10 +317,11 @@ class Trainer:
             )
             epoch += 1
 
-    def run(self, on_step: Any = None) -> dict[str, Any]:
+    def run(self, on_step: Any = None, stop: threading.Event | None = None) -> dict[str, Any]:
         """Train to the last step (or `stop_at`). `on_step(step, last, tokens, seconds)` is
         called after each, with the tokens and seconds of this process's steps (a resumed run's
-        earlier steps are not in them)."""
+        earlier steps are not in them). Once `stop` is set, the step under way ends, a
+        checkpoint is written there and StopStage is raised: the next run resumes from it."""
         model, choice = self.prepared.model, self.prepared.choice
         pad = self.prepared.tokenizer.pad_token_id
         self._resume()
@@ -361,6 +364,10 @@ class Trainer:
             if on_step is not None:
                 here = self.tokens - resumed_tokens
                 on_step(self.step, self.end, here, time.monotonic() - started)
+            if stop is not None and stop.is_set() and self.step < self.end:
+                if self.step % self.config.save_steps:
+                    self._save()
+                raise StopStage(f"training stopped at step {self.step} of {self.end}")
         return {
             "steps": self.step,
             "log": self.log,
@@ -457,7 +464,11 @@ class Progress:
 
 
 def train(
-    config: TrainConfig, data: Path, out: Path, on_step: Any = None
+    config: TrainConfig,
+    data: Path,
+    out: Path,
+    on_step: Any = None,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, Any], Prepared]:
     """Fine-tune on an `openai` JSONL; write the merged model to OUT/model.
 
@@ -467,14 +478,14 @@ def train(
     A killed run resumes from its last checkpoint in OUT; whether those checkpoints are this
     run's (same config, same data) is the runner's to say (see `fcsft.train.step`), which
     empties OUT when they are not. `on_step` is called after each step (see `Trainer.run`;
-    default: a `Progress` line). Returns the summary and what was prepared (which
-    conversations were trained on, which were too long).
+    default: a `Progress` line); `stop`, once set, ends the run at a checkpoint. Returns the
+    summary and what was prepared (which conversations were trained on, which were too long).
     """
     conversations(data)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare(config, data)
     trainer = Trainer(config, prepared, out)
-    result = trainer.run(on_step or Progress())
+    result = trainer.run(on_step or Progress(), stop)
     losses = [e["loss"] for e in result["log"]]
     evals = [e["eval_loss"] for e in result["log"] if "eval_loss" in e]
     model = prepared.model

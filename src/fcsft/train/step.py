@@ -9,6 +9,7 @@ out for the validation loss; one with no assistant token within `train.max_lengt
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ TOO_LONG = "train.too_long"
 def train_stage(config: TrainConfig, directory: Path) -> Stage:
     """The stage that trains into `directory` (its name is the stage's)."""
     summary: dict[str, Any] = {}
+    stopping = threading.Event()
 
     def process(paths: list[Path]) -> list[tuple[str, list[Outcome]]]:
         [data] = paths
-        result, prepared = run.train(config, data, directory)
+        result, prepared = run.train(config, data, directory, stop=stopping)
         summary.update({k: v for k, v in result.items() if k not in {"losses", "config"}})
         pairs = []
         for rendered in prepared.rendered:
@@ -54,6 +56,7 @@ def train_stage(config: TrainConfig, directory: Path) -> Stage:
         whole=True,
         files=True,
         report=lambda _: summary,
+        stopping=stopping,
     )
 
 

@@ -210,3 +210,46 @@ def test_ctrl_c_ends_fcsft_train_at_a_checkpoint_the_rerun_resumes_from(tiny_fol
     again.kill()
     again.wait()
     assert f"train step {stopped + 1}/100000" in line
+
+
+def test_the_adapter_alone_merges_back_into_the_trained_model(tiny_folder, tmp_path, monkeypatch):
+    """model/adapter (and a snapshot's) holds the LoRA weights alone; local:FOLDER/adapter
+    merges them into the base again, into the cache, giving the weights of the merged model
+    the run wrote."""
+    from fcsft.models.weights import model_folder
+
+    monkeypatch.setenv("FCSFT_CACHE", str(tmp_path / "cache"))
+    train(settings(tiny_folder, snapshots=[2]), EXAMPLE, tmp_path / "run", on_step=None)
+    for name in ("model", "model-step-2"):
+        adapter = tmp_path / "run" / name / "adapter"
+        assert (adapter / "adapter_model.safetensors").exists()
+        merged = model_folder(str(adapter))
+        assert merged.parent == tmp_path / "cache" / "models"
+        a, b = weights(tmp_path / "run" / name), weights(merged)
+        assert a.keys() == b.keys()
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+        assert model_folder(str(adapter)) == merged  # made once
+    assert model_folder(str(tmp_path / "run" / "model" / "adapter")) != model_folder(
+        str(tmp_path / "run" / "model-step-2" / "adapter")
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "not a transformers model folder"),
+        ({"fcsft_base.json": '{"base": "local:smollm2"}'}, "no adapter_model.safetensors"),
+        (
+            {"fcsft_base.json": '{"base": "openai:gpt"}', "adapter_model.safetensors": "x"},
+            "is not a local: model",
+        ),
+    ],
+)
+def test_a_folder_that_is_neither_model_nor_adapter_says_what_it_lacks(tmp_path, files, message):
+    from fcsft.errors import UserError
+    from fcsft.models.weights import model_folder
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=message):
+        model_folder(str(tmp_path))

@@ -6,19 +6,27 @@ compile llama.cpp, which fcsft does not use). transformers dequantises the GGUF 
 about 20 s, but such a model cannot be saved or trained; converting it once into a plain
 folder (538 MB, loads in under a second, same logits) fixes both, so the folder is cached
 under `$FCSFT_CACHE` (default `~/.cache/fcsft`) and written by rename, never half.
+
+`local:PATH` names a transformers folder, or a LoRA adapter folder that `fcsft train` wrote
+(`model/adapter`: a few MB, the one part of a trained model worth committing or sending): its
+base and the adapter are merged once into a cached folder named by the adapter's hash.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fcsft.errors import UserError, require
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTER_BASE = "fcsft_base.json"  # in an adapter folder: {"base": "local:..."}, its base model
 EMBEDDED = {"smollm2"}
 
 
@@ -43,10 +51,13 @@ def model_folder(name: str) -> Path:
     """A transformers folder for `local:NAME`: the embedded model's cache, or NAME as a path."""
     if name not in EMBEDDED:
         path = Path(name).expanduser()
+        if (path / ADAPTER_BASE).exists() and not (path / "config.json").exists():
+            return _merged(path)
         if not (path / "config.json").exists():
             raise UserError(
-                f"local:{name}: not a transformers model folder (no config.json); "
-                f"use local:smollm2 or a folder written by `fcsft train`"
+                f"local:{name}: not a transformers model folder (no config.json) nor an "
+                f"adapter (no {ADAPTER_BASE}); use local:smollm2 or a folder written by "
+                "`fcsft train`"
             )
         return path
     target = cache_dir() / "models" / "smollm2"
@@ -54,6 +65,44 @@ def model_folder(name: str) -> Path:
         return target
     _convert(target)
     return target
+
+
+def _merged(adapter: Path) -> Path:
+    """The adapter merged into its base, made once under the cache (named by the adapter's
+    weights and base, so a retrained adapter never reuses an old merge)."""
+    base = json.loads((adapter / ADAPTER_BASE).read_text())["base"]
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.exists():
+        raise UserError(f"{adapter}: no adapter_model.safetensors beside {ADAPTER_BASE}")
+    digest = hashlib.sha256(weights.read_bytes() + base.encode()).hexdigest()[:16]
+    target = cache_dir() / "models" / f"merged-{digest}"
+    if (target / "config.json").exists():
+        return target
+    transformers = require("transformers", "local")
+    peft = require("peft", "train")
+    scheme, _, name = base.partition(":")
+    if scheme != "local" or not name:
+        raise UserError(f"{adapter / ADAPTER_BASE}: base {base!r} is not a local: model")
+    folder = model_folder(name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    merged = peft.PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    _write(target, merged, transformers.AutoTokenizer.from_pretrained(folder))
+    return target
+
+
+def _write(target: Path, model: Any, tokenizer: Any) -> None:
+    """Save a model and its tokenizer to `target` whole or not at all (staged, renamed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError:
+        if not (target / "config.json").exists():  # another process may have won the race
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _convert(target: Path) -> None:
@@ -65,14 +114,4 @@ def _convert(target: Path) -> None:
     model.hf_quantizer = None  # the weights are already dequantised; saving needs it gone
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        staging.rename(target)
-    except OSError:
-        if not (target / "config.json").exists():  # another process may have won the race
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _write(target, model, tokenizer)

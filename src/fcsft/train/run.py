@@ -31,7 +31,7 @@ from fcsft.formats import FormatError, get_format
 from fcsft.formats.chat_tokens import render_example
 from fcsft.jsonl import read_numbered, record_id
 from fcsft.models.precision import Choice, choose
-from fcsft.models.weights import model_folder
+from fcsft.models.weights import ADAPTER_BASE, model_folder
 from fcsft.section import Section
 from fcsft.stage import StopStage
 from fcsft.train.packing import IGNORE, Row, batch_tensors, rows_of
@@ -417,16 +417,11 @@ class Trainer:
             shutil.rmtree(old, ignore_errors=True)
 
     def _snapshot(self) -> None:
-        """The model as it is now, merged, in OUT/model-step-N (written whole, then renamed)."""
+        """The model as it is now in OUT/model-step-N (see `write_model`)."""
         model = copy.deepcopy(self.prepared.model)
-        merged = model.merge_and_unload() if self.config.method == "lora" else model
-        folder = self.out / f"model-step-{self.step}"
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        merged.save_pretrained(partial)
-        self.prepared.tokenizer.save_pretrained(partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
+        write_model(
+            self.config, model, self.prepared.tokenizer, self.out / f"model-step-{self.step}"
+        )
 
     def _saved(self) -> list[Path]:
         if not self.checkpoints.exists():
@@ -446,6 +441,24 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens, self.log = state["step"], state["tokens"], state["log"]
         log.info("resuming from %s (step %d of %d)", saved[-1], self.step, self.total)
+
+
+def write_model(config: TrainConfig, model: Any, tokenizer: Any, folder: Path) -> None:
+    """The trained model, merged, in `folder` (usable as local:FOLDER), and for LoRA its
+    adapter alone in FOLDER/adapter (local:FOLDER/adapter merges it into its base again);
+    written beside as FOLDER.partial, then renamed, so a folder that exists is whole. `model`
+    is merged in place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    if config.method == "lora":
+        model.save_pretrained(partial / "adapter")
+        (partial / "adapter" / ADAPTER_BASE).write_text(json.dumps({"base": config.base}) + "\n")
+        model = model.merge_and_unload()
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 class Progress:
@@ -488,11 +501,8 @@ def train(
     result = trainer.run(on_step or Progress(), stop)
     losses = [e["loss"] for e in result["log"]]
     evals = [e["eval_loss"] for e in result["log"] if "eval_loss" in e]
-    model = prepared.model
-    merged = model.merge_and_unload() if config.method == "lora" else model
     target = out / "model"
-    merged.save_pretrained(target)
-    prepared.tokenizer.save_pretrained(target)
+    write_model(config, prepared.model, prepared.tokenizer, target)
     summary = {
         "base": config.base,
         "steps": result["steps"],

@@ -198,7 +198,8 @@ def test_ctrl_c_ends_fcsft_train_at_a_checkpoint_the_rerun_resumes_from(tiny_fol
     except subprocess.TimeoutExpired:
         child.kill()
         pytest.fail("fcsft train went on after Ctrl-C")
-    assert child.returncode != 0
+    assert child.returncode == 130
+    assert "the same command resumes" in child.stderr.read()
     [checkpoint] = (tmp_path / "run" / "train" / "checkpoints").iterdir()
     stopped = int(checkpoint.name.split("-")[1])
     assert 3 <= stopped < 1_000

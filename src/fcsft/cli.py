@@ -451,7 +451,11 @@ def train_command(
         settings = settings.model_copy(update={"seed": seed})
     if stop_at is not None:
         settings = settings.model_copy(update={"stop_at": stop_at})
-    stats = run_stage(train_stage(settings, target), target.parent, [data])
+    try:
+        stats = run_stage(train_stage(settings, target), target.parent, [data])
+    except KeyboardInterrupt:
+        err.print(f"stopped at a checkpoint in {target}; the same command resumes", markup=False)
+        raise typer.Exit(130) from None
     summary = stats["report"]
     if stats["rejected"]:
         err.print(

@@ -192,6 +192,11 @@ def test_train_seed_and_stop_at_override_the_configs(tmp_path, monkeypatch):
     assert seen == {"seed": 2, "stop_at": 3}
     assert CliRunner().invoke(cli.app, args).exit_code == 0
     assert seen == {"seed": 0, "stop_at": None}  # the config's own (TrainConfig's defaults)
+    late = fcsft(*args, "--steps", "10", "--stop-at", "11")  # refused before any training
+    assert late.returncode == 2
+    assert late.stderr.strip() == (
+        "error: fcsft train: Value error, stop_at 11 is past the schedule's last step 10"
+    )
 
 
 def test_train_writes_conversations_too_long_to_rejected_with_the_reason(tmp_path, monkeypatch):

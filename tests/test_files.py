@@ -56,3 +56,24 @@ def test_utf16_and_bad_bytes_in_text_files_are_named(tmp_path):
     path.write_bytes(b"name: demo\n# caf\xe9\n")
     with pytest.raises(UserError, match=r"project.yaml:2: not valid UTF-8 at byte 5 \(0xe9\)"):
         read_text(path)
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    from fcsft.files import replacing_folder
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    with pytest.raises(RuntimeError), replacing_folder(target) as staging:
+        (staging / "new.bin").write_text("half")
+        raise RuntimeError("killed midway")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging left behind
+    assert [p.name for p in target.iterdir()] == ["old.bin"]
+
+    (tmp_path / "model.partial").mkdir()  # left by a process that was killed
+    (tmp_path / "model.partial" / "stale.bin").write_text("stale")
+    with replacing_folder(target) as staging:
+        assert list(staging.iterdir()) == []
+        (staging / "new.bin").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert [p.name for p in target.iterdir()] == ["new.bin"]

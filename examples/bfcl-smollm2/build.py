@@ -269,8 +269,10 @@ def parallel_pairs(
     ]
     made, offered, uses = [], {}, Counter()
     for a, b in rng.sample(pairs, len(pairs)):
+        if len(made) == count:
+            break
         name = a["plan"][0]["name"]
-        if len(made) == count or uses[name] == PAIRS_PER_FUNCTION:
+        if uses[name] == PAIRS_PER_FUNCTION:
             continue
         uses[name] += 1
         if rng.random() < 0.5:

@@ -22,6 +22,8 @@ import json
 import re
 from pathlib import Path
 
+from fcsft.jsonl import write_json
+
 HEADLINE = {
     "simple_python": "full_call",
     "multiple": "full_call",
@@ -101,11 +103,10 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--keep", type=Path, help="also write the choice to this file")
     args = parser.parse_args()
-    text = json.dumps(choose(args.run_dir), indent=2) + "\n"
+    choice = choose(args.run_dir)
     for path in [args.run_dir / "dev" / "choice.json", *([args.keep] if args.keep else [])]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    print(json.loads(text)["step"])
+        write_json(path, choice)
+    print(choice["step"])
 
 
 if __name__ == "__main__":

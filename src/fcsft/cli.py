@@ -445,12 +445,10 @@ def train_command(
     open_input(data).close()
     target = _stage_folder(check_output_dir(target, data).resolve(), "fcsft train")
     settings = load_config(config).train if config else TrainConfig()
-    if steps is not None:
-        settings = settings.model_copy(update={"steps": steps})
-    if seed is not None:
-        settings = settings.model_copy(update={"seed": seed})
-    if stop_at is not None:
-        settings = settings.model_copy(update={"stop_at": stop_at})
+    options = {"steps": steps, "seed": seed, "stop_at": stop_at}
+    given = {key: value for key, value in options.items() if value is not None}
+    if given:  # validated as a whole, so --stop-at past the last step is refused like train:
+        settings = _config(TrainConfig, settings.model_dump() | given, "fcsft train")
     try:
         stats = run_stage(train_stage(settings, target), target.parent, [data])
     except KeyboardInterrupt:

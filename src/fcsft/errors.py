@@ -24,5 +24,5 @@ def validation_problems(exc: Exception) -> list[str]:
     for error in exc.errors():  # type: ignore[attr-defined]
         path = ".".join(str(part) for part in error["loc"])
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{path}: {message}")
+        problems.append(f"{path}: {message}" if path else message)  # no path: the whole model
     return problems

@@ -5,7 +5,7 @@ UserError naming it; text is UTF-8, a byte order mark is dropped, and bytes that
 are named by line. Writing: a target must not be one of the command's inputs (the same file
 under any name: symlinks and hard links included); it is written to a temporary file in its
 own folder and renamed into place, so a command that fails or is killed leaves the old file
-as it was and a reader never sees half of it.
+as it was and a reader never sees half of it (a folder likewise: `replacing_folder`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -132,6 +133,24 @@ def replacing(path: Path | str) -> Iterator[TextIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
         raise
+
+
+@contextlib.contextmanager
+def replacing_folder(path: Path | str) -> Iterator[Path]:
+    """A folder to fill (PATH.partial) that becomes `path` when the block ends without an
+    error, the old folder removed just before; on an error it goes and `path` is as it was. A
+    folder that exists under its name is whole (a checkpoint, a saved model)."""
+    path = Path(path)
+    staging = path.with_name(path.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a process that was killed
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -27,9 +27,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from fcsft.errors import UserError, require
+from fcsft.files import replacing_folder
 from fcsft.formats import FormatError, get_format
 from fcsft.formats.chat_tokens import render_example
-from fcsft.jsonl import read_numbered, record_id
+from fcsft.jsonl import read_numbered, record_id, write_json
 from fcsft.models.precision import Choice, choose
 from fcsft.models.weights import ADAPTER_BASE, model_folder
 from fcsft.section import Section
@@ -396,23 +397,18 @@ class Trainer:
         """A checkpoint of the trainable weights, optimiser, step and log; the last two kept."""
         torch = require("torch", "train")
         model = self.prepared.model
-        folder = self.checkpoints / f"checkpoint-{self.step}"
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
         trainable = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-        torch.save(
-            {
-                "weights": trainable,
-                "optimizer": self.optimizer.state_dict(),
-                "step": self.step,
-                "tokens": self.tokens,
-                "log": self.log,
-            },
-            partial / "state.pt",
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
+        with replacing_folder(self.checkpoints / f"checkpoint-{self.step}") as folder:
+            torch.save(
+                {
+                    "weights": trainable,
+                    "optimizer": self.optimizer.state_dict(),
+                    "step": self.step,
+                    "tokens": self.tokens,
+                    "log": self.log,
+                },
+                folder / "state.pt",
+            )
         for old in sorted(self._saved(), key=lambda p: int(p.name.split("-")[1]))[:-2]:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -446,19 +442,14 @@ class Trainer:
 def write_model(config: TrainConfig, model: Any, tokenizer: Any, folder: Path) -> None:
     """The trained model, merged, in `folder` (usable as local:FOLDER), and for LoRA its
     adapter alone in FOLDER/adapter (local:FOLDER/adapter merges it into its base again);
-    written beside as FOLDER.partial, then renamed, so a folder that exists is whole. `model`
-    is merged in place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    if config.method == "lora":
-        model.save_pretrained(partial / "adapter")
-        (partial / "adapter" / ADAPTER_BASE).write_text(json.dumps({"base": config.base}) + "\n")
-        model = model.merge_and_unload()
-    model.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    written whole or not at all (`replacing_folder`). `model` is merged in place."""
+    with replacing_folder(folder) as partial:
+        if config.method == "lora":
+            model.save_pretrained(partial / "adapter")
+            write_json(partial / "adapter" / ADAPTER_BASE, {"base": config.base})
+            model = model.merge_and_unload()
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
 
 
 class Progress:

@@ -3,6 +3,7 @@ docs/results.json comes from the run's files, on a small run made here with scri
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from unittest import mock
@@ -449,3 +450,43 @@ def test_a_kept_dev_study_names_its_recipe_and_shows_each_steps_scores(tmp_path)
     assert "lora r8, lr 0.0001, 1x2x2048 tokens a step, 33 conversations (2 too long)" in page
     assert "| **40** | 30.0% | 20.0% | 10.0% | 90.0% | 90.0% | yes |" in page
     assert "| 80 | 50.0% | 10.0% | 0.0% | 60.0% | 70.0% | no |" in page
+
+
+def test_the_kept_part_of_a_run_writes_the_same_page_and_holds_the_tested_adapters(
+    tmp_path, monkeypatch
+):
+    """keep.py copies what results.py reads, the predictions and the adapters of the models the
+    test part was asked of, and nothing the page does not need (caches, checkpoints, weights)."""
+    monkeypatch.setattr(bfcl, "data_dir", lambda: FIXTURE)
+    monkeypatch.setattr(bfcl_prompt, "shots", lambda folder: ())
+    results, keep = load("examples/bfcl-smollm2/results.py"), load("examples/bfcl-smollm2/keep.py")
+    monkeypatch.setattr(results, "DOCS", tmp_path / "docs")
+    run = tmp_path / "run"
+    make_run(run, tmp_path / "scripts")
+    tested = run / "train-s0" / "model-step-240"
+    (tested / "adapter").mkdir(parents=True)
+    (tested / "adapter" / "adapter_model.safetensors").write_bytes(b"lora")
+    (tested / "model.safetensors").write_bytes(b"merged weights")
+    (run / "cache.sqlite").write_bytes(b"replies")
+    (run / "train-s0" / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    (run / "train-s0" / "checkpoints" / "checkpoint-10" / "state.pt").write_bytes(b"state")
+    path = run / "eval-tuned-s0" / "report.json"
+    write_json(path, json.loads(path.read_text()) | {"model": f"local:{tested}"})
+
+    kept = tmp_path / "kept"
+    assert keep.main([str(run), "--to", str(kept)]) == 0
+    assert results.main(kept) == results.main(run)
+    assert (
+        kept / "train-s0" / "model-step-240" / "adapter" / "adapter_model.safetensors"
+    ).is_file()
+    for name in ("eval-tuned-s1/predictions/out.jsonl", "eval-tuned-s1/items.jsonl"):
+        assert (kept / name).read_text() == (run / name).read_text()
+    names = {p.name for p in kept.rglob("*")}
+    assert not names & {"cache.sqlite", "model.safetensors", "checkpoints", "state.pt"}
+
+    # A tested model whose adapter is gone is named, and the kept folder stays as it was.
+    shutil.rmtree(tested / "adapter")
+    with pytest.raises(SystemExit, match="model-step-240/adapter: missing"):
+        keep.main([str(run), "--to", str(kept)])
+    assert (kept / "train-s0" / "model-step-240" / "adapter").is_dir()
+    assert keep.main([str(tmp_path / "nowhere")]) == 2

@@ -94,3 +94,5 @@ for seed in "${SEEDS[@]}"; do
     --out "$RUN/compare-layers-s$seed"
 done
 run python examples/bfcl-smollm2/results.py "$RUN"
+# what the page is generated from, with the tested adapters, into the repository (kept/)
+run python examples/bfcl-smollm2/keep.py "$RUN"

@@ -1,0 +1,96 @@
+"""Copy the part of a proof run that its results page is generated from into the repository.
+
+    python examples/bfcl-smollm2/keep.py RUN_DIR [--to examples/bfcl-smollm2/kept]
+
+A run directory holds gigabytes (merged models, checkpoints, reply caches) and is not
+committed; the page (results.py) reads only reports, comparisons, stage statistics and the
+command log. This copies those, with what a reviewer needs to check them again: each
+evaluation's items, predictions and per-item scores (BFCL's checker can be run over them
+anew), the exported training data, and the LoRA adapter of every model the test part was
+asked of (`local:KEPT/train-sN/.../adapter` evaluates it again: it is merged into the base
+once). `results.py KEPT` then writes the same page as `results.py RUN_DIR`. The folder is
+replaced whole, so a failed copy leaves the previous one as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from fcsft.files import replacing_folder
+
+KEPT = Path(__file__).resolve().parent / "kept"
+PATTERNS = (  # relative to the run directory; `*` stays within one folder
+    "commands.jsonl",
+    "testset.jsonl",
+    "*/report.json",
+    "*/compare.json",
+    "*/compare.png",
+    "*/items.jsonl",
+    "*/scores.jsonl",
+    "*/mmlu.jsonl",
+    "*/predictions/out.jsonl",
+    "*/stats.json",
+    "dev/choice.json",
+    "dev/*/report.json",
+    "dev/*/scores.jsonl",
+    "dev/*/items.jsonl",
+    "dev/*/predictions/out.jsonl",
+    "curate/contamination.jsonl",
+    "export/*.jsonl",
+    "export/README.md",
+    "train-s*/model/fcsft.json",
+    "train-s*/model-step-*/fcsft.json",
+)
+
+
+def tested_models(root: Path) -> list[Path]:
+    """The model folders, inside the run, that an evaluation of the test part names."""
+    found = []
+    for path in sorted(root.glob("eval-tuned-s*/report.json")):
+        model = json.loads(path.read_text()).get("model", "")
+        folder = Path(model.removeprefix("local:"))
+        if model.startswith("local:") and folder.resolve().is_relative_to(root.resolve()):
+            found.append(folder.resolve().relative_to(root.resolve()))
+    return found
+
+
+def files_to_keep(root: Path) -> list[Path]:
+    """Every file to copy, relative to the run directory."""
+    chosen = {p.relative_to(root) for pattern in PATTERNS for p in root.glob(pattern)}
+    for model in tested_models(root):
+        adapter = root / model / "adapter"
+        if not adapter.is_dir():
+            raise SystemExit(f"{adapter}: missing; the model was not written by fcsft train")
+        chosen |= {p.relative_to(root) for p in adapter.iterdir()}
+    return sorted(p for p in chosen if (root / p).is_file())
+
+
+def keep(root: Path, to: Path) -> list[Path]:
+    files = files_to_keep(root)
+    with replacing_folder(to) as folder:
+        for relative in files:
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / relative, folder / relative)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--to", type=Path, default=KEPT)
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "commands.jsonl").is_file():
+        print(f"{args.run_dir}: no commands.jsonl; name a directory run.sh wrote", file=sys.stderr)
+        return 2
+    files = keep(args.run_dir, args.to)
+    size = sum((args.to / f).stat().st_size for f in files)
+    print(f"kept {len(files)} files ({size / 1e6:.1f} MB) in {args.to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -114,3 +114,36 @@ def test_parallel_pairs_ask_two_calls_of_one_function_as_one_question():
     many = [weather(f"w{k}", f"city {k}") for k in range(12)]
     made, _ = build.parallel_pairs(many, {t["id"]: [] for t in many}, count=50, seed=0)
     assert len(made) == build.PAIRS_PER_FUNCTION  # one function does not take over the set
+
+
+def test_among_others_offers_the_needed_function_with_unrelated_ones_and_keeps_the_plan():
+    build = load("examples/bfcl-smollm2/build.py")
+    tasks = [
+        task("a", "get_weather"),
+        task("b", "weather_forecast"),  # shares "weather" with a: never offered beside it
+        task("c", "getStockPrice"),
+        task("d", "calculate_bmi"),
+        task("e", "convert_units"),
+        task("f", "irrelevant", domain="live_irrelevance") | {"plan": None},
+    ]
+    tasks[4]["tools"] = ["convert_units", "get_weather"]  # offers two: not a one-function task
+    for t in tasks[:5]:
+        t["plan"][0]["arguments"] = {"q": t["id"]}
+    specs = {t["id"]: [f"spec of {name}" for name in t["tools"]] for t in tasks}
+    made, offered = build.among_others(tasks, specs, count=10, seed=0)
+
+    assert {m["id"] for m in made} == {"a-among", "b-among", "c-among", "d-among"}
+    for among in made:
+        original = next(t for t in tasks if f"{t['id']}-among" == among["id"])
+        needed = original["tools"][0]
+        assert among["plan"] == original["plan"] and among["question"] == original["question"]
+        assert among["family"] == original["family"] and among["parents"] == [original["id"]]
+        assert needed in among["tools"] and 2 <= len(among["tools"]) <= 4
+        assert len(set(among["tools"])) == len(among["tools"])
+        assert offered[among["id"]] == [f"spec of {name}" for name in among["tools"]]
+        others = set(among["tools"]) - {needed}
+        assert not others & {"convert_units", "irrelevant"}
+        if needed in ("get_weather", "weather_forecast"):
+            assert not others & {"get_weather", "weather_forecast"}
+    # the needed function is not always first
+    assert {among["tools"].index(among["plan"][0]["name"]) for among in made} != {0}

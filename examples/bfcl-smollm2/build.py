@@ -246,6 +246,47 @@ def hard_misses(count: int, seed: int) -> tuple[list[dict], dict[str, list]]:
     return made, offered
 
 
+def among_others(
+    tasks: list[dict], specs: dict[str, list], count: int, seed: int
+) -> tuple[list[dict], dict[str, list]]:
+    """Tool-selection tasks, the form of BFCL's multiple items: a question that needs the one
+    function its task offers, asked with one to three other tasks' functions on offer besides
+    (none sharing a telling word of its name, so only one fits), the same plan. It keeps the
+    question's family, so the split keeps both forms on one side."""
+    rng = random.Random(f"among:{seed}")
+    single = [
+        t for t in tasks if len(t.get("plan") or []) == 1 and t["tools"] == [t["plan"][0]["name"]]
+    ]
+    made, offered = [], {}
+    for task in rng.sample(single, min(count, len(single))):
+        wanted = _words(task["plan"][0]["name"])
+        others = [o for o in single if not wanted & _words(o["tools"][0])]
+        want, chosen = rng.randint(1, 3), {}
+        for other in rng.sample(others, len(others)):
+            if len(chosen) == want:
+                break
+            chosen.setdefault(other["tools"][0], specs[other["id"]][0])
+        if not chosen:
+            continue
+        order = [(task["tools"][0], specs[task["id"]][0]), *chosen.items()]
+        rng.shuffle(order)
+        made.append(
+            Task(
+                id=f"{task['id']}-among",
+                question=task["question"],
+                family=task["family"],
+                how="combine",
+                parents=[task["id"]],
+                source="expert",
+                domain="among_others",
+                tools=[name for name, _ in order],
+                plan=[Call(**task["plan"][0])],
+            ).to_json()
+        )
+        offered[made[-1]["id"]] = [spec for _, spec in order]
+    return made, offered
+
+
 def parallel_pairs(
     tasks: list[dict], specs: dict[str, list], count: int, seed: int
 ) -> tuple[list[dict], dict[str, list]]:
@@ -421,6 +462,12 @@ def main() -> int:
         help="parallel-call tasks made by asking two questions that call the same function as one",
     )
     parser.add_argument(
+        "--among",
+        type=int,
+        default=0,
+        help="tool-selection tasks made by offering a one-function question 1-3 other functions",
+    )
+    parser.add_argument(
         "--python-tasks",
         action="store_true",
         help="add BFCL's untested Python-function sets (parallel_multiple, exec_*) as tasks",
@@ -443,8 +490,9 @@ def main() -> int:
     siblings, sibling_specs = sibling_misses(tasks, specs, args.sibling_miss, args.seed)
     hard, hard_specs = hard_misses(args.hard_miss, args.seed)
     pairs, pair_specs = parallel_pairs(tasks, specs, args.pairs, args.seed)
-    tasks = tasks + made + siblings + hard + pairs
-    specs = specs | offered | sibling_specs | hard_specs | pair_specs
+    among, among_specs = among_others(tasks, specs, args.among, args.seed)
+    tasks = tasks + made + siblings + hard + pairs + among
+    specs = specs | offered | sibling_specs | hard_specs | pair_specs | among_specs
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

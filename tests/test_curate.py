@@ -322,3 +322,37 @@ def test_generated_should_not_call_items_offer_one_toolbox_not_every_tool(tmp_pa
     for item in generated:
         if item["kind"] == "missing_value":
             assert item["question"].startswith(f"Please use {item['tools'][0]['function']['name']}")
+
+
+LONG = (
+    "find the annual report of Orrin Dynamics for 2024 and list its revenue, its profit, the "
+    "size of its workforce and the name of its chief executive"
+)
+
+
+def test_one_question_with_another_menu_is_kept_and_the_same_menu_is_a_duplicate():
+    """The same question and calls offered other functions is another choice to learn (the
+    needed one among distractors); offered the same functions it is a copy, exact or near."""
+    base = make("a", "f0", ["search"], question=LONG)
+    wider = base.model_copy(update={"id": "a-among", "meta": Meta(task_id="a-among", family="f0")})
+    wider = wider.model_copy(update={"tools": [*TOOLS, Tool(name="weather")]})
+    copy = base.model_copy(update={"id": "a-copy", "meta": Meta(task_id="a-copy", family="f0")})
+    near = base.model_copy(
+        update={
+            "id": "a-near",
+            "question": LONG + " please",
+            "meta": Meta(task_id="a-near", family="f0"),
+        }
+    )
+    results, _ = curate(
+        [OPENAI.render(t) for t in (base, wider, copy, near)],
+        CurateConfig(test_share=0.0, balance_target=None, max_drop=1.0, near_duplicate=0.8),
+    )
+    failed = {
+        ident: [(v.rule, v.reason) for o in outs for v in o.verdicts if not v.passed]
+        for ident, outs in results
+    }
+    assert failed["a"] == [] and failed["a-among"] == []
+    assert failed["a-copy"] == [("curate.duplicate", "same as a")]
+    assert [rule for rule, _ in failed["a-near"]] == ["curate.near_duplicate"]
+    assert "similar to a" in failed["a-near"][0][1]

@@ -6,7 +6,9 @@ same question, a shared long n-gram, or one of its functions: fcsft.curate.decon
 split by family, balance the tool distribution of the training side, and mix in general
 instruction data at the configured share, itself decontaminated the same way. Every user turn
 of a conversation counts: two records are duplicates only when all their user turns and
-calls match, and a record is contaminated when any of its user turns matches. Every dropped
+calls match and they offer the same functions (one question asked with other functions on
+offer teaches another choice), and a record is contaminated when any of its user turns
+matches. Every dropped
 record is kept in rejected.jsonl with its reason; out.jsonl carries `meta.split` on every
 record; contamination.jsonl lists every record removed as contaminated beside the
 evaluation item it matched.
@@ -52,7 +54,8 @@ class CurateConfig(Section):
     general_ratio: float = Field(0.3, ge=0, lt=1)
     """Share of the final training set that is general data (0.3 keeps MMLU within 0.3%)."""
     near_duplicate: float = Field(0.9, gt=0, le=1)
-    """MinHash similarity (question + call sequence) above which records are duplicates."""
+    """MinHash similarity (question + call sequence) above which two records offering the same
+    functions are duplicates."""
     decontaminate: list[Path] = Field(default_factory=list)
     """Evaluation sets (JSONL with `question`, or openai format) no training item may overlap."""
     decontaminate_bfcl: list[str] = Field(default_factory=list)
@@ -165,8 +168,8 @@ def curate(
         task = t.meta.task_id or t.id
         if task not in best or (len(t.calls), t.id) < (len(best[task].calls), best[task].id):
             best[task] = t
-    index = NearDuplicates(config.near_duplicate)
-    exact: dict[str, str] = {}
+    indexes: dict[tuple[str, ...], NearDuplicates] = {}  # by the functions on offer
+    exact: dict[tuple[tuple[str, ...], str], str] = {}
     contamination = Contamination(config.ngram, config.near_match)
     for path in _files(config.decontaminate):
         contamination.add(path.stem, _references(path))
@@ -206,11 +209,13 @@ def curate(
                 record, "curate.extra_sample", f"{best[task].id} is the kept sample of task {task}"
             )
             continue
-        signature = _signature(t)
-        if signature in exact:
-            outcomes[t.id] = _reject(record, "curate.duplicate", f"same as {exact[signature]}")
+        menu, signature = tuple(sorted(tool.name for tool in t.tools)), _signature(t)
+        if (menu, signature) in exact:
+            same = exact[menu, signature]
+            outcomes[t.id] = _reject(record, "curate.duplicate", f"same as {same}")
             continue
-        exact[signature] = t.id
+        exact[menu, signature] = t.id
+        index = indexes.setdefault(menu, NearDuplicates(config.near_duplicate))
         match, score = index.add(t.id, signature)
         if match is not None:
             outcomes[t.id] = _reject(

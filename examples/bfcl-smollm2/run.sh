@@ -52,7 +52,7 @@ model_at() {  # the model folder of a seed at the chosen step: seed 0's snapshot
 }
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \
-  --python-tasks --decline "No function on offer does what this asks, so I have not called one."
+  --among 250 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
 train() {  # a seed's run; any further arguments go to fcsft train
   local seed=$1
   shift

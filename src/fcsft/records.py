@@ -23,7 +23,7 @@ order (OpenAI's per-message `weight`); empty means every turn is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -76,21 +76,28 @@ class _Prose(Record):
         return text.strip()
 
 
-class Think(_Prose):
-    type: Literal["think"] = "think"
+class _NonEmptyProse(_Prose):
+    """Free text that means nothing when empty; `empty` says why, as the error."""
 
-
-class Say(_Prose):
-    """Text shown to the user in a turn that calls tools; never empty."""
-
-    type: Literal["say"] = "say"
+    empty: ClassVar[str]
 
     @field_validator("text")
     @classmethod
     def _not_empty(cls, text: str) -> str:
         if not text:
-            raise ValueError("text shown beside tool calls may not be empty")
+            raise ValueError(cls.empty)
         return text
+
+
+class Think(_Prose):
+    type: Literal["think"] = "think"
+
+
+class Say(_NonEmptyProse):
+    """Text shown to the user in a turn that calls tools; never empty."""
+
+    type: Literal["say"] = "say"
+    empty: ClassVar[str] = "text shown beside tool calls may not be empty"
 
 
 class ToolCall(Record):
@@ -117,17 +124,11 @@ class FinalAnswer(_Prose):
     type: Literal["final_answer"] = "final_answer"
 
 
-class User(_Prose):
+class User(_NonEmptyProse):
     """A later user message: a follow-up after the assistant's reply; never empty."""
 
     type: Literal["user"] = "user"
-
-    @field_validator("text")
-    @classmethod
-    def _not_empty(cls, text: str) -> str:
-        if not text:
-            raise ValueError("a user message may not be empty")
-        return text
+    empty: ClassVar[str] = "a user message may not be empty"
 
 
 Step = Annotated[

@@ -174,3 +174,50 @@ def test_an_item_the_model_failed_on_is_asked_again_by_the_next_run_and_the_cli_
     assert sorted(predictions) == ["q1", "q2"]
     assert predictions["q1"]["model_error"] is None and predictions["q1"]["raw"] == ["4"]
     assert predictions["q2"]["raw"] == ["5"]  # kept from the first run, not asked again
+
+
+def test_fcsft_eval_keeps_several_batches_in_flight_for_a_local_model_so_lengths_are_grouped(
+    tmp_path, monkeypatch
+):
+    """Left unset, the requests in flight to a local model are four of its batches, so its
+    batcher picks rows of similar length (less padding); a given --concurrency is kept."""
+    from fcsft.evaluate.run import EvalPlan, evaluate
+    from fcsft.models import registry
+
+    # Questions of alternating short and long lengths, in item order.
+    items = [
+        {
+            "id": f"q{k:02d}",
+            "layer": "standard",
+            "question": f"Add {k} and 1." + (" Please be quick about it." * 40 if k % 2 else ""),
+            "tools": [ADD],
+        }
+        for k in range(32)
+    ]
+    write_jsonl(tmp_path / "items.jsonl", items)
+
+    def run(concurrency):
+        batches = []
+
+        def generate(jobs):
+            batches.append(sorted(job.size for job in jobs))
+            return [Completion("No call.", 10, 3) for _ in jobs]
+
+        provider = LocalProvider("fake", max_batch=4, collect_ms=50, generate=generate)
+        monkeypatch.setattr(registry, "load_model", lambda uri, **options: provider)
+        plan = EvalPlan(
+            model="local:fake",
+            out_dir=tmp_path / f"eval-{concurrency}",
+            items=[tmp_path / "items.jsonl"],
+            concurrency=concurrency,
+        )
+        evaluate(plan, run_stage)
+        return batches
+
+    def mixed(batches):  # batches holding both a short and a long prompt
+        return sum(1 for sizes in batches if sizes[-1] - sizes[0] > 500)
+
+    grouped, arrival = run(None), run(4)
+    assert sum(map(len, grouped)) == sum(map(len, arrival)) == 32
+    assert max(map(len, grouped)) == 4
+    assert mixed(arrival) >= 6 and mixed(grouped) <= 2

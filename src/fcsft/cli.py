@@ -695,8 +695,12 @@ def eval_command(
     ] = "native",
     max_tokens: Annotated[int, typer.Option(help="Completion tokens per reply.")] = 256,
     concurrency: Annotated[
-        int, typer.Option(help="Requests in flight to the model (models.ROLE.concurrency).")
-    ] = 32,
+        int | None,
+        typer.Option(
+            help="Requests in flight to the model (models.ROLE.concurrency); default 32, or four "
+            "batches for a local model, so that it batches prompts of similar length."
+        ),
+    ] = None,
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,

@@ -48,7 +48,9 @@ class EvalPlan:
     seed: int = 0
     protocol: Protocol = "native"
     max_tokens: int = 256
-    concurrency: int = 32  # requests in flight to the model (`models.ROLE.concurrency`)
+    concurrency: int | None = None
+    """Requests in flight to the model (`models.ROLE.concurrency`); None: the provider's own
+    (`in_flight`) or 32."""
     api_key_env: str | None = None
     precision: str = "auto"
     command: str | None = None
@@ -96,7 +98,8 @@ def open_client(plan: EvalPlan):
         options["precision"] = plan.precision
     provider = load_model(uri, **options)
     cache = ResponseCache(plan.out_dir / "cache.sqlite")
-    return Client(provider, concurrency=plan.concurrency, cache=cache), provider.name
+    concurrency = plan.concurrency or getattr(provider, "in_flight", 32)
+    return Client(provider, concurrency=concurrency, cache=cache), provider.name
 
 
 def split_record(plan: EvalPlan, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -480,6 +480,9 @@ class LocalProvider:
     ):
         """`generate` replaces the model (tests inject a fake); by default `local:NAME` is used."""
         self.name = f"local:{name}"
+        # Requests worth having in flight when a caller may choose (fcsft eval): several
+        # batches queued let the batcher group prompts of similar length, which pads less.
+        self.in_flight = 4 * max_batch
         self.keep_closing_tags = keep_closing_tags
         if generate is not None:
             self.model = None

@@ -100,3 +100,50 @@ def test_a_batch_takes_the_oldest_job_and_those_nearest_it_in_size():
     assert [pending.index(p) for p in batch] == sorted(pending.index(p) for p in batch)
     assert similar_sized(pending[:3], 4) == pending[:3]
     loop.close()
+
+
+def first_logits(model, row):
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([row])).logits[0, -1]
+
+
+def test_a_nudge_moves_one_tokens_logit_by_each_rows_bias_and_nothing_else():
+    """The bias shifts exactly one choice: a row whose bias just exceeds the token's gap to the
+    best picks it, one just short does not, and a row with no bias is unchanged."""
+    from fcsft.models.decode import Nudge
+
+    model = tiny_model()
+    rows = [[(k * 11 + j) % 90 + 3 for j in range(5)] for k in range(6)]
+    plain = decode(model, rows, tracker([6] * 6), pad_id=0)
+    token = next(t for t in range(2, 96) if all(p[0] != t for p in plain))
+    gaps = []
+    for row in rows:
+        logits = first_logits(model, row)
+        gaps.append(float(logits.max() - logits[token]))
+    bias = [
+        gap + 0.01 if k % 3 == 0 else gap - 0.01 if k % 3 == 1 else 0.0
+        for k, gap in enumerate(gaps)
+    ]
+    nudged = decode(model, rows, tracker([6] * 6), pad_id=0, nudge=Nudge((), token, bias))
+    for k in range(6):
+        if k % 3 == 0:
+            assert nudged[k][0] == token
+        else:
+            assert nudged[k] == plain[k]
+
+
+def test_a_nudge_applies_only_where_the_reply_so_far_is_its_prefix():
+    from fcsft.models.decode import Nudge
+
+    model = tiny_model()
+    rows = [[3, 4, 5, 6], [9, 8, 7], [10, 11, 12, 13, 14]]
+    plain = decode(model, rows, tracker([5, 5, 5]), pad_id=0)
+    first = plain[0][0]
+    token = next(t for t in range(2, 96) if t not in (plain[0][1], EOS))
+    nudge = Nudge((first,), token, [1e4] * 3)
+    nudged = decode(model, rows, tracker([5, 5, 5]), pad_id=0, nudge=nudge)
+    assert nudged[0][:2] == [first, token]
+    assert any(plain[k][0] != first for k in (1, 2))
+    for k in (1, 2):
+        if plain[k][0] != first:
+            assert nudged[k] == plain[k]

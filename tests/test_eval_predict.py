@@ -11,6 +11,7 @@ from fcsft.evaluate.predict import predict_item, predict_stage, prompts
 from fcsft.evaluate.testset import _item
 from fcsft.formats import get_format
 from fcsft.jsonl import read_jsonl, write_jsonl
+from fcsft.models.base import ChatRequest
 from fcsft.models.local import Completion, LocalProvider
 from fcsft.models.mock import MockProvider
 from fcsft.runner.run import run_stage
@@ -221,3 +222,44 @@ def test_fcsft_eval_keeps_several_batches_in_flight_for_a_local_model_so_lengths
     assert sum(map(len, grouped)) == sum(map(len, arrival)) == 32
     assert max(map(len, grouped)) == 4
     assert mixed(arrival) >= 6 and mixed(grouped) <= 2
+
+
+def test_the_call_bias_reaches_requests_with_tools_and_the_report_records_it(
+    tmp_path, monkeypatch, capsys
+):
+    from clirun import fcsft_here
+    from fcsft.evaluate.run import EvalPlan, evaluate
+    from fcsft.models import registry
+
+    capture = Capture()
+    made = {}
+
+    def local(uri, **options):
+        made.update(options)
+        return LocalProvider("fake", call_bias=options["call_bias"], generate=capture)
+
+    monkeypatch.setattr(registry, "load_model", local)
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "q1", "question": "Add 2.", "tools": [ADD]}])
+    plan = EvalPlan(
+        model="local:fake", out_dir=tmp_path / "e", items=[tmp_path / "items.jsonl"], call_bias=-1.5
+    )
+    evaluate(plan, run_stage)
+    assert made["call_bias"] == -1.5 and [job.call_bias for job in capture.jobs] == [-1.5]
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["call_bias"] == -1.5
+    # A request without tools is plain chat: no choice between calling and answering.
+    provider = LocalProvider("fake", call_bias=-1.5, generate=capture)
+    asyncio.run(
+        provider.chat(ChatRequest(model="fake", messages=[{"role": "user", "content": "Hi"}]))
+    )
+    assert capture.jobs[-1].call_bias == 0.0
+
+    # An API model has no logits to bias: one line, exit 2, nothing written.
+    monkeypatch.undo()
+    result = fcsft_here(
+        "eval", "--model", "mock:x.yaml", "--items", tmp_path / "items.jsonl",
+        "--call-bias", "-1", "--out", tmp_path / "api", capsys=capsys,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--call-bias: mock:x.yaml is not a local model" in (
+        result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -708,6 +708,13 @@ def eval_command(
         str,
         typer.Option(help="Local models: auto (bf16 where the hardware runs it fast), fp32, bf16."),
     ] = "auto",
+    call_bias: Annotated[
+        float,
+        typer.Option(
+            help="Local models: added to the log-odds of opening a tool call where a reply "
+            "chooses between calling and answering (negative: calls less); set it on dev."
+        ),
+    ] = 0.0,
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
@@ -750,6 +757,7 @@ def eval_command(
         concurrency=concurrency,
         api_key_env=api_key_env,
         precision=precision,
+        call_bias=call_bias,
         command="fcsft " + " ".join(sys.argv[1:]),
     )
     from fcsft.runner.run import run_stage

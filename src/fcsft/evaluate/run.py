@@ -53,6 +53,8 @@ class EvalPlan:
     (`in_flight`) or 32."""
     api_key_env: str | None = None
     precision: str = "auto"
+    call_bias: float = 0.0
+    """Local models: added to the log-odds of opening a tool call (fcsft.models.local)."""
     command: str | None = None
     live: Path | None = None
     """Live items (fcsft.evaluate.live) the model runs against `tools` itself."""
@@ -96,6 +98,12 @@ def open_client(plan: EvalPlan):
     options: dict[str, Any] = {"api_key_env": plan.api_key_env} if plan.api_key_env else {}
     if uri.startswith("local:"):
         options["precision"] = plan.precision
+        options["call_bias"] = plan.call_bias
+    elif plan.call_bias:
+        raise UserError(
+            f"--call-bias: {plan.model} is not a local model; the bias needs the model's own "
+            "logits (use --call-bias 0, or a local:PATH model)"
+        )
     provider = load_model(uri, **options)
     cache = ResponseCache(plan.out_dir / "cache.sqlite")
     concurrency = plan.concurrency or getattr(provider, "in_flight", 32)
@@ -203,6 +211,7 @@ def evaluate(
     meta = {
         "model": model_name,
         "protocol": plan.protocol,
+        "call_bias": plan.call_bias,
         "command": plan.command,
         "bfcl": plan.bfcl,
         **({"split": split_record(plan, items)} if plan.bfcl else {}),

@@ -47,6 +47,7 @@ from fcsft.records import (
     turns,
 )
 
+CALL_OPEN, ANSWER_OPEN = "<tool_call>", "<final_answer>"  # how a reply calls, or answers
 OBSERVATION_STOP = "<observation"
 """Where a tagged request stops: a model that writes it goes on to invent a tool result."""
 REPLY_STOPS = (OBSERVATION_STOP, "</final_answer>")
@@ -73,7 +74,7 @@ def render_text(steps: list[Any]) -> str:
         elif isinstance(step, Say):
             parts.append(_plain(step.text, index))
         elif isinstance(step, ToolCall):
-            parts.append(f"<tool_call>{call_json(step, index_of_call(steps, index))}</tool_call>")
+            parts.append(f"{CALL_OPEN}{call_json(step, index_of_call(steps, index))}</tool_call>")
         elif isinstance(step, Observation):
             if "</observation>" in step.content:
                 raise FormatError(
@@ -83,7 +84,7 @@ def render_text(steps: list[Any]) -> str:
             attr = ' error="true"' if step.error else ""
             parts.append(f"<observation{attr}>{step.content}</observation>")
         elif isinstance(step, FinalAnswer):
-            parts.append(f"<final_answer>{_plain(step.text, index)}</final_answer>")
+            parts.append(f"{ANSWER_OPEN}{_plain(step.text, index)}</final_answer>")
         elif isinstance(step, User):
             parts.append(f"<user>{_plain(step.text, index)}</user>")
     return "\n".join(parts)

@@ -13,10 +13,13 @@ what a row produces:
 
 Only the last position's logits are computed while reading a prompt. The same function
 serves greedy and sampled decoding; `tracker` (a `StopTracker`) decides when rows end.
+A `Nudge` shifts one token's logit at one point of each row's reply: the call bias, which moves
+the threshold of the choice between opening a tool call and answering.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fcsft.errors import require
@@ -30,6 +33,17 @@ class RowTracker(Protocol):
     window: int  # newest tokens a stop string can span
 
     def step(self, tails: list[list[int]], generated: int) -> list[bool]: ...
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """`bias[row]` is added to the logit of `token` when the row's reply so far is exactly
+    `after` (the tokens the call and answer openers share, `<` before `tool_call` or
+    `final_answer`): a log-odds offset on that one choice, nothing else."""
+
+    after: tuple[int, ...]
+    token: int
+    bias: list[float]
 
 
 def shared_prefix(rows: list[list[int]]) -> int:
@@ -52,6 +66,7 @@ def decode(
     pad_id: int,
     temperature: float = 0.0,
     seed: int | None = None,
+    nudge: Nudge | None = None,
 ) -> list[list[int]]:
     """The new tokens of each row, each cut where `tracker` ended it."""
     torch = require("torch", "local")
@@ -87,6 +102,8 @@ def decode(
         active = list(range(len(rows)))  # original row of each batch row
         generated = 0
         while active:
+            if nudge is not None and generated == len(nudge.after):
+                logits = _nudged(torch, logits, nudge, made, active)
             chosen = _pick(torch, logits, temperature, generator)
             generated += 1
             for batch_row, token in zip(active, chosen.tolist(), strict=True):
@@ -135,6 +152,18 @@ def cache_keyword(model: Any) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _nudged(torch: Any, logits: Any, nudge: Nudge, made: list[list[int]], active: list[int]) -> Any:
+    """The logits with each active row's bias on `nudge.token` where its reply so far (`made`,
+    by original row) is `nudge.after`."""
+    after = list(nudge.after)
+    offsets = [nudge.bias[row] if made[row] == after else 0.0 for row in active]
+    if not any(offsets):
+        return logits
+    logits = logits.clone()
+    logits[:, nudge.token] += torch.tensor(offsets, dtype=logits.dtype, device=logits.device)
+    return logits
 
 
 def _pick(torch: Any, logits: Any, temperature: float, generator: Any) -> Any:

@@ -22,6 +22,10 @@ tagged turns in more tags. Either way the completion as generated is kept in
 `extra["raw"]`, and a reply that does not parse keeps its text as content with the error in
 `extra["parse_error"]`, so evaluation counts parse failures apart from answers.
 
+`call_bias` (0 by default) is added to the log-odds of opening a tool call where a reply to
+a request with tools chooses between `<tool_call>` and `<final_answer>`: a threshold on the
+model's own choice, to be set on a dev split (negative: calls less often), nothing else changed.
+
 The weights are loaded on the first request, once per process and model folder, whatever
 number of providers name it; `fcsft.models.weights` turns the shipped GGUF into a cached
 transformers folder the first time.
@@ -42,9 +46,9 @@ from typing import Any
 from fcsft.errors import UserError, require
 from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
-from fcsft.formats.tagged import REPLY_STOPS, parse_reply
+from fcsft.formats.tagged import ANSWER_OPEN, CALL_OPEN, REPLY_STOPS, parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
-from fcsft.models.decode import decode
+from fcsft.models.decode import Nudge, decode
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
@@ -62,6 +66,7 @@ class GenerationJob:
     temperature: float = 0.0
     seed: int | None = None
     keep_closing_tags: bool = True
+    call_bias: float = 0.0  # added to the log-odds of opening a tool call (see the module doc)
 
     @property
     def settings(self) -> tuple[Any, ...]:
@@ -195,6 +200,7 @@ class LocalModel:
         self.eos_ids: set[int] = set()
         self.context: int | None = None
         self.load_s: float | None = None
+        self._choice: tuple[tuple[int, ...], int] | None = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -225,6 +231,20 @@ class LocalModel:
             self.folder, self.tokenizer = str(folder), tokenizer
             self.model = model
             self.load_s = time.monotonic() - started
+
+    def call_choice(self) -> tuple[tuple[int, ...], int]:
+        """Where a reply chooses between calling and answering: the tokens both openers start
+        with, and the first token of the call opener after them."""
+        if self._choice is None:
+            call, answer = (
+                self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                for text in (CALL_OPEN, ANSWER_OPEN)
+            )
+            shared = 0
+            while shared < min(len(call), len(answer)) - 1 and call[shared] == answer[shared]:
+                shared += 1
+            self._choice = (tuple(call[:shared]), call[shared])
+        return self._choice
 
     def prompt(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(
@@ -276,6 +296,10 @@ class LocalModel:
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
         )
         first = batch[0]
+        nudge = None
+        if any(job.call_bias for job in batch):
+            after, token = self.call_choice()
+            nudge = Nudge(after, token, [job.call_bias for job in batch])
         made = decode(
             self.model,
             [token_ids[i] for i in keep],
@@ -283,6 +307,7 @@ class LocalModel:
             pad_id=self.tokenizer.pad_token_id,
             temperature=first.temperature,
             seed=first.seed,
+            nudge=nudge,
         )
         for row, index in enumerate(keep):
             ids = made[row]
@@ -476,10 +501,12 @@ class LocalProvider:
         keep_closing_tags: bool = True,
         threads: int | None = None,
         precision: str = "auto",
+        call_bias: float = 0.0,
         generate: GenerateFn | None = None,
     ):
         """`generate` replaces the model (tests inject a fake); by default `local:NAME` is used."""
         self.name = f"local:{name}"
+        self.call_bias = call_bias
         # Requests worth having in flight when a caller may choose (fcsft eval): several
         # batches queued let the batcher group prompts of similar length, which pads less.
         self.in_flight = 4 * max_batch
@@ -520,6 +547,7 @@ class LocalProvider:
             temperature=request.temperature,
             seed=request.seed,
             keep_closing_tags=self.keep_closing_tags,
+            call_bias=self.call_bias if native else 0.0,
         )
         started = time.monotonic()
         completion = await self.batcher.submit(job)
@@ -590,6 +618,7 @@ def local_provider(
     keep_closing_tags: bool = True,
     threads: int | None = None,
     precision: str = "auto",
+    call_bias: float = 0.0,
     **_transport_options: Any,
 ) -> LocalProvider:
     """`local:smollm2` or `local:PATH`. Options meant for network models (keys, timeouts,
@@ -601,4 +630,5 @@ def local_provider(
         keep_closing_tags=bool(keep_closing_tags),
         threads=None if threads is None else int(threads),
         precision=str(precision),
+        call_bias=float(call_bias),
     )

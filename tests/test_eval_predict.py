@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,10 @@ def test_the_call_bias_reaches_requests_with_tools_and_the_report_records_it(
     evaluate(plan, run_stage)
     assert made["call_bias"] == -1.5 and [job.call_bias for job in capture.jobs] == [-1.5]
     assert json.loads((tmp_path / "e" / "report.json").read_text())["call_bias"] == -1.5
+    # The same folder asked again with another bias is answered anew, not from the cache.
+    evaluate(replace(plan, call_bias=-0.5), run_stage)
+    assert [job.call_bias for job in capture.jobs] == [-1.5, -0.5]
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["call_bias"] == -0.5
     # A request without tools is plain chat: no choice between calling and answering.
     provider = LocalProvider("fake", call_bias=-1.5, generate=capture)
     asyncio.run(

@@ -123,6 +123,9 @@ class Client:
         self._first: asyncio.Future[None] | None = None  # the request others wait for
         self.provider = provider
         self.name = provider.name
+        # What the cache knows the provider by: its name, and any setting that changes its
+        # replies to the same request (a local model's call bias).
+        self.cache_name = getattr(provider, "cache_name", provider.name)
         self.concurrency = concurrency
         self.cache = cache
         self.prices: Prices = prices or {}
@@ -292,7 +295,7 @@ class Client:
             raise self._stopped from None
 
     def _cache_key(self, request: ChatRequest) -> str:
-        return cache_key(self.name, request)
+        return cache_key(self.cache_name, request)
 
     def _bind_to_running_loop(self) -> None:
         """asyncio primitives belong to one loop; a client reused under a new loop remakes them."""

@@ -529,6 +529,11 @@ class LocalProvider:
                 )
             self.batcher = _BATCHERS[key]
 
+    @property
+    def cache_name(self) -> str:
+        """The name replies are cached under: a call bias changes them."""
+        return f"{self.name} call_bias={self.call_bias}" if self.call_bias else self.name
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         native = uses_function_calling(request)
         try:

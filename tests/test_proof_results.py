@@ -490,3 +490,29 @@ def test_the_kept_part_of_a_run_writes_the_same_page_and_holds_the_tested_adapte
         keep.main([str(run), "--to", str(kept)])
     assert (kept / "train-s0" / "model-step-240" / "adapter").is_dir()
     assert keep.main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_call_bias_tried_on_dev_is_chosen_with_its_step_by_the_same_rule(tmp_path, capsys):
+    """Each (step, bias) pair is one candidate; the guards and the mean decide among pairs, a
+    tie goes to the earlier step, then to the bias nearer 0; run.sh reads "STEP BIAS"."""
+    choose = load("examples/bfcl-smollm2/choose.py")
+    results = load("examples/bfcl-smollm2/results.py")
+    reports = {
+        "step-80": dev_report(0.50, 0.40, 0.20, 0.62, 0.97),  # best mean, guards missed
+        "step-80-bias-0.5": dev_report(0.46, 0.30, 0.10, 0.81, 0.86),  # guards met, mean 0.4175
+        "step-80-bias-1": dev_report(0.40, 0.25, 0.05, 0.96, 0.70),  # call rate too low
+        "step-120": dev_report(0.48, 0.30, 0.10, 0.79, 0.90),  # irrelevance just short
+        "step-120-bias-0.5": dev_report(0.45, 0.30, 0.07, 0.85, 0.85),  # guards met, mean 0.4175
+    }
+    for name, body in reports.items():
+        write_json(tmp_path / "dev" / name / "report.json", body)
+    choice = choose.choose(tmp_path)
+    assert (choice["step"], choice["call_bias"], choice["met_guards"]) == (80, -0.5, True)
+    assert list(choice["steps"]) == ["80", "80 bias -0.5", "80 bias -1", "120", "120 bias -0.5"]
+    assert choice["chosen"] == "80 bias -0.5"
+    with mock.patch.object(sys, "argv", ["choose.py", str(tmp_path)]):
+        choose.main()
+    assert capsys.readouterr().out.strip() == "80 -0.5"
+    write_json(tmp_path / "tried" / "r.json", choice)
+    page = "\n".join(results.tried_section(tmp_path / "tried"))
+    assert "| **80 bias -0.5** |" in page and "| 80 |" in page

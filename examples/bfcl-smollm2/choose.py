@@ -1,13 +1,16 @@
-"""Pick the proof's training step from the dev part, by a rule fixed before any test score.
+"""Pick the proof's training step and call bias from the dev part, by a rule fixed before any
+test score.
 
-    python examples/bfcl-smollm2/choose.py RUN_DIR [--keep FILE]   (prints the chosen step)
+    python examples/bfcl-smollm2/choose.py RUN_DIR [--keep FILE]   (prints "STEP BIAS")
 
-Reads RUN_DIR/dev/step-N/report.json, the evaluation of seed 0's model at step N on the dev
-part of the four BFCL categories, and writes RUN_DIR/dev/choice.json. The rule: among the
-steps whose dev scores meet the two trade-off targets (irrelevance no-call >= 80% and a call
-on >= 85% of simple_python items), the one with the highest mean of the four headline rates
-(AST accuracy on simple_python, multiple and parallel, no-call accuracy on irrelevance); if no
-step meets both, the highest mean over all steps. A tie goes to the earlier step.
+Reads RUN_DIR/dev/step-N/report.json and RUN_DIR/dev/step-N-biasB/report.json, the evaluations
+of seed 0's model at step N on the dev part of the four BFCL categories, decoded with call bias
+0 or B (`fcsft eval --call-bias`), and writes RUN_DIR/dev/choice.json. The rule: among the
+(step, bias) pairs whose dev scores meet the two trade-off targets (irrelevance no-call >= 80%
+and a call on >= 85% of simple_python items), the one with the highest mean of the four
+headline rates (AST accuracy on simple_python, multiple and parallel, no-call accuracy on
+irrelevance); if none meets both, the highest mean over all pairs. A tie goes to the earlier
+step, then to the bias nearer 0.
 
 The choice also records the recipe those models were trained by: the build command as it ran
 (RUN_DIR/commands.jsonl) and seed 0's training settings (train-s0/model/fcsft.json). --keep
@@ -79,21 +82,29 @@ def recipe(root: Path) -> dict:
     }
 
 
+def label(step: int, bias: float) -> str:
+    """A (step, bias) pair's key in choice.json: the step alone where the bias is 0."""
+    return f"{step}" if not bias else f"{step} bias {bias:g}"
+
+
 def choose(root: Path) -> dict:
-    steps = {}
+    pairs = {}
     for path in root.glob("dev/step-*/report.json"):
-        if match := re.fullmatch(r"step-(\d+)", path.parent.name):
-            steps[int(match.group(1))] = scores(json.loads(path.read_text()))
-    if not steps:
+        if match := re.fullmatch(r"step-(\d+)(?:-bias(-?\d+(?:\.\d+)?))?", path.parent.name):
+            pair = (int(match.group(1)), float(match.group(2) or 0))
+            pairs[pair] = scores(json.loads(path.read_text()))
+    if not pairs:
         raise SystemExit(f"{root}/dev: no step-N/report.json to choose from")
-    guarded = [step for step, s in steps.items() if s["meets_guards"]]
-    pool = guarded or list(steps)
-    chosen = max(sorted(pool), key=lambda step: steps[step]["mean"])
+    order = sorted(pairs, key=lambda pair: (pair[0], abs(pair[1])))
+    guarded = [pair for pair in order if pairs[pair]["meets_guards"]]
+    step, bias = max(guarded or order, key=lambda pair: pairs[pair]["mean"])
     return {
-        "step": chosen,
+        "step": step,
+        "call_bias": bias,
+        "chosen": label(step, bias),
         "rule": __doc__.split("\n\n")[2].replace("\n", " "),
         "met_guards": bool(guarded),
-        "steps": {str(step): steps[step] for step in sorted(steps)},
+        "steps": {label(*pair): pairs[pair] for pair in order},
         "recipe": recipe(root),
     }
 
@@ -106,7 +117,7 @@ def main() -> None:
     choice = choose(args.run_dir)
     for path in [args.run_dir / "dev" / "choice.json", *([args.keep] if args.keep else [])]:
         write_json(path, choice)
-    print(choice["step"])
+    print(choice["step"], f"{choice['call_bias']:g}")
 
 
 if __name__ == "__main__":

@@ -370,7 +370,8 @@ def dev_section(run: Run) -> list[str]:
     if choice:
         lines += [
             "",
-            f"Step chosen: **{choice['step']}** (`choose.py`: {choice['rule']})"
+            f"Step chosen: **{choice['step']}**, call bias {choice.get('call_bias', 0):g} "
+            f"(`choose.py`: {choice['rule']})"
             + ("" if choice.get("met_guards") else " No step met both guards on dev."),
         ]
     return [*lines, ""]
@@ -386,8 +387,8 @@ def tried_section(folder: Path | None = None) -> list[str]:
     lines = [
         "## Recipes tried on dev",
         "",
-        "Seed 0 of each recipe, scored on the dev part at each snapshot step; the step in bold is "
-        "the one choose.py picked for that recipe.",
+        "Seed 0 of each recipe, scored on the dev part at each snapshot step (and call bias, "
+        "where one was tried); the one in bold is what choose.py picked for that recipe.",
         "",
         "| recipe | build options | training | step | "
         + " | ".join(CATEGORIES)
@@ -407,8 +408,9 @@ def tried_section(folder: Path | None = None) -> list[str]:
             f"tokens a step, {recipe.get('examples')} conversations "
             f"({recipe.get('too_long')} too long)"
         )
+        chosen = choice.get("chosen", str(choice.get("step")))  # a choice of step alone
         for step, scores in choice.get("steps", {}).items():
-            mark = f"**{step}**" if int(step) == choice.get("step") else step
+            mark = f"**{step}**" if step == chosen else step
             cells = [pct(scores.get(key)) for key in headline]
             lines.append(
                 f"| {name} | `{build}` | {training} | {mark} | {' | '.join(cells)} | "

@@ -4,10 +4,11 @@
 # irrelevance (every choice was made on the dev part), fcsft's own three layers, and MMLU.
 # The base model is asked in three forms (fcsft's tagged protocol, BFCL's own prompting form,
 # and the latter with three worked examples); the tuned model is trained with three seeds.
-# The step count is chosen on the dev part: seed 0's model at each snapshot step of its
-# schedule (project.yaml) is scored on dev and choose.py picks one by its stated rule; every
-# seed's model at that step is then scored once on the test part (seeds 1 and 2 follow seed
-# 0's schedule and stop at that step, which is the same model a full run's snapshot would be).
+# The step count and the call bias (a decoding setting: `fcsft eval --call-bias`) are chosen
+# on the dev part: seed 0's model at each snapshot step of its schedule (project.yaml) is scored
+# on dev with each bias in BIASES and choose.py picks a pair by its stated rule; every seed's
+# model at that step is then scored once on the test part with that bias (seeds 1 and 2 follow
+# seed 0's schedule and stop at that step, which is the same model a full run's snapshot would be).
 # Every step resumes where it stopped and skips what is already done; UNTIL=dev stops after
 # the dev study. Each command is logged,
 # as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
@@ -22,6 +23,7 @@ BFCL=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --
 DEV=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --split dev
      --max-tokens 160)
 MMLU=(--mmlu 1000)
+BIASES=(0 -0.5 -1)  # call biases tried on dev
 CONFIG=examples/bfcl-smollm2/project.yaml
 mkdir -p "$RUN"
 
@@ -62,13 +64,19 @@ train() {  # a seed's run; any further arguments go to fcsft train
 
 train 0
 for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
-  run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --out "$RUN/dev/step-$step"
+  for bias in "${BIASES[@]}"; do
+    name=step-$step
+    if [ "$bias" != 0 ]; then name=$name-bias$bias; fi
+    run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --call-bias "$bias" \
+      --out "$RUN/dev/$name"
+  done
 done
 # the choice, with the recipe it was made for, is also kept in the repository (tried/)
-STEP=$(python examples/bfcl-smollm2/choose.py "$RUN" \
+CHOICE=$(python examples/bfcl-smollm2/choose.py "$RUN" \
   --keep "examples/bfcl-smollm2/tried/$(basename "$RUN").json")
+read -r STEP BIAS <<< "$CHOICE"
 if [ "${UNTIL:-}" = dev ]; then  # UNTIL=dev: the dev study alone
-  echo "step chosen on dev: $STEP ($RUN/dev/choice.json)"
+  echo "chosen on dev: step $STEP, call bias $BIAS ($RUN/dev/choice.json)"
   exit 0
 fi
 for seed in "${SEEDS[@]:1}"; do  # the same schedule as seed 0's, ended at the chosen step
@@ -83,9 +91,9 @@ run fcsft eval --model local:smollm2 --items "$RUN/testset.jsonl" --max-tokens 1
   --out "$RUN/layers-base"
 for seed in "${SEEDS[@]}"; do
   run fcsft eval --model "$(model_at "$seed" "$STEP")" "${BFCL[@]}" "${MMLU[@]}" \
-    --out "$RUN/eval-tuned-s$seed"
+    --call-bias "$BIAS" --out "$RUN/eval-tuned-s$seed"
   run fcsft eval --model "$(model_at "$seed" "$STEP")" --items "$RUN/testset.jsonl" \
-    --max-tokens 160 --out "$RUN/layers-tuned-s$seed"
+    --max-tokens 160 --call-bias "$BIAS" --out "$RUN/layers-tuned-s$seed"
   for form in "${FORMS[@]}"; do
     run fcsft eval compare "$RUN/eval-base-$form" "$RUN/eval-tuned-s$seed" \
       --out "$RUN/compare-$form-s$seed"

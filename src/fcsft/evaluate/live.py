@@ -55,7 +55,7 @@ from fcsft.formats import decode_arguments
 from fcsft.formats.openai import tool_json
 from fcsft.intervals import wilson
 from fcsft.models.base import ChatLike
-from fcsft.models.client import records_at_once
+from fcsft.models.client import records_at_once, replies_name
 from fcsft.records import FinalAnswer, Observation, Trajectory, turns
 from fcsft.stage import Outcome, Stage
 from fcsft.text.grounding import answer_names, number_grounded, ungrounded
@@ -205,7 +205,7 @@ def live_stage(
         name="live",
         process=process,
         config={
-            "model": model_name,
+            "model": replies_name(model, model_name),
             "protocol": protocol,
             "max_tokens": max_tokens,
             "max_steps": max_steps,

@@ -30,7 +30,7 @@ from fcsft.errors import UserError
 from fcsft.evaluate import bfcl_prompt  # noqa: F401  (registers the bfcl protocols)
 from fcsft.jsonl import read_jsonl, read_numbered
 from fcsft.models.base import ChatLike
-from fcsft.models.client import records_at_once
+from fcsft.models.client import records_at_once, replies_name
 from fcsft.stage import Outcome, Stage
 
 Protocol = Literal["native", "tagged", "bfcl", "bfcl-fewshot"]
@@ -137,6 +137,10 @@ def predict_stage(
     return Stage(
         name="predictions",
         process=process,
-        config={"model": model_name, "protocol": protocol, "max_tokens": max_tokens},
+        config={
+            "model": replies_name(model, model_name),
+            "protocol": protocol,
+            "max_tokens": max_tokens,
+        },
         parallel=records_at_once(model),
     )

@@ -177,15 +177,7 @@ def run_live(
         plan.max_tokens,
         plan.live_steps,
     )
-    run_stage(_biased(stage, plan), plan.out_dir, [items_path], on_progress)
-
-
-def _biased(stage: Any, plan: EvalPlan) -> Any:
-    """A stage whose config names the call bias, so a change of bias asks the model again (the
-    bias is a setting of the provider, not of the requests the stage sends)."""
-    if plan.call_bias:
-        stage.config = {**stage.config, "call_bias": plan.call_bias}
-    return stage
+    run_stage(stage, plan.out_dir, [items_path], on_progress)
 
 
 def evaluate(
@@ -205,7 +197,7 @@ def evaluate(
     try:
         if items:
             stage = predict_stage(client, model_name, plan.protocol, plan.max_tokens)
-            run_stage(_biased(stage, plan), plan.out_dir, [items_path], on_progress)
+            run_stage(stage, plan.out_dir, [items_path], on_progress)
         else:
             write_jsonl(plan.out_dir / "predictions" / "out.jsonl", [])
         if plan.live is not None:

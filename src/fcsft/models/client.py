@@ -88,6 +88,13 @@ def records_at_once(model: Any) -> int:
     return getattr(model, "concurrency", 1)
 
 
+def replies_name(model: Any, name: str) -> str:
+    """What a stage that records `model`'s replies knows it by, in its config: the name the
+    replies are cached under (`Client.cache_name`: a local model's call bias is part of it),
+    so a setting that changes the replies asks again; `name` for a model without one."""
+    return getattr(model, "cache_name", name)
+
+
 def cache_key(provider_name: str, request: ChatRequest) -> str:
     """The name of a reply in the cache: the hash of the provider's name and the whole request."""
     blob = request.canonical_json()
@@ -125,7 +132,7 @@ class Client:
         self.name = provider.name
         # What the cache knows the provider by: its name, and any setting that changes its
         # replies to the same request (a local model's call bias).
-        self.cache_name = getattr(provider, "cache_name", provider.name)
+        self.cache_name = replies_name(provider, provider.name)
         self.concurrency = concurrency
         self.cache = cache
         self.prices: Prices = prices or {}
@@ -314,6 +321,7 @@ class StageClient:
         self.client = client
         self.stage = stage
         self.name = client.name
+        self.cache_name = client.cache_name
         self.concurrency = client.concurrency
 
     @property

@@ -188,6 +188,7 @@ def test_curate_counts_every_control(tmp_path):
         "wanted": 2,
         "used": 2,
         "ratio": 0.2857,
+        "with_tools": 0,
         "problems": [],
     }
     kept = list(read_jsonl(tmp_path / "run/curate/out.jsonl"))
@@ -356,3 +357,44 @@ def test_one_question_with_another_menu_is_kept_and_the_same_menu_is_a_duplicate
     assert failed["a-copy"] == [("curate.duplicate", "same as a")]
     assert [rule for rule, _ in failed["a-near"]] == ["curate.near_duplicate"]
     assert "similar to a" in failed["a-near"][0][1]
+
+
+def test_a_share_of_general_data_is_offered_tools_and_still_answers_without_a_call(tmp_path):
+    """general_with_tools: that share of the general conversations carries the function list
+    of a training record, their answers unchanged and no call in them; the rest offer none."""
+    menus = [[Tool(name="search")], [Tool(name="python"), Tool(name="fetch")]]
+    train = [make(f"t{i}", f"f{i}", ["search"]) for i in range(6)]
+    train = [t.model_copy(update={"tools": menus[i % 2]}) for i, t in enumerate(train)]
+    general = tmp_path / "general.jsonl"
+    answers = {f"Tell me fact {i}": f"Fact {i}." for i in range(8)}
+    write_jsonl(
+        general,
+        (
+            {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for q, a in answers.items()
+        ),
+    )
+    config = CurateConfig(
+        test_share=0.0,
+        general=[general],
+        general_ratio=0.5,
+        general_with_tools=0.5,
+        balance_target=None,
+        max_drop=0.0,
+    )
+    results, report = curate([OPENAI.render(t) for t in train], config)
+    mixed = [
+        OPENAI.parse(o.record)
+        for ident, outs in results
+        if ident.startswith("general:")
+        for o in outs
+    ]
+    assert report["general"]["used"] == 6 and report["general"]["with_tools"] == 3
+    offered = [t for t in mixed if t.tools]
+    assert len(offered) == 3
+    names = [[tool.name for tool in m] for m in menus]
+    assert all([tool.name for tool in t.tools] in names for t in offered)
+    for t in mixed:
+        assert t.calls == [] and t.final_answer == answers[t.question]
+    again, _ = curate([OPENAI.render(t) for t in train], config)
+    assert again == results  # the same seed offers the same menus to the same conversations

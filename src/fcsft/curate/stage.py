@@ -4,7 +4,8 @@ In order: keep one trajectory per task (the one with fewest calls), drop exact a
 duplicates, drop training candidates that match an evaluation item (the same or nearly the
 same question, a shared long n-gram, or one of its functions: fcsft.curate.decontaminate),
 split by family, balance the tool distribution of the training side, and mix in general
-instruction data at the configured share, itself decontaminated the same way. Every user turn
+instruction data at the configured share, itself decontaminated the same way (a share of it
+offered the tools of a training record, answered without a call). Every user turn
 of a conversation counts: two records are duplicates only when all their user turns and
 calls match and they offer the same functions (one question asked with other functions on
 offer teaches another choice), and a record is contaminated when any of its user turns
@@ -17,6 +18,7 @@ evaluation item it matched.
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,10 @@ class CurateConfig(Section):
     """General (no-tool) instruction data: openai-format JSONL files or folders of them."""
     general_ratio: float = Field(0.3, ge=0, lt=1)
     """Share of the final training set that is general data (0.3 keeps MMLU within 0.3%)."""
+    general_with_tools: float = Field(0.0, ge=0, le=1)
+    """Share of the general conversations offered the functions of a training record (picked
+    by `seed`): each still answers without a call, which teaches that functions on offer are no
+    reason to call one. At 0 a model sees tools only in conversations that call them."""
     near_duplicate: float = Field(0.9, gt=0, le=1)
     """MinHash similarity (question + call sequence) above which two records offering the same
     functions are duplicates."""
@@ -261,7 +267,7 @@ def curate(
             outcomes[t.id] = rejected
             dropped_general.append(t.id)
     wanted = round(config.general_ratio / (1 - config.general_ratio) * len(kept_train))
-    mixed = general[:wanted]
+    mixed = _offer_tools(general[:wanted], kept_train, config.general_with_tools, config.seed)
     for t in kept_train + mixed:
         outcomes[t.id] = Outcome(OPENAI.render(_with_split(t, "train")))
     for t in test:
@@ -280,6 +286,7 @@ def curate(
             "wanted": wanted,
             "used": len(mixed),
             "ratio": round(len(mixed) / train_total, 4) if train_total else 0.0,
+            "with_tools": sum(1 for t in mixed if t.tools),
             "problems": problems[:20],
         },
         "decontamination": {
@@ -296,6 +303,23 @@ def curate(
         },
     }
     return [(ident, [outcomes[ident]]) for ident in order], report
+
+
+def _offer_tools(
+    general: list[Trajectory], train: list[Trajectory], share: float, seed: int
+) -> list[Trajectory]:
+    """`general` with `share` of it (picked by `seed`) offered the functions of a training
+    record that has some (also picked by `seed`); the answers stay as they are."""
+    menus = [t.tools for t in train if t.tools]
+    count = round(share * len(general))
+    if not menus or not count:
+        return general
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(len(general)), count))
+    return [
+        t.model_copy(update={"tools": rng.choice(menus)}) if k in chosen else t
+        for k, t in enumerate(general)
+    ]
 
 
 def _family(trajectory: Trajectory) -> str:

@@ -3,8 +3,9 @@
 The contract (STYLE.md 7, and the run-directory promise): a user's mistake is one line without
 a traceback and exit 2; a line that cannot be read is set aside with its number while the good
 lines still come through (exit 1 where the command reports set-aside lines, 0 in `fcsft run`,
-whose seeds stage records them); a byte order mark or CRLF line ends are valid input and parse
-exactly as the plain file does; and no file the user already had is changed by a command that
+whose seeds stage records them); an input none of whose lines can be used is a mistake too (exit 2, or 1 where a stage
+folder records the set-aside lines); a byte order mark or CRLF line ends are valid input and
+parse exactly as the plain file does; and no file the user already had is changed by a command that
 fails, nor any other than the one it was asked to write by one that succeeds.
 """
 
@@ -84,6 +85,7 @@ CLASSES = (
     "bad_utf8",
     "truncated",
     "wrong_shape",
+    "all_bad",
     "target_is_source",
 )
 SET_ASIDE = ("bad_utf8", "truncated", "wrong_shape")  # one bad line among good ones
@@ -102,6 +104,8 @@ def bad_file(case: str, good: list[bytes], kind: str) -> tuple[bytes, int]:
         return good[0] + bad + b"".join(good[1:]), 2
     if case == "truncated":
         return b"".join(good) + good[-1][: len(good[-1]) // 2], len(good) + 1
+    if case == "all_bad":  # not one line the command can use
+        return (b"- [1, 2]\n" if kind == "yaml" else b'{"hello": "world"}\n'), 1
     if case == "wrong_shape":
         if kind == "yaml":
             return b"- name\n- demo\n", 1
@@ -127,8 +131,9 @@ class Command:
     chatter: str | None = None  # stderr lines that are progress, not errors
 
 
-def expect(empty=0, set_aside=1, same=2, plain=0) -> dict[str, int]:
+def expect(empty=0, set_aside=1, same=2, plain=0, all_bad=2) -> dict[str, int]:
     table = {"missing": 2, "directory": 2, "empty": empty, "bom": plain, "crlf": plain}
+    table["all_bad"] = all_bad
     table |= dict.fromkeys(SET_ASIDE, set_aside)
     if same is not None:
         table["target_is_source"] = same
@@ -178,7 +183,7 @@ COMMANDS = [
         "validate",
         TRAJECTORIES,
         lambda i, u, o: ["validate", "--in", i, "--out", o / "checked"],
-        expect(),
+        expect(all_bad=1),  # its own folder records the set-aside line
         lambda u, o, stdout: _read(o / "checked" / "out.jsonl"),
         same=lambda i, u, o: ["validate", "--in", i, "--out", i],
     ),
@@ -337,7 +342,7 @@ def test_bad_input(command, case, tmp_path, capsys, monkeypatch):
     assert len(errors) <= 1, result.stderr
     kept = {name: digest for name, digest in before.items() if name != command.target}
     assert {name: after.get(name) for name in kept} == kept
-    if case == "empty":
+    if case in ("empty", "all_bad"):
         return
     if case in SET_ASIDE:
         assert [line for line in errors if f"{source}:{bad_line}:" in line], result.stderr

@@ -110,6 +110,7 @@ def convert(
     """Convert trajectories between formats (tagged, openai, sharegpt).
 
     Lines that fail go to TARGET.rejected.jsonl with their reasons; the exit code is 1 then.
+    When no line converts, neither file is written and the exit code is 2.
     """
     from fcsft.convert import convert_file
 
@@ -155,8 +156,11 @@ app.add_typer(seeds_app, name="seeds")
 
 
 def _report_import(result, out_path: Path, show: int = 10) -> None:
+    from fcsft.errors import nothing_usable
     from fcsft.jsonl import write_jsonl
 
+    if result.problems and not result.seeds:
+        raise UserError(nothing_usable(result.problems, out_path))
     for problem in result.problems[:show]:
         err.print(problem, markup=False)
     if len(result.problems) > show:
@@ -181,7 +185,8 @@ def seeds_import(
     ] = "import",
     domain: Annotated[str, typer.Option(help="Domain for rows that do not say.")] = "",
 ) -> None:
-    """Import seeds; a bad row is reported with file and line, the rest still imports."""
+    """Import seeds; a bad row is reported with file and line, the rest still imports (when
+    none can, --out is left as it was)."""
     from fcsft.files import check_target
     from fcsft.seeds.importers import import_seeds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fcsft.errors import UserError
+from fcsft.errors import UserError, nothing_usable
 from fcsft.files import check_target, open_input, replacing, same_file
 from fcsft.formats import FormatError, get_format
 from fcsft.jsonl import dumps, read_lines
@@ -19,6 +19,10 @@ class Converted:
     rejected_path: Path | None = None
 
 
+class _NothingConverted(Exception):
+    """Every line failed: both replacements are abandoned."""
+
+
 def rejected_path_for(out: Path) -> Path:
     stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
     return out.with_name(f"{stem}.rejected.jsonl")
@@ -28,7 +32,8 @@ def convert_file(source: Path, out: Path, from_format: str, to_format: str) -> C
     """Convert every line of `source`; lines that fail go to OUT.rejected.jsonl with the reason.
 
     Neither output may be the source; both are written whole or not at all, so a failed
-    conversion leaves OUT as it was."""
+    conversion leaves OUT as it was. So does one where every line failed (a UserError
+    naming the first)."""
     reader, writer = get_format(from_format), get_format(to_format)
     result = Converted(rejected_path=rejected_path_for(out))
     open_input(source).close()
@@ -39,19 +44,24 @@ def convert_file(source: Path, out: Path, from_format: str, to_format: str) -> C
             "name another target"
         )
     check_target(result.rejected_path)
-    with replacing(out) as good, replacing(result.rejected_path) as bad:
-        for line in read_lines(source):
-            problem = line.error
-            if problem is None:
-                try:
-                    good.write(dumps(writer.render(reader.parse(line.obj))) + "\n")
-                    result.written += 1
-                    continue
-                except FormatError as exc:
-                    problem = str(exc)
-            result.rejected += 1
-            result.problems.append(f"{source}:{line.number}: {problem}")
-            bad.write(dumps({"line": line.number, "error": problem, "input": line.raw}) + "\n")
+    try:
+        with replacing(out) as good, replacing(result.rejected_path) as bad:
+            for line in read_lines(source):
+                problem = line.error
+                if problem is None:
+                    try:
+                        good.write(dumps(writer.render(reader.parse(line.obj))) + "\n")
+                        result.written += 1
+                        continue
+                    except FormatError as exc:
+                        problem = str(exc)
+                result.rejected += 1
+                result.problems.append(f"{source}:{line.number}: {problem}")
+                bad.write(dumps({"line": line.number, "error": problem, "input": line.raw}) + "\n")
+            if result.rejected and not result.written:
+                raise _NothingConverted  # neither file is written
+    except _NothingConverted:
+        raise UserError(nothing_usable(result.problems, out)) from None
     if not result.rejected:
         result.rejected_path.unlink()
         result.rejected_path = None

@@ -26,3 +26,10 @@ def validation_problems(exc: Exception) -> list[str]:
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{path}: {message}" if path else message)  # no path: the whole model
     return problems
+
+
+def nothing_usable(problems: list[str], target: object) -> str:
+    """The one line of a command that could use none of its input's lines: the first problem,
+    how many more there were, and that `target` is unchanged."""
+    more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}; no line could be used, so {target} was left as it was"

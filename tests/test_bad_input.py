@@ -220,6 +220,7 @@ COMMANDS = [
         lambda u, o, stdout: stdout.encode(),
         input_name="project.yaml",
         kind="yaml",
+        setup=_replies,  # the mock model's file the config names
     ),
     Command(
         "run (seed file)",

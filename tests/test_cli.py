@@ -114,6 +114,38 @@ def test_check_warns_on_one_line_when_a_models_key_is_not_set(tmp_path, monkeypa
     assert result.returncode == 0 and result.stderr == ""
 
 
+def test_check_names_every_file_and_folder_the_config_reads_that_is_not_there(tmp_path):
+    project = tmp_path / "project"
+    (project / "docs").mkdir(parents=True)
+    (project / "seeds.jsonl").write_text("")
+    config = project / "project.yaml"
+    config.write_text(
+        "models:\n  teacher: {uri: mock:replies.yaml}\n  base: {uri: local:smollm2}\n"
+        "seeds: {files: [seeds.jsonl, more.jsonl]}\n"
+        "tools:\n  - {builtin: search, folder: docs}\n  - {builtin: fetch, root: site}\n"
+        "curate: {general: [general.jsonl]}\ntrain: {base: local:models/base}\n"
+        "run_dir: runs/not-yet\n"
+    )
+    result = fcsft("check", config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {config}: names what is not there",
+        f"  models.teacher.uri: {project / 'replies.yaml'} does not exist",
+        f"  seeds.files[1]: {project / 'more.jsonl'} does not exist",
+        f"  tools[1].root: {project / 'site'} does not exist",
+        f"  curate.general[0]: {project / 'general.jsonl'} does not exist",
+        f"  train.base: {project / 'models' / 'base'} does not exist",
+    ]
+    result = fcsft("run", config)  # the same check, before any work
+    assert result.returncode == 2 and f"error: {config}: names what is not there" in result.stderr
+    assert not (project / "runs").exists()
+    for name in ("replies.yaml", "more.jsonl", "general.jsonl"):
+        (project / name).write_text("")
+    for name in ("site", "models/base"):
+        (project / name).mkdir(parents=True)
+    assert fcsft("check", config).returncode == 0  # the run folder is written, not read
+
+
 def test_config_schema_documents_every_field():
     result = fcsft("config", "--schema")
     schema = json.loads(result.stdout)

@@ -130,10 +130,12 @@ def convert(
 
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="project.yaml")]) -> None:
-    """Validate a project config; every error is listed with its field path."""
-    from fcsft.config import load_config, unset_keys
+    """Validate a project config; every error is listed with its field path, and so is every
+    file or folder it names that is not there."""
+    from fcsft.config import load_config, require_inputs, unset_keys
 
     project = load_config(config)
+    require_inputs(project, config)
     for line in unset_keys(project):
         err.print(f"warning: {line}", markup=False)
     out.print(f"{config}: ok ({project.name}, run dir {project.run_dir})", markup=False)
@@ -517,10 +519,11 @@ def run_command(
     The steps are those registered (`fcsft --help` lists them, each also a command)."""
     from rich.table import Table
 
-    from fcsft.config import load_config
+    from fcsft.config import load_config, require_inputs
     from fcsft.runner.pipeline import Run, run_pipeline
 
     project = load_config(config)
+    require_inputs(project, config)  # before any work, not when the step that reads it comes
     bars, on_progress = _live_progress()
 
     def on_stage(name: str, stats: dict) -> None:

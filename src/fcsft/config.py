@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from fcsft.curate.stage import CurateConfig
 from fcsft.errors import UserError, validation_problems
@@ -23,6 +24,7 @@ from fcsft.files import read_text
 from fcsft.generate.stage import GenerateConfig
 from fcsft.memory.config import MemoryConfig
 from fcsft.models.config import ModelConfig
+from fcsft.models.registry import anchored, uri_path
 from fcsft.section import Section
 from fcsft.tools.config import ToolEntry
 from fcsft.train.run import TrainConfig
@@ -145,11 +147,49 @@ def unset_keys(config: ProjectConfig) -> list[str]:
     ]
 
 
+def require_inputs(config: ProjectConfig, path: Path) -> None:
+    """A UserError naming every file or folder `config` (read from `path`) reads that is not
+    there: on one line when it is one."""
+    missing = missing_inputs(config, path.parent.resolve())
+    if len(missing) == 1:
+        raise UserError(f"{path}: {missing[0]}")
+    if missing:
+        raise UserError(f"{path}: names what is not there\n" + "\n".join(f"  {m}" for m in missing))
+
+
+def missing_inputs(config: ProjectConfig, base_dir: Path) -> list[str]:
+    """A line for each file or folder the config reads that is not there (relative paths from
+    `base_dir`, the folder of project.yaml, as the stages take them), in the config's order:
+    found before any work, where a run would stop at the first when its stage came."""
+    return [
+        f"{where}: {base_dir / path} does not exist"  # an absolute path stays itself
+        for where, path in _paths(config, "")
+        if where != "run_dir" and not (base_dir / path).exists()
+    ]
+
+
+def _paths(value: Any, where: str) -> Iterator[tuple[str, Path]]:
+    """Every path in a config value with its field path (`seeds.files[0]`): Path fields, and
+    the file or folder of a `local:PATH` or `mock:FILE` model URI."""
+    if isinstance(value, Path):
+        yield where, value
+    elif isinstance(value, str) and (path := uri_path(value)) is not None:
+        yield where, path
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            key = field.alias or name
+            yield from _paths(getattr(value, name), f"{where}.{key}" if where else key)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _paths(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, f"{where}.{key}")
+
+
 def _anchor_model_paths(config: ProjectConfig, base_dir: Path) -> None:
     """Model and tokenizer paths (`local:PATH`, `mock:FILE`) relative to project.yaml, like the
     config's other paths, wherever the command is run from."""
-    from fcsft.models.registry import anchored
-
     for settings in config.models.values():
         settings.uri = anchored(settings.uri, base_dir)
     config.export.tokenizer = anchored(config.export.tokenizer, base_dir)

@@ -25,17 +25,25 @@ _MODULES = {
 _PATH_SCHEMES = ("local", "mock")  # schemes whose rest is a path (or an embedded model's name)
 
 
-def anchored(uri: str, base_dir: Path) -> str:
-    """`uri` with a relative `local:PATH` or `mock:FILE` joined to `base_dir` (the folder of
-    project.yaml, where every relative path in a config starts); other URIs, absolute paths and
-    embedded names (`local:smollm2`) are returned as they are."""
+def uri_path(uri: str) -> Path | None:
+    """The file or folder a `local:PATH` or `mock:FILE` URI names (`~` expanded); None for other
+    URIs and embedded names (`local:smollm2`)."""
     from fcsft.models.weights import EMBEDDED
 
     scheme, sep, rest = uri.partition(":")
     if not sep or scheme not in _PATH_SCHEMES or not rest or rest in EMBEDDED:
+        return None
+    return Path(rest).expanduser()
+
+
+def anchored(uri: str, base_dir: Path) -> str:
+    """`uri` with a relative `local:PATH` or `mock:FILE` joined to `base_dir` (the folder of
+    project.yaml, where every relative path in a config starts); other URIs, absolute paths and
+    embedded names (`local:smollm2`) are returned as they are."""
+    path = uri_path(uri)
+    if path is None or path.is_absolute():
         return uri
-    path = Path(rest).expanduser()
-    return uri if path.is_absolute() else f"{scheme}:{base_dir / path}"
+    return f"{uri.partition(':')[0]}:{base_dir / path}"
 
 
 def register(scheme: str) -> Callable[[Callable[..., Provider]], Callable[..., Provider]]:

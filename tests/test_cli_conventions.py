@@ -44,6 +44,25 @@ def test_eval_options_given_to_a_subcommand_are_named_not_ignored(tmp_path):
     )
 
 
+def test_eval_refuses_counts_below_their_least_and_a_bias_that_is_no_number(tmp_path):
+    wrong = {
+        ("--mmlu", "-5"): "--mmlu -5: expected 0 or more",
+        ("--bfcl-limit", "0"): "--bfcl-limit 0: expected 1 or more",
+        ("--max-tokens", "0"): "--max-tokens 0: expected 1 or more",
+        ("--concurrency", "0"): "--concurrency 0: expected 1 or more",
+        ("--call-bias", "nan"): "--call-bias nan: expected a finite number",
+        ("--call-bias", "-inf"): "--call-bias -inf: expected a finite number",
+    }
+    for (flag, value), message in wrong.items():
+        out = tmp_path / flag.strip("-") / value
+        result = fcsft(
+            "eval", "--model", "local:smollm2", "--bfcl", "simple_python", flag, value,
+            "--out", out,
+        )  # fmt: skip
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: {message}")
+        assert not out.exists()
+
+
 def test_check_warns_when_a_models_key_variable_is_unset(tmp_path):
     project = tmp_path / "project.yaml"
     project.write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -746,6 +747,13 @@ def eval_command(
         raise UserError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     if split not in ("dev", "test", "all"):
         raise UserError(f"--split {split!r}: expected dev, test or all")
+    counts = {"--mmlu": (mmlu, 0), "--bfcl-limit": (bfcl_limit, 1)}
+    counts |= {"--max-tokens": (max_tokens, 1), "--concurrency": (concurrency, 1)}
+    for flag, (value, least) in counts.items():
+        if value is not None and value < least:
+            raise UserError(f"{flag} {value}: expected {least} or more")
+    if not math.isfinite(call_bias):
+        raise UserError(f"--call-bias {call_bias}: expected a finite number")
     from fcsft.evaluate.run import EvalPlan, evaluate
     from fcsft.files import check_output_dir
 

@@ -63,6 +63,22 @@ def test_eval_refuses_counts_below_their_least_and_a_bias_that_is_no_number(tmp_
         assert not out.exists()
 
 
+def test_other_commands_refuse_numbers_outside_their_range(tmp_path):
+    target = tmp_path / "out.jsonl"
+    cases = {
+        ("convert", EXAMPLE, target, "--show", "-1"): "--show -1: expected 0 or more",
+        ("seeds", "mine", EXAMPLE, "--out", target, "--threshold", "1.5"): (
+            "--threshold 1.5: expected from 0 to 1"
+        ),
+        ("testset", EXAMPLE, "--out", target, "--ood", "-3"): "--ood -3: expected 0 or more",
+        ("review", tmp_path, "--port", "70000"): "--port 70000: expected from 0 to 65535",
+    }
+    for argv, message in cases.items():
+        result = fcsft(*argv)
+        assert (result.returncode, result.stderr.strip()) == (2, f"error: {message}"), argv
+        assert not target.exists()
+
+
 def test_check_warns_when_a_models_key_variable_is_unset(tmp_path):
     project = tmp_path / "project.yaml"
     project.write_text(

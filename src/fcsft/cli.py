@@ -115,6 +115,7 @@ def convert(
     """
     from fcsft.convert import convert_file
 
+    _bounded("--show", show, 0)
     result = convert_file(source, target, from_format, to_format)
     for problem in result.problems[:show]:
         err.print(problem, markup=False)
@@ -214,6 +215,7 @@ def seeds_mine(
     from fcsft.files import check_target
     from fcsft.seeds.importers import mine_logs
 
+    _bounded("--threshold", threshold, 0, 1)
     check_target(out_path, *logs, option="--out")
     _report_import(mine_logs(logs, domain, threshold, pii=pii), out_path)
 
@@ -337,6 +339,15 @@ def _one_of(argument: Path | None, option: Path | None, name: str, flag: str) ->
     if argument is None and option is None:
         raise UserError(f"missing {name} (or {flag})")
     return argument if argument is not None else option  # type: ignore[return-value]
+
+
+def _bounded(flag: str, value: float | None, least: float, most: float | None = None) -> None:
+    """A UserError when a numeric option (None: not given) lies outside [least, most]."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < least or (most is not None and value > most):
+        span = f"{least} or more" if most is None else f"from {least} to {most}"
+        raise UserError(f"{flag} {value}: expected {span}")
 
 
 def _config(model, options: dict, where: str):
@@ -622,6 +633,7 @@ def review_command(
     """
     from fcsft.review import apply_review, begin_review, serve, summary_line
 
+    _bounded("--port", port, 0, 65535)
     if apply_decisions:
         from fcsft.runner.lock import run_dir_lock
 
@@ -747,11 +759,10 @@ def eval_command(
         raise UserError(f"--precision {precision!r}: expected auto, fp32 or bf16")
     if split not in ("dev", "test", "all"):
         raise UserError(f"--split {split!r}: expected dev, test or all")
-    counts = {"--mmlu": (mmlu, 0), "--bfcl-limit": (bfcl_limit, 1)}
-    counts |= {"--max-tokens": (max_tokens, 1), "--concurrency": (concurrency, 1)}
-    for flag, (value, least) in counts.items():
-        if value is not None and value < least:
-            raise UserError(f"{flag} {value}: expected {least} or more")
+    _bounded("--mmlu", mmlu, 0)
+    _bounded("--bfcl-limit", bfcl_limit, 1)
+    _bounded("--max-tokens", max_tokens, 1)
+    _bounded("--concurrency", concurrency, 1)
     if not math.isfinite(call_bias):
         raise UserError(f"--call-bias {call_bias}: expected a finite number")
     from fcsft.evaluate.run import EvalPlan, evaluate
@@ -915,6 +926,8 @@ def testset_command(
     from fcsft.files import check_target
     from fcsft.jsonl import write_jsonl
 
+    for flag, size in (("--standard", standard), ("--ood", ood), ("--adversarial", adversarial)):
+        _bounded(flag, size, 0)
     if curated.is_dir():
         curated = curated / "curate" / "out.jsonl"
     if not curated.exists():

@@ -124,7 +124,7 @@ def test_check_names_every_file_and_folder_the_config_reads_that_is_not_there(tm
         "seeds: {files: [seeds.jsonl, more.jsonl]}\n"
         "tools:\n  - {builtin: search, folder: docs}\n  - {builtin: fetch, root: site}\n"
         "curate: {general: [general.jsonl]}\ntrain: {base: local:models/base}\n"
-        "run_dir: runs/not-yet\n"
+        "evaluate: {model: local:runs/not-yet/train/model}\nrun_dir: runs/not-yet\n"
     )
     result = fcsft("check", config)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -143,7 +143,7 @@ def test_check_names_every_file_and_folder_the_config_reads_that_is_not_there(tm
         (project / name).write_text("")
     for name in ("site", "models/base"):
         (project / name).mkdir(parents=True)
-    assert fcsft("check", config).returncode == 0  # the run folder is written, not read
+    assert fcsft("check", config).returncode == 0  # the run folder is the run's output
 
 
 def test_config_schema_documents_every_field():

@@ -160,11 +160,14 @@ def require_inputs(config: ProjectConfig, path: Path) -> None:
 def missing_inputs(config: ProjectConfig, base_dir: Path) -> list[str]:
     """A line for each file or folder the config reads that is not there (relative paths from
     `base_dir`, the folder of project.yaml, as the stages take them), in the config's order:
-    found before any work, where a run would stop at the first when its stage came."""
+    found before any work, where a run would stop at the first when its stage came. Paths in
+    the run folder are the run's own outputs and are not asked for."""
+    made = config.run_dir.resolve()  # what the run writes (its own trained model) comes later
     return [
         f"{where}: {base_dir / path} does not exist"  # an absolute path stays itself
         for where, path in _paths(config, "")
-        if where != "run_dir" and not (base_dir / path).exists()
+        if not (base_dir / path).exists()
+        and made not in [base_dir / path, *(base_dir / path).parents]
     ]
 
 

@@ -333,7 +333,9 @@ def test_finance_card_renders_its_plots_and_every_number_is_a_stage_stat(finance
     assert (
         f"{general['used']} general conversations of {general['available']} available "
         f"({general['wanted']} wanted) make up {100 * general['ratio']:.2f}% of the training "
-        f"split; {len(general['problems'])} lines could not be used." in card
+        f"split; {len(general['problems'])} lines could not be used. "
+        f"{general['with_tools']} of them are offered a training record's functions and answer "
+        "without calling one." in card
     )
     decon = report["decontamination"]
     assert (

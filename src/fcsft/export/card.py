@@ -357,7 +357,9 @@ def write_card(
         f"{general.get('used', 0)} general conversations of {general.get('available', 0)} "
         f"available ({general.get('wanted', 0)} wanted) make up "
         f"{100 * general.get('ratio', 0.0):.2f}% of the training split; "
-        f"{len(general.get('problems', []))} lines could not be used.",
+        f"{len(general.get('problems', []))} lines could not be used. "
+        f"{general.get('with_tools', 0)} of them are offered a training record's functions "
+        "and answer without calling one.",
         "",
         "## Decontamination",
         "",

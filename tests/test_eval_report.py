@@ -191,6 +191,29 @@ def test_eval_commands_run_a_mock_model_score_and_compare(tmp_path):
     assert (tmp_path / "cmp" / "compare.html").exists()
 
 
+def test_compare_pairs_the_items_both_were_asked_and_refuses_runs_with_none(tmp_path):
+    base = eval_dir(tmp_path / "base", base_predictions())
+    fewer = tmp_path / "fewer"  # the first two items left out, and the model failed on n2
+    write_jsonl(fewer / "items.jsonl", items()[2:])
+    write_jsonl(fewer / "predictions" / "out.jsonl", tuned_predictions()[2:])
+    done = fcsft("eval", "compare", base, fewer, "--out", tmp_path / "c1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        f"warning: compared on the 11 items both answered; 3 only in {base}, 0 only in {fewer}"
+    )
+    saved = json.loads((tmp_path / "c1" / "compare.json").read_text())
+    assert saved["paired"] == {"items": 11, "only_base": 3, "only_tuned": 0}  # n2 failed
+    assert saved["layers"]["standard"]["full_call"]["n"] == 8
+    other = tmp_path / "other"  # another item set: no id in common
+    renamed = [item | {"id": "x" + item["id"]} for item in items()]
+    write_jsonl(other / "items.jsonl", renamed)
+    write_jsonl(other / "predictions" / "out.jsonl", [prediction(item) for item in renamed])
+    done = fcsft("eval", "compare", base, other, "--out", tmp_path / "c2")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"error: {base} and {other} answered no item in common")
+    assert not (tmp_path / "c2").exists()
+
+
 def test_eval_errors_name_the_fix(tmp_path):
     done = fcsft(
         "eval",

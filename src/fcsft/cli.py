@@ -879,6 +879,13 @@ def eval_compare(
         if not (directory / "predictions" / "out.jsonl").exists():
             raise UserError(f"{directory}: not an eval directory (run fcsft eval --out there)")
     result = compare(base, tuned, target)
+    paired = result["paired"]
+    if paired["only_base"] or paired["only_tuned"]:
+        err.print(
+            f"warning: compared on the {paired['items']} items both answered; "
+            f"{paired['only_base']} only in {base}, {paired['only_tuned']} only in {tuned}",
+            markup=False,
+        )
     for layer, metrics in result["layers"].items():
         for metric in ("full_call", "no_call"):
             if metric in metrics:

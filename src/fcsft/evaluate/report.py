@@ -188,8 +188,8 @@ def paired_difference(first: list[int], second: list[int]) -> dict[str, Any]:
 
 
 def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Base vs tuned on the items and MMLU questions both were asked."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Base vs tuned on the items and MMLU questions both answered; a UserError when they
+    answered nothing in common (another split, another item set)."""
     runs = {}
     for side, directory in (("base", base_dir), ("tuned", tuned_dir)):
         if not (directory / "scores.jsonl").exists():
@@ -199,6 +199,20 @@ def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
             "scores": {row["id"]: row for row in read_jsonl(directory / "scores.jsonl")},
         }
     base, tuned = runs["base"]["scores"], runs["tuned"]["scores"]
+    marks = _both(base_dir, tuned_dir, "mmlu.jsonl")
+    verdicts = _both(base_dir, tuned_dir, "live_scores.jsonl")
+    paired = {
+        "items": len(base.keys() & tuned.keys()),
+        "only_base": len(base.keys() - tuned.keys()),
+        "only_tuned": len(tuned.keys() - base.keys()),
+    }
+    if not paired["items"] and marks is None and verdicts is None:
+        raise UserError(
+            f"{base_dir} and {tuned_dir} answered no item in common, and a comparison pairs "
+            "the items both answered: evaluate both on the same items (--items, or --bfcl "
+            "with the same --split and --bfcl-limit)"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
     layers: dict[str, dict[str, Any]] = {}
     for layer in sorted({row["layer"] for row in base.values()} | {"all"}):
         in_layer = {i: r for i, r in base.items() if layer == "all" or r["layer"] == layer}
@@ -210,12 +224,11 @@ def compare(base_dir: Path, tuned_dir: Path, out_dir: Path) -> dict[str, Any]:
     result: dict[str, Any] = {
         "base": runs["base"]["meta"],
         "tuned": runs["tuned"]["meta"],
+        "paired": paired,
         "layers": layers,
     }
-    marks = _both(base_dir, tuned_dir, "mmlu.jsonl")
     if marks is not None:
         result["mmlu"] = _mmlu_compare(*marks)
-    verdicts = _both(base_dir, tuned_dir, "live_scores.jsonl")
     if verdicts is not None:
         result["live"] = _live_compare(*verdicts)
     write_json(out_dir / "compare.json", result)

@@ -115,7 +115,7 @@ def test_check_warns_on_one_line_when_a_models_key_is_not_set(tmp_path, monkeypa
 
 
 def test_check_names_every_file_and_folder_the_config_reads_that_is_not_there(tmp_path):
-    project = tmp_path / "project"
+    project = tmp_path.resolve() / "project"  # the lines name resolved paths
     (project / "docs").mkdir(parents=True)
     (project / "seeds.jsonl").write_text("")
     config = project / "project.yaml"
@@ -124,7 +124,7 @@ def test_check_names_every_file_and_folder_the_config_reads_that_is_not_there(tm
         "seeds: {files: [seeds.jsonl, more.jsonl]}\n"
         "tools:\n  - {builtin: search, folder: docs}\n  - {builtin: fetch, root: site}\n"
         "curate: {general: [general.jsonl]}\ntrain: {base: local:models/base}\n"
-        "evaluate: {model: local:runs/not-yet/train/model}\nrun_dir: runs/not-yet\n"
+        "evaluate: {model: local:../project/runs/not-yet/train/model}\nrun_dir: runs/not-yet\n"
     )
     result = fcsft("check", config)
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -163,12 +163,12 @@ def missing_inputs(config: ProjectConfig, base_dir: Path) -> list[str]:
     found before any work, where a run would stop at the first when its stage came. Paths in
     the run folder are the run's own outputs and are not asked for."""
     made = config.run_dir.resolve()  # what the run writes (its own trained model) comes later
-    return [
-        f"{where}: {base_dir / path} does not exist"  # an absolute path stays itself
-        for where, path in _paths(config, "")
-        if not (base_dir / path).exists()
-        and made not in [base_dir / path, *(base_dir / path).parents]
-    ]
+    missing = []
+    for where, path in _paths(config, ""):
+        full = (base_dir / path).resolve()  # an absolute path stays itself
+        if not full.exists() and made not in (full, *full.parents):
+            missing.append(f"{where}: {full} does not exist")
+    return missing
 
 
 def _paths(value: Any, where: str) -> Iterator[tuple[str, Path]]:

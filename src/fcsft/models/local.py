@@ -48,7 +48,7 @@ from fcsft.formats import FormatError
 from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import ANSWER_OPEN, CALL_OPEN, REPLY_STOPS, parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
-from fcsft.models.decode import Nudge, decode
+from fcsft.models.decode import Nudge, decode, shared_prefix
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
@@ -240,9 +240,7 @@ class LocalModel:
                 self.tokenizer(text, add_special_tokens=False)["input_ids"]
                 for text in (CALL_OPEN, ANSWER_OPEN)
             )
-            shared = 0
-            while shared < min(len(call), len(answer)) - 1 and call[shared] == answer[shared]:
-                shared += 1
+            shared = shared_prefix([call, answer])
             self._choice = (tuple(call[:shared]), call[shared])
         return self._choice
 

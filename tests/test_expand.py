@@ -87,6 +87,25 @@ def test_variation_updates_the_gold_plan_and_keeps_lineage():
             assert in_plan == (company in variant.question)
 
 
+def test_a_value_inside_a_word_is_no_slot_so_question_and_plan_change_together():
+    task = Task(
+        id="t",
+        family="t",
+        question="Book a flight on the 15th of March, 2024, for 3 people, seat 12C.",
+        plan=[Call(name="book", arguments={"date": "15/03/2024", "people": 3, "seat": "12C"})],
+    )
+    # "15" in "15th" and "12" in "12C" cannot be replaced in the question, so they are no slots
+    assert [(s.kind, s.value) for s in find_slots(task.question, {})] == [
+        ("year", "2024"),
+        ("number", "3"),
+    ]
+    for variant in vary(task, 6, {}, seed=1):
+        (call,) = variant.plan
+        assert call.arguments["date"].startswith("15/03/") and call.arguments["seat"] == "12C"
+        assert call.arguments["date"][-4:] in variant.question
+        assert f"for {call.arguments['people']} people" in variant.question
+
+
 def test_variation_drops_a_python_plan_it_cannot_update():
     task = Task(
         id="t",

@@ -147,3 +147,32 @@ def test_among_others_offers_the_needed_function_with_unrelated_ones_and_keeps_t
             assert not others & {"get_weather", "weather_forecast"}
     # the needed function is not always first
     assert {among["tools"].index(among["plan"][0]["name"]) for among in made} != {0}
+
+
+def test_variations_change_a_value_in_question_and_plan_alike_or_are_not_made():
+    build = load("examples/bfcl-smollm2/build.py")
+
+    def with_plan(ident, question, arguments):
+        return task(ident, "book") | {
+            "question": question,
+            "plan": [{"name": "book", "arguments": arguments}],
+        }
+
+    tasks = [
+        with_plan("a", "Book 3 seats for 2024-05-01", {"seats": 3, "date": "2024-05-01"}),
+        with_plan("b", "Set the volume to 20", {"volume": 20}),
+        # the 7 is not an argument: changing it would leave the plan stale
+        with_plan("c", "Order 7 pizzas", {"item": "pizza"}),
+        task("d", "none") | {"plan": None, "question": "What is 2 + 2?"},
+    ]
+    specs = {t["id"]: [f"spec of {t['id']}"] for t in tasks}
+    made, offered = build.variations(tasks, specs, count=10, seed=0)
+
+    assert sorted(m["parents"][0] for m in made) == ["a", "b"]
+    for varied in made:
+        original = next(t for t in tasks if t["id"] == varied["parents"][0])
+        assert varied["question"] != original["question"]
+        assert varied["family"] == original["family"] and varied["tools"] == original["tools"]
+        assert offered[varied["id"]] == specs[original["id"]]
+        for value in varied["plan"][0]["arguments"].values():
+            assert str(value) in varied["question"]

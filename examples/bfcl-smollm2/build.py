@@ -32,6 +32,7 @@ from typing import Any
 from fcsft.benchmarks.bfcl import VERSION, data_dir, load_bfcl, openai_tool, tool_name
 from fcsft.curate.stage import CurateConfig, curate_stage
 from fcsft.evaluate.testset import build_testset
+from fcsft.expand.vary import find_slots, replace_all, vary
 from fcsft.export import ExportConfig, export_dataset
 from fcsft.formats.openai import parse_tool
 from fcsft.generate.stage import GenerateConfig, generate_stage
@@ -338,6 +339,44 @@ def parallel_pairs(
     return made, offered
 
 
+def variations(
+    tasks: list[dict], specs: dict[str, list], count: int, seed: int
+) -> tuple[list[dict], dict[str, list]]:
+    """Argument-extraction tasks from the pipeline's own parameter variation: a task's question
+    with one or two of its numbers, years or dates changed, and its plan changed to match, one
+    variation for each of up to `count` tasks. A variation is kept only where every value
+    changed in the question is an argument of the plan and the plan changed in nothing else (a
+    number the question states but the call does not take would leave the plan stale), so each
+    one asks the model to copy a new value. It keeps its task's family and functions."""
+    rng = random.Random(f"vary:{seed}")
+    made, offered = [], {}
+    for raw in rng.sample(tasks, len(tasks)):
+        if len(made) == count:
+            break
+        if not raw.get("plan"):
+            continue
+        task = Task.model_validate(raw)
+        for varied in vary(task, 1, {}, seed=seed):
+            before = [call.arguments for call in task.plan]
+            after = [call.arguments for call in varied.plan or []]
+            swaps = _swaps(task.question, varied.question)
+            each_used = all(replace_all(before, {a: b}) != before for a, b in swaps.items())
+            if swaps and each_used and replace_all(before, swaps) == after:
+                made.append(varied.to_json())
+                offered[varied.id] = specs[task.id]
+    return made, offered
+
+
+def _swaps(before: str, after: str) -> dict[str, str]:
+    """The values a variation changed, old -> new: the slots of the two questions side by side
+    (a variation changes values in place, so both have as many, in the same order); none if
+    they do not pair up."""
+    old, new = find_slots(before, {}), find_slots(after, {})
+    if len(old) != len(new):
+        return {}
+    return {a.value: b.value for a, b in zip(old, new, strict=True) if a.value != b.value}
+
+
 def _variant(one: str, other: str) -> bool:
     """Whether one name extends the other (`uber_ride2`, `get_readings_history_by_interval`)."""
     a, b = (re.sub(r"[^a-z]", "", name.lower()) for name in (one, other))
@@ -468,6 +507,13 @@ def main() -> int:
         help="tool-selection tasks made by offering a one-function question 1-3 other functions",
     )
     parser.add_argument(
+        "--vary",
+        type=int,
+        default=0,
+        help="argument-extraction tasks made by changing a task's numbers, years or dates in its "
+        "question and plan alike (the pipeline's parameter variation)",
+    )
+    parser.add_argument(
         "--python-tasks",
         action="store_true",
         help="add BFCL's untested Python-function sets (parallel_multiple, exec_*) as tasks",
@@ -491,8 +537,9 @@ def main() -> int:
     hard, hard_specs = hard_misses(args.hard_miss, args.seed)
     pairs, pair_specs = parallel_pairs(tasks, specs, args.pairs, args.seed)
     among, among_specs = among_others(tasks, specs, args.among, args.seed)
-    tasks = tasks + made + siblings + hard + pairs + among
-    specs = specs | offered | sibling_specs | hard_specs | pair_specs | among_specs
+    varied, varied_specs = variations(tasks, specs, args.vary, args.seed)
+    tasks = tasks + made + siblings + hard + pairs + among + varied
+    specs = specs | offered | sibling_specs | hard_specs | pair_specs | among_specs | varied_specs
     write_jsonl(run_dir / "tasks.jsonl", tasks)
     prompts = [
         {"id": f"general-{k}", "question": q}

@@ -20,6 +20,10 @@ from fcsft.records import Call, Task
 _DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _NUMBER = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?(?![\w,]*\d)")
+# Where `replace_all` may change a value: not inside a word or a longer number. A slot is only
+# taken where it can be, else "15" in "15th" would change in the plan but not in the question.
+_BEFORE = r"[\w.]"
+_AFTER = r"\w|\.\d"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,11 @@ def find_slots(text: str, pools: dict[str, list[str]]) -> list[Slot]:
         return all(end <= a or start >= b for a, b in taken)
 
     def add(kind: str, match: re.Match[str]) -> None:
-        if free(match.start(), match.end()):
+        start, end = match.start(), match.end()
+        bounded = not re.match(_BEFORE, text[start - 1 : start]) and not re.match(
+            _AFTER, text[end:]
+        )
+        if bounded and free(start, end):
             slots.append(Slot(kind, match.group(0), match.start(), match.end()))
             taken.append((match.start(), match.end()))
 
@@ -79,12 +87,13 @@ def new_value(
 
 
 def replace_all(value: Any, swaps: dict[str, str]) -> Any:
-    """Apply swaps at once (no chains) to every string, and equal number, in a JSON value."""
+    """Apply swaps at once (no chains) to every string, and equal number, in a JSON value; in a
+    string only where `_BEFORE` and `_AFTER` allow."""
     if isinstance(value, str):
         pattern = "|".join(re.escape(old) for old in sorted(swaps, key=len, reverse=True))
         lowered = {old.lower(): new for old, new in swaps.items()}
         return re.sub(
-            rf"(?<![\w.])(?:{pattern})(?![\w]|\.\d)",
+            rf"(?<!{_BEFORE})(?:{pattern})(?!{_AFTER})",
             lambda m: lowered[m.group(0).lower()],
             value,
             flags=re.IGNORECASE,

@@ -52,8 +52,8 @@ def find_slots(text: str, pools: dict[str, list[str]]) -> list[Slot]:
             _AFTER, text[end:]
         )
         if bounded and free(start, end):
-            slots.append(Slot(kind, match.group(0), match.start(), match.end()))
-            taken.append((match.start(), match.end()))
+            slots.append(Slot(kind, match.group(0), start, end))
+            taken.append((start, end))
 
     for kind, values in pools.items():
         for value in sorted(values, key=len, reverse=True):

@@ -492,6 +492,34 @@ def test_the_kept_part_of_a_run_writes_the_same_page_and_holds_the_tested_adapte
     assert keep.main([str(tmp_path / "nowhere")]) == 2
 
 
+def test_a_fully_fine_tuned_tested_model_is_named_and_its_weights_are_not_kept(
+    tmp_path, monkeypatch, capsys
+):
+    """A model trained with method full has no adapter; keep.py keeps its fcsft.json, leaves
+    its weights behind and says so, where a LoRA model without its adapter is an error."""
+    monkeypatch.setattr(bfcl, "data_dir", lambda: FIXTURE)
+    monkeypatch.setattr(bfcl_prompt, "shots", lambda folder: ())
+    keep = load("examples/bfcl-smollm2/keep.py")
+    run = tmp_path / "run"
+    make_run(run, tmp_path / "scripts")
+    tested = run / "train-s0" / "model-step-240"
+    tested.mkdir(parents=True)
+    (tested / "model.safetensors").write_bytes(b"all the weights")
+    write_json(tested / "fcsft.json", {"config": {"method": "full"}})
+    path = run / "eval-tuned-s0" / "report.json"
+    write_json(path, json.loads(path.read_text()) | {"model": f"local:{tested}"})
+
+    kept = tmp_path / "kept"
+    assert keep.main([str(run), "--to", str(kept)]) == 0
+    assert "not kept: the weights of train-s0/model-step-240" in capsys.readouterr().out
+    assert (kept / "train-s0" / "model-step-240" / "fcsft.json").is_file()
+    assert not (kept / "train-s0" / "model-step-240" / "model.safetensors").exists()
+
+    write_json(tested / "fcsft.json", {"config": {"method": "lora"}})
+    with pytest.raises(SystemExit, match="model-step-240/adapter: missing"):
+        keep.main([str(run), "--to", str(kept)])
+
+
 def test_a_call_bias_tried_on_dev_is_chosen_with_its_step_by_the_same_rule(tmp_path, capsys):
     """Each (step, bias) pair is one candidate; the guards and the mean decide among pairs, a
     tie goes to the earlier step, then to the bias nearer 0; run.sh reads "STEP BIAS"."""
@@ -516,3 +544,8 @@ def test_a_call_bias_tried_on_dev_is_chosen_with_its_step_by_the_same_rule(tmp_p
     write_json(tmp_path / "tried" / "r.json", choice)
     page = "\n".join(results.tried_section(tmp_path / "tried"))
     assert "| **80 bias -0.5** |" in page and "| 80 |" in page
+    # a fully fine-tuned recipe has no LoRA rank to show
+    choice["recipe"] = {"train": {"method": "full", "lora_r": 16, "learning_rate": 5e-05}}
+    write_json(tmp_path / "tried" / "r.json", choice)
+    page = "\n".join(results.tried_section(tmp_path / "tried"))
+    assert "full, lr 5e-05," in page and "r16" not in page

@@ -8,8 +8,10 @@ command log. This copies those, with what a reviewer needs to check them again: 
 evaluation's items, predictions and per-item scores (BFCL's checker can be run over them
 anew), the exported training data, and the LoRA adapter of every model the test part was
 asked of (`local:KEPT/train-sN/.../adapter` evaluates it again: it is merged into the base
-once). `results.py KEPT` then writes the same page as `results.py RUN_DIR`. The folder is
-replaced whole, so a failed copy leaves the previous one as it was.
+once). A fully fine-tuned model has no adapter and its weights (over 500 MB at 135M
+parameters) are not kept: only its fcsft.json, and the line keep.py prints names it.
+`results.py KEPT` then writes the same page as `results.py RUN_DIR`. The folder is replaced
+whole, so a failed copy leaves the previous one as it was.
 """
 
 from __future__ import annotations
@@ -58,24 +60,37 @@ def tested_models(root: Path) -> list[Path]:
     return found
 
 
-def files_to_keep(root: Path) -> list[Path]:
-    """Every file to copy, relative to the run directory."""
+def method(folder: Path) -> str | None:
+    """How fcsft train made the model in `folder` (`lora` or `full`), from its fcsft.json."""
+    summary = folder / "fcsft.json"
+    if not summary.is_file():
+        return None
+    return json.loads(summary.read_text()).get("config", {}).get("method")
+
+
+def files_to_keep(root: Path) -> tuple[list[Path], list[Path]]:
+    """Every file to copy, relative to the run directory, and the tested models whose weights
+    are left behind (fully fine-tuned: no adapter)."""
     chosen = {p.relative_to(root) for pattern in PATTERNS for p in root.glob(pattern)}
+    whole = []
     for model in tested_models(root):
         adapter = root / model / "adapter"
-        if not adapter.is_dir():
+        if method(root / model) == "full":
+            whole.append(model)
+        elif not adapter.is_dir():
             raise SystemExit(f"{adapter}: missing; the model was not written by fcsft train")
-        chosen |= {p.relative_to(root) for p in adapter.iterdir()}
-    return sorted(p for p in chosen if (root / p).is_file())
+        else:
+            chosen |= {p.relative_to(root) for p in adapter.iterdir()}
+    return sorted(p for p in chosen if (root / p).is_file()), whole
 
 
-def keep(root: Path, to: Path) -> list[Path]:
-    files = files_to_keep(root)
+def keep(root: Path, to: Path) -> tuple[list[Path], list[Path]]:
+    files, whole = files_to_keep(root)
     with replacing_folder(to) as folder:
         for relative in files:
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / relative, folder / relative)
-    return files
+    return files, whole
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.run_dir / "commands.jsonl").is_file():
         print(f"{args.run_dir}: no commands.jsonl; name a directory run.sh wrote", file=sys.stderr)
         return 2
-    files = keep(args.run_dir, args.to)
+    files, whole = keep(args.run_dir, args.to)
     size = sum((args.to / f).stat().st_size for f in files)
     print(f"kept {len(files)} files ({size / 1e6:.1f} MB) in {args.to}")
+    for model in whole:
+        print(f"not kept: the weights of {model} (full fine-tuning; run.sh trains it again)")
     return 0
 
 

@@ -402,8 +402,10 @@ def tried_section(folder: Path | None = None) -> list[str]:
             del argv[argv.index("--run-dir") : argv.index("--run-dir") + 2]
         build = shlex.join(argv)
         train = recipe.get("train", {})
+        method = train.get("method")
+        method = f"{method} r{train.get('lora_r')}" if method == "lora" else method
         training = (
-            f"{train.get('method')} r{train.get('lora_r')}, lr {train.get('learning_rate')}, "
+            f"{method}, lr {train.get('learning_rate')}, "
             f"{train.get('batch_size')}x{train.get('grad_accum')}x{train.get('max_length')} "
             f"tokens a step, {recipe.get('examples')} conversations "
             f"({recipe.get('too_long')} too long)"

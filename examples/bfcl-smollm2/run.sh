@@ -54,7 +54,7 @@ model_at() {  # the model folder of a seed at the chosen step: seed 0's snapshot
 }
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \
-  --among 250 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
+  --among 250 --vary 150 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
 train() {  # a seed's run; any further arguments go to fcsft train
   local seed=$1
   shift
@@ -63,7 +63,7 @@ train() {  # a seed's run; any further arguments go to fcsft train
 }
 
 train 0
-for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t['snapshots'], t['steps'])" "$CONFIG"); do
+for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))['train']; print(*t.get('snapshots', []), t['steps'])" "$CONFIG"); do
   for bias in "${BIASES[@]}"; do
     name=step-$step
     if [ "$bias" != 0 ]; then name=$name-bias$bias; fi

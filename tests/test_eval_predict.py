@@ -268,3 +268,45 @@ def test_the_call_bias_reaches_requests_with_tools_and_the_report_records_it(
         result.stderr
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_retrained_into_the_same_folder_is_asked_again_not_served_old_answers(tmp_path):
+    """Predictions and cached replies are recorded under the weights' digest, not the path alone:
+    a run that trains a new model into the folder it evaluated before must score the new one."""
+    pytest.importorskip("transformers")
+    from fcsft.evaluate.run import EvalPlan, evaluate
+    from test_chat_tokens import char_tokenizer
+    from tiny_llama import tiny_llama
+
+    tokenizer = char_tokenizer()
+    tokenizer.eos_token = "<|im_end|>"
+    folder = tmp_path / "model"
+    items = [{"id": f"q{k}", "question": f"Add {k} and 1."} for k in range(3)]
+    write_jsonl(tmp_path / "items.jsonl", items)
+
+    def answers(seed, out):
+        model = tiny_llama(
+            vocab=len(tokenizer),
+            seed=seed,
+            max_position_embeddings=2048,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        plan = EvalPlan(
+            model=f"local:{folder}",
+            out_dir=out,
+            items=[tmp_path / "items.jsonl"],
+            max_tokens=12,
+            precision="fp32",
+        )
+        evaluate(plan, run_stage)
+        predictions = list(read_jsonl(out / "predictions" / "out.jsonl"))
+        assert not any(p["model_error"] for p in predictions)
+        return [p["raw"] for p in predictions]
+
+    first = answers(0, tmp_path / "e")
+    again = answers(1, tmp_path / "e")  # another model in the same folder, the same OUT
+    fresh = answers(1, tmp_path / "fresh")
+    assert again == fresh and again != first

@@ -51,7 +51,7 @@ from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.decode import Nudge, decode, shared_prefix
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
-from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder
+from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder, weights_id
 
 _CLOSING_TAG = re.compile(r"</[^<>\s]+>")
 
@@ -191,6 +191,7 @@ class LocalModel:
 
     def __init__(self, name: str, threads: int | None = None, precision: str = "auto"):
         self.name = name  # as in `local:NAME`
+        self.weights = weights_id(name)
         self.threads = threads
         self.precision = precision
         self.choice: Choice | None = None
@@ -464,18 +465,20 @@ _BATCHERS: dict[Any, Batcher] = {}
 
 
 def _model_key(name: str) -> Any:
-    """What identifies one set of weights, checked cheaply so that a provider fails at once.
+    """What identifies one set of weights, checked without loading them so that a provider
+    fails at once.
 
     The embedded model is keyed by the cache it lives in (a test may point `FCSFT_CACHE`
-    elsewhere); a folder by its resolved path. If the embedded model is neither cached nor
-    installed, that is said now rather than on the first request.
+    elsewhere); a folder by its resolved path and its weights' digest (a model retrained into
+    it is loaded anew; hashing 540 MB takes about a second). If the embedded model is neither
+    cached nor installed, that is said now rather than on the first request.
     """
     if name in EMBEDDED:
         cache = cache_dir()
         if not (cache / "models" / name / "config.json").exists():
             gguf_folder()
         return ("embedded", name, str(cache))
-    return ("folder", str(model_folder(name).resolve()))
+    return ("folder", str(model_folder(name).resolve()), weights_id(name))
 
 
 def shared_model(name: str, threads: int | None = None, precision: str = "auto") -> LocalModel:
@@ -529,8 +532,10 @@ class LocalProvider:
 
     @property
     def cache_name(self) -> str:
-        """The name replies are cached under: a call bias changes them."""
-        return f"{self.name} call_bias={self.call_bias}" if self.call_bias else self.name
+        """The name replies are cached under: the weights' digest (a model retrained in the same
+        folder answers anew) and the call bias (it changes them)."""
+        name = self.name if self.model is None else f"{self.name} weights={self.model.weights}"
+        return f"{name} call_bias={self.call_bias}" if self.call_bias else name
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         native = uses_function_calling(request)

@@ -14,6 +14,7 @@ base and the adapter are merged once into a cached folder named by the adapter's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fcsft.errors import UserError, require
+from fcsft.files import file_hash
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ADAPTER_BASE = "fcsft_base.json"  # in an adapter folder: {"base": "local:..."}, its base model
@@ -67,15 +69,45 @@ def model_folder(name: str) -> Path:
     return target
 
 
-def _merged(adapter: Path) -> Path:
-    """The adapter merged into its base, made once under the cache (named by the adapter's
-    weights and base, so a retrained adapter never reuses an old merge)."""
+def weights_id(name: str) -> str:
+    """A digest of the weights `local:NAME` stands for: what the replies and predictions of
+    that model are recorded under, so a model retrained into the same folder is asked again
+    instead of being served its predecessor's answers. The embedded model is named by its GGUF
+    file, an adapter by its weights and base (as its merge is), a folder by its weight files."""
+    if name in EMBEDDED:
+        return _digest([gguf_folder() / GGUF])
+    path = Path(name).expanduser()
+    if (path / ADAPTER_BASE).exists() and not (path / "config.json").exists():
+        return _adapter_digest(path)
+    folder = model_folder(name)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return _digest(files)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_of(paths: tuple[str, ...], stamps: tuple[tuple[int, int], ...]) -> str:
+    return file_hash(map(Path, paths))[:16]
+
+
+def _digest(paths: list[Path]) -> str:
+    """The files' SHA-256, computed once per process while their size and time stay the same."""
+    stats = [path.stat() for path in paths]
+    return _digest_of(tuple(map(str, paths)), tuple((s.st_size, s.st_mtime_ns) for s in stats))
+
+
+def _adapter_digest(adapter: Path) -> str:
     base = json.loads((adapter / ADAPTER_BASE).read_text())["base"]
     weights = adapter / "adapter_model.safetensors"
     if not weights.exists():
         raise UserError(f"{adapter}: no adapter_model.safetensors beside {ADAPTER_BASE}")
-    digest = hashlib.sha256(weights.read_bytes() + base.encode()).hexdigest()[:16]
-    target = cache_dir() / "models" / f"merged-{digest}"
+    return hashlib.sha256(weights.read_bytes() + base.encode()).hexdigest()[:16]
+
+
+def _merged(adapter: Path) -> Path:
+    """The adapter merged into its base, made once under the cache (named by the adapter's
+    weights and base, so a retrained adapter never reuses an old merge)."""
+    base = json.loads((adapter / ADAPTER_BASE).read_text())["base"]
+    target = cache_dir() / "models" / f"merged-{_adapter_digest(adapter)}"
     if (target / "config.json").exists():
         return target
     transformers = require("transformers", "local")

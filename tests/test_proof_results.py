@@ -549,3 +549,78 @@ def test_a_call_bias_tried_on_dev_is_chosen_with_its_step_by_the_same_rule(tmp_p
     write_json(tmp_path / "tried" / "r.json", choice)
     page = "\n".join(results.tried_section(tmp_path / "tried"))
     assert "full, lr 5e-05," in page and "r16" not in page
+
+
+def test_a_restored_run_skips_what_the_kept_folder_finished(tmp_path, monkeypatch):
+    """keep.py carries the markers of finished stages; `--restore` puts the files a new run
+    directory lacks back, and the same evaluation there asks the model nothing: a script with
+    other replies leaves the restored predictions and the report as they were."""
+    monkeypatch.setattr(bfcl, "data_dir", lambda: FIXTURE)
+    monkeypatch.setattr(bfcl_prompt, "shots", lambda folder: ())
+    keep = load("examples/bfcl-smollm2/keep.py")
+    run, scripts = tmp_path / "run", tmp_path / "scripts"
+    make_run(run, scripts)
+    kept = tmp_path / "kept"
+    assert keep.main([str(run), "--to", str(kept)]) == 0
+    assert (kept / "eval-tuned-s0" / "predictions" / "_done.json").is_file()
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "eval-tuned-s0").mkdir(parents=True)
+    (elsewhere / "eval-tuned-s0" / "report.json").write_text("{}")  # present: left as it is
+    assert keep.main([str(elsewhere), "--restore", "--to", str(kept)]) == 0
+    assert (elsewhere / "eval-tuned-s0" / "report.json").read_text() == "{}"
+    (scripts / "eval-tuned-s0.yaml").write_text(yaml.safe_dump([QUIET] * 6))  # other replies
+    plan = EvalPlan(
+        model=f"mock:{scripts / 'eval-tuned-s0.yaml'}",
+        out_dir=elsewhere / "eval-tuned-s0",
+        bfcl=["simple_python", "parallel", "irrelevance"],
+        split="test",
+        command="fcsft eval --split test --out eval-tuned-s0",
+    )
+    evaluate(plan, run_stage)
+    name = "eval-tuned-s0/predictions/out.jsonl"
+    assert (elsewhere / name).read_text() == (run / name).read_text()
+    before = json.loads((run / "eval-tuned-s0" / "report.json").read_text())
+    after = json.loads((elsewhere / "eval-tuned-s0" / "report.json").read_text())
+    assert after["layers"] == before["layers"]
+    assert keep.main([str(elsewhere), "--restore", "--to", str(tmp_path / "none")]) == 2
+
+
+def test_a_restored_training_is_skipped_and_its_adapter_serves_as_the_model(tmp_path, monkeypatch):
+    """The training stage's marker and the adapter are kept (not the checkpoints, not the merged
+    weights); restored elsewhere, `fcsft train` with the same data and settings trains nothing
+    and `local:.../model/adapter` loads the trained weights."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from fcsft.models.weights import model_folder
+    from fcsft.train.step import train_stage
+    from test_chat_tokens import EXAMPLE, char_tokenizer
+    from test_train_loop import settings
+    from tiny_llama import tiny_llama
+
+    monkeypatch.setenv("FCSFT_CACHE", str(tmp_path / "cache"))
+    keep = load("examples/bfcl-smollm2/keep.py")
+    base = tmp_path / "base"
+    tokenizer = char_tokenizer()
+    tiny_llama(vocab=len(tokenizer), hidden_size=32, intermediate_size=64,
+               max_position_embeddings=8192).save_pretrained(base)  # fmt: skip
+    tokenizer.save_pretrained(base)
+    config = settings(base, steps=2)
+    run = tmp_path / "run"
+    first = run_stage(train_stage(config, run / "train-s0"), run, [EXAMPLE])
+    write_jsonl(run / "commands.jsonl", [])
+    kept = tmp_path / "kept"
+    assert keep.main([str(run), "--to", str(kept)]) == 0
+    assert not list(kept.rglob("checkpoint-*")) and not list(kept.rglob("model.safetensors"))
+
+    elsewhere = tmp_path / "elsewhere"
+    assert keep.main([str(elsewhere), "--restore", "--to", str(kept)]) == 0
+    again = run_stage(train_stage(config, elsewhere / "train-s0"), elsewhere, [EXAMPLE])
+    assert again == first and not (elsewhere / "train-s0" / "checkpoints").exists()
+    trained = transformers.AutoModelForCausalLM.from_pretrained(run / "train-s0" / "model")
+    served = transformers.AutoModelForCausalLM.from_pretrained(
+        model_folder(str(elsewhere / "train-s0" / "model" / "adapter"))
+    )
+    a, b = trained.state_dict(), served.state_dict()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -1,17 +1,28 @@
-"""Copy the part of a proof run that its results page is generated from into the repository.
+"""Copy the part of a proof run that its results page is generated from into the repository,
+and what lets the run go on elsewhere; or copy it back into a run directory.
 
     python examples/bfcl-smollm2/keep.py RUN_DIR [--to examples/bfcl-smollm2/kept]
+    python examples/bfcl-smollm2/keep.py RUN_DIR --restore [--to examples/bfcl-smollm2/kept]
 
 A run directory holds gigabytes (merged models, checkpoints, reply caches) and is not
 committed; the page (results.py) reads only reports, comparisons, stage statistics and the
 command log. This copies those, with what a reviewer needs to check them again: each
 evaluation's items, predictions and per-item scores (BFCL's checker can be run over them
-anew), the exported training data, and the LoRA adapter of every model the test part was
-asked of (`local:KEPT/train-sN/.../adapter` evaluates it again: it is merged into the base
-once). A fully fine-tuned model has no adapter and its weights (over 500 MB at 135M
-parameters) are not kept: only its fcsft.json, and the line keep.py prints names it.
-`results.py KEPT` then writes the same page as `results.py RUN_DIR`. The folder is replaced
-whole, so a failed copy leaves the previous one as it was.
+anew), the exported training data, and the LoRA adapter of every trained model
+(`local:KEPT/train-sN/.../adapter` evaluates it again: it is merged into the base once). A
+fully fine-tuned model has no adapter and its weights (over 500 MB at 135M parameters) are
+not kept: only its fcsft.json, and the line keep.py prints names it. `results.py KEPT` then
+writes the same page as `results.py RUN_DIR`. The folder is replaced whole, so a failed copy
+leaves the previous one as it was.
+
+The full run takes longer than one working session on a 2-core machine, so the kept folder
+also holds the stages' bookkeeping (markers, ledgers) of the build's model-written answers,
+of each training and of each evaluation's predictions, finished or not. `--restore` copies
+the kept files a run directory lacks back into it: run.sh, started again, then skips every
+stage whose marker still matches (same data, settings and weights) and resumes a partly
+asked evaluation; a stage whose marker does not match is run afresh, so restoring another
+recipe's files costs time, never a wrong figure. Training checkpoints are not kept: a
+training cut short starts again.
 """
 
 from __future__ import annotations
@@ -46,6 +57,13 @@ PATTERNS = (  # relative to the run directory; `*` stays within one folder
     "export/README.md",
     "train-s*/model/fcsft.json",
     "train-s*/model-step-*/fcsft.json",
+    "train-s*/model*/adapter/*",
+    # the bookkeeping that lets a restored run skip or resume a stage (see --restore)
+    "general/*",
+    "train-s*/*",
+    "*/predictions/*",
+    "dev/*/predictions/*",
+    "*/mmlu.json",
 )
 
 
@@ -55,6 +73,8 @@ def tested_models(root: Path) -> list[Path]:
     for path in sorted(root.glob("eval-tuned-s*/report.json")):
         model = json.loads(path.read_text()).get("model", "")
         folder = Path(model.removeprefix("local:"))
+        if folder.name == "adapter":  # a LoRA model named by its adapter (run.sh's model_at)
+            folder = folder.parent
         if model.startswith("local:") and folder.resolve().is_relative_to(root.resolve()):
             found.append(folder.resolve().relative_to(root.resolve()))
     return found
@@ -79,8 +99,6 @@ def files_to_keep(root: Path) -> tuple[list[Path], list[Path]]:
             whole.append(model)
         elif not adapter.is_dir():
             raise SystemExit(f"{adapter}: missing; the model was not written by fcsft train")
-        else:
-            chosen |= {p.relative_to(root) for p in adapter.iterdir()}
     return sorted(p for p in chosen if (root / p).is_file()), whole
 
 
@@ -93,11 +111,35 @@ def keep(root: Path, to: Path) -> tuple[list[Path], list[Path]]:
     return files, whole
 
 
+def restore(kept: Path, root: Path) -> list[Path]:
+    """Copy each kept file that `root` lacks into it; returns those copied (relative)."""
+    copied = []
+    for path in sorted(p for p in kept.rglob("*") if p.is_file()):
+        relative = path.relative_to(kept)
+        if not (root / relative).exists():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, root / relative)
+            copied.append(relative)
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--to", type=Path, default=KEPT)
+    parser.add_argument(
+        "--restore",
+        action="store_true",
+        help="copy the kept files RUN_DIR lacks into it (run.sh then skips what they finished)",
+    )
     args = parser.parse_args(argv)
+    if args.restore:
+        if not args.to.is_dir():
+            print(f"{args.to}: no kept folder to restore from", file=sys.stderr)
+            return 2
+        copied = restore(args.to, args.run_dir)
+        print(f"restored {len(copied)} files from {args.to} into {args.run_dir}")
+        return 0
     if not (args.run_dir / "commands.jsonl").is_file():
         print(f"{args.run_dir}: no commands.jsonl; name a directory run.sh wrote", file=sys.stderr)
         return 2

@@ -10,7 +10,10 @@
 # model at that step is then scored once on the test part with that bias (seeds 1 and 2 follow
 # seed 0's schedule and stop at that step, which is the same model a full run's snapshot would be).
 # Every step resumes where it stopped and skips what is already done; UNTIL=dev stops after
-# the dev study. Each command is logged,
+# the dev study. The whole run takes longer than a working session on a 2-core machine: to go
+# on elsewhere, `keep.py $RUN` copies what is done (adapters, markers, predictions) into
+# kept/ for a commit, and `keep.py $RUN --restore` there puts it back before run.sh starts
+# again (see keep.py). Each command is logged,
 # as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
 # the run took are read from there.
 set -euo pipefail
@@ -45,12 +48,15 @@ protocol() {  # the --protocol of a base form
   if [ "$1" = tagged ]; then echo native; else echo "$1"; fi
 }
 
-model_at() {  # the model folder of a seed at the chosen step: seed 0's snapshot there (or its
-  # last step's model); the other seeds stop at that step, so theirs is model/
-  local last
+model_at() {  # the model of a seed at the chosen step: seed 0's snapshot there (or its last
+  # step's model); the other seeds stop at that step, so theirs is model/. A LoRA model is named
+  # by its adapter: the part keep.py commits, so a run carried to another machine asks the same
+  # model under the same name
+  local last folder
   last=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['train']['steps'])" "$CONFIG")
-  if [ "$1" != 0 ] || [ "$2" = "$last" ]; then echo "$RUN/train-s$1/model"
-  else echo "$RUN/train-s$1/model-step-$2"; fi
+  if [ "$1" != 0 ] || [ "$2" = "$last" ]; then folder=$RUN/train-s$1/model
+  else folder=$RUN/train-s$1/model-step-$2; fi
+  if [ -d "$folder/adapter" ]; then echo "local:$folder/adapter"; else echo "local:$folder"; fi
 }
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \

@@ -10,12 +10,12 @@
 # model at that step is then scored once on the test part with that bias (seeds 1 and 2 follow
 # seed 0's schedule and stop at that step, which is the same model a full run's snapshot would be).
 # Every step resumes where it stopped and skips what is already done; UNTIL=dev stops after
-# the dev study. The whole run takes longer than a working session on a 2-core machine: to go
-# on elsewhere, `keep.py $RUN` copies what is done (adapters, markers, predictions) into
-# kept/ for a commit, and `keep.py $RUN --restore` there puts it back before run.sh starts
-# again (see keep.py). Each command is logged,
-# as run, with its wall time in $RUN/commands.jsonl: the page's Commands block and the time
-# the run took are read from there.
+# the dev study, ONLY=base runs the base model's evaluations alone. The whole run takes longer
+# than a working session on a 2-core machine: to go on elsewhere, `keep.py $RUN` copies what is
+# done (adapters, markers, predictions) into kept/ for a commit, and `keep.py $RUN --restore`
+# there puts it back before run.sh starts again (see keep.py). Each command is logged, as run,
+# with its wall time in $RUN/commands.jsonl: the page's Commands block and the time the run
+# took are read from there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/bfcl-smollm2}
@@ -61,6 +61,20 @@ model_at() {  # the model of a seed at the chosen step: seed 0's snapshot there 
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \
   --among 250 --vary 150 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
+base() {  # the base model's evaluations of the test part (BFCL and MMLU depend on no choice
+  # made on dev; the layers' items come from the build)
+  run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"
+  for form in bfcl bfcl-fewshot; do
+    run fcsft eval --model local:smollm2 "${BFCL[@]}" --protocol "$(protocol "$form")" \
+      --out "$RUN/eval-base-$form"
+  done
+  run fcsft eval --model local:smollm2 --items "$RUN/testset.jsonl" --max-tokens 160 \
+    --out "$RUN/layers-base"
+}
+if [ "${ONLY:-}" = base ]; then  # ONLY=base: the base's evaluations alone (a session's spare
+  base                           # time spent on them; a later run skips them)
+  exit 0
+fi
 train() {  # a seed's run; any further arguments go to fcsft train
   local seed=$1
   shift
@@ -88,13 +102,7 @@ fi
 for seed in "${SEEDS[@]:1}"; do  # the same schedule as seed 0's, ended at the chosen step
   train "$seed" --stop-at "$STEP"
 done
-run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"
-for form in bfcl bfcl-fewshot; do
-  run fcsft eval --model local:smollm2 "${BFCL[@]}" --protocol "$(protocol "$form")" \
-    --out "$RUN/eval-base-$form"
-done
-run fcsft eval --model local:smollm2 --items "$RUN/testset.jsonl" --max-tokens 160 \
-  --out "$RUN/layers-base"
+base
 for seed in "${SEEDS[@]}"; do
   run fcsft eval --model "$(model_at "$seed" "$STEP")" "${BFCL[@]}" "${MMLU[@]}" \
     --call-bias "$BIAS" --out "$RUN/eval-tuned-s$seed"

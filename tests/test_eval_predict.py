@@ -300,11 +300,12 @@ def test_a_model_retrained_into_the_same_folder_is_asked_again_not_served_old_an
             items=[tmp_path / "items.jsonl"],
             max_tokens=12,
             precision="fp32",
+            mmlu=8,
         )
         evaluate(plan, run_stage)
         predictions = list(read_jsonl(out / "predictions" / "out.jsonl"))
         assert not any(p["model_error"] for p in predictions)
-        return [p["raw"] for p in predictions]
+        return [p["raw"] for p in predictions], (out / "mmlu.jsonl").read_text()
 
     first = answers(0, tmp_path / "e")
     again = answers(1, tmp_path / "e")  # another model in the same folder, the same OUT

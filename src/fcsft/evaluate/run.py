@@ -132,12 +132,15 @@ def run_mmlu(plan: EvalPlan, client: Any, model_name: str) -> None:
 
     path, marker = plan.out_dir / "mmlu.jsonl", plan.out_dir / "mmlu.json"
     settings = {"model": model_name, "n": plan.mmlu, "seed": plan.seed, "precision": plan.precision}
+    local = model_name.startswith("local:")
+    if local:  # a model retrained into the same folder is asked again
+        from fcsft.models.weights import model_folder, weights_id
+
+        settings["weights"] = weights_id(model_name.removeprefix("local:"))
     if path.exists() and marker.exists() and json.loads(marker.read_text()) == settings:
         return
     questions = load_mmlu(plan.mmlu, plan.seed)
-    if model_name.startswith("local:"):
-        from fcsft.models.weights import model_folder
-
+    if local:
         folder = model_folder(model_name.removeprefix("local:"))
         marks = mmlu_local(folder, questions, plan.precision)
     else:

@@ -147,3 +147,30 @@ def test_a_nudge_applies_only_where_the_reply_so_far_is_its_prefix():
     for k in (1, 2):
         if plain[k][0] != first:
             assert nudged[k] == plain[k]
+
+
+def test_the_unbiased_margin_of_the_choice_is_recorded_for_rows_that_reach_it():
+    """margins[row]: the token's logit minus the best other one, before any bias, where the
+    row's reply so far is the nudge's prefix; None for a row that never got there. A bias
+    that keeps the margin's sign leaves the row's reply as it was."""
+    from fcsft.models.decode import Nudge
+
+    model = tiny_model()
+    rows = [[(k * 7 + j) % 90 + 3 for j in range(6)] for k in range(5)]
+    plain = decode(model, rows, tracker([4] * 5), pad_id=0)
+    token = plain[0][0]  # row 0 picks it unbiased (a positive margin), others may not
+    nudge = Nudge((), token, [0.0] * 5)
+    assert decode(model, rows, tracker([4] * 5), pad_id=0, nudge=nudge) == plain
+    for row, margin in zip(rows, nudge.margins, strict=True):
+        logits = first_logits(model, row)
+        others = torch.cat([logits[:token], logits[token + 1 :]])
+        assert margin == pytest.approx(float(logits[token] - others.max()), abs=1e-4)
+    assert nudge.margins[0] > 0
+    smaller = Nudge((), token, [-nudge.margins[0] / 2] + [0.0] * 4)
+    assert decode(model, rows, tracker([4] * 5), pad_id=0, nudge=smaller)[0] == plain[0]
+
+    unreached = Nudge((EOS, EOS), token, [0.0] * 5)
+    decode(model, rows, tracker([4] * 5), pad_id=0, nudge=unreached)
+    assert all(
+        m is None for m, made in zip(unreached.margins, plain, strict=True) if made[:2] != [EOS] * 2
+    )

@@ -311,3 +311,55 @@ def test_a_model_retrained_into_the_same_folder_is_asked_again_not_served_old_an
     again = answers(1, tmp_path / "e")  # another model in the same folder, the same OUT
     fresh = answers(1, tmp_path / "fresh")
     assert again == fresh and again != first
+
+
+def test_a_bias_sweep_sharing_a_cache_generates_only_the_replies_the_bias_flips(
+    tmp_path, monkeypatch
+):
+    """A greedy reply recorded at bias 0 with its call margin is the reply under a bias that
+    leaves the margin's sign as it is; with --replies shared, the biased evaluation asks the
+    model only the rest, and scores exactly as one asked afresh."""
+    from fcsft.evaluate.run import EvalPlan, evaluate
+    from fcsft.models import registry
+
+    margins = {"q0": 2.0, "q1": 0.5, "q2": -0.7, "q3": None}  # None: never at the choice
+    call = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'
+    asked = []
+
+    def generate(jobs):
+        replies = []
+        for job in jobs:
+            ident = job.messages[-1]["content"].split()[0]
+            asked.append((ident, job.call_bias))
+            margin = margins[ident]
+            calls = margin is not None and margin + job.call_bias > 0
+            replies.append(Completion(call if calls else "No call.", 10, 5, call_margin=margin))
+        return replies
+
+    monkeypatch.setattr(
+        registry,
+        "load_model",
+        lambda uri, **o: LocalProvider("fake", call_bias=o["call_bias"], generate=generate),
+    )
+    items = [{"id": q, "question": f"{q} adds 1 and 2.", "tools": [ADD]} for q in margins]
+    write_jsonl(tmp_path / "items.jsonl", items)
+
+    def run(bias, out, replies=None):
+        plan = EvalPlan(
+            model="local:fake",
+            out_dir=tmp_path / out,
+            items=[tmp_path / "items.jsonl"],
+            call_bias=bias,
+            replies=replies,
+        )
+        evaluate(plan, run_stage)
+        return [p["turns"] for p in read_jsonl(tmp_path / out / "predictions" / "out.jsonl")]
+
+    shared = tmp_path / "sweep.sqlite"
+    at_zero = run(0.0, "b0", shared)
+    asked.clear()
+    swept = run(-1.0, "b-1", shared)
+    assert asked == [("q1", -1.0)]  # 0.5 - 1 flips; 2.0 - 1 and -0.7 - 1 keep their side
+    asked.clear()
+    assert swept == run(-1.0, "fresh") and len(asked) == 4
+    assert swept != at_zero

@@ -26,7 +26,8 @@ BFCL=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --
 DEV=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --split dev
      --max-tokens 160)
 MMLU=(--mmlu 1000)
-BIASES=(0 -0.5 -1)  # call biases tried on dev
+BIASES=(0 -0.5 -1 -1.5 -2)  # call biases tried on dev, 0 first: the others share its replies
+# (--replies) and generate only those whose call choice they flip
 CONFIG=examples/bfcl-smollm2/project.yaml
 mkdir -p "$RUN"
 
@@ -88,7 +89,7 @@ for step in $(python -c "import sys, yaml; t = yaml.safe_load(open(sys.argv[1]))
     name=step-$step
     if [ "$bias" != 0 ]; then name=$name-bias$bias; fi
     run fcsft eval --model "$(model_at 0 "$step")" "${DEV[@]}" --call-bias "$bias" \
-      --out "$RUN/dev/$name"
+      --replies "$RUN/dev/replies-step-$step.sqlite" --out "$RUN/dev/$name"
   done
 done
 # the choice, with the recipe it was made for, is also kept in the repository (tried/)

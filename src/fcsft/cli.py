@@ -736,6 +736,14 @@ def eval_command(
             "chooses between calling and answering (negative: calls less); set it on dev."
         ),
     ] = 0.0,
+    replies: Annotated[
+        Path | None,
+        typer.Option(
+            help="Response cache to use instead of OUT/cache.sqlite. Evaluations of one local "
+            "model with several --call-bias values that share one generate only the replies "
+            "a bias changes (run the bias 0 one first)."
+        ),
+    ] = None,
 ) -> None:
     """Ask a model the items (turn by turn, as trained), score, and write report.json/.html."""
     if ctx.invoked_subcommand is not None:
@@ -769,6 +777,10 @@ def eval_command(
     from fcsft.files import check_output_dir
 
     check_output_dir(target)
+    if replies is not None and replies.is_dir():
+        raise UserError(
+            f"--replies {replies}: is a folder; name a cache file, e.g. dev/cache.sqlite"
+        )
 
     plan = EvalPlan(
         model=model,
@@ -785,6 +797,7 @@ def eval_command(
         api_key_env=api_key_env,
         precision=precision,
         call_bias=call_bias,
+        replies=replies,
         command="fcsft " + " ".join(sys.argv[1:]),
     )
     from fcsft.runner.run import run_stage

@@ -55,6 +55,9 @@ class EvalPlan:
     precision: str = "auto"
     call_bias: float = 0.0
     """Local models: added to the log-odds of opening a tool call (fcsft.models.local)."""
+    replies: Path | None = None
+    """The response cache (default OUT/cache.sqlite). Evaluations of one local model with
+    several call biases that share one generate again only the replies a bias flips."""
     command: str | None = None
     live: Path | None = None
     """Live items (fcsft.evaluate.live) the model runs against `tools` itself."""
@@ -105,7 +108,7 @@ def open_client(plan: EvalPlan):
             "logits (use --call-bias 0, or a local:PATH model)"
         )
     provider = load_model(uri, **options)
-    cache = ResponseCache(plan.out_dir / "cache.sqlite")
+    cache = ResponseCache(plan.replies or plan.out_dir / "cache.sqlite")
     concurrency = plan.concurrency or getattr(provider, "in_flight", 32)
     return Client(provider, concurrency=concurrency, cache=cache), provider.name
 

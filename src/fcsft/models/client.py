@@ -210,6 +210,8 @@ class Client:
         while True:
             if self.cache is not None:
                 hit = self.cache.get(key)
+                if hit is None:
+                    hit = self._reused(key, request)
                 if hit is not None:
                     return hit, False
             if key not in self._in_flight:
@@ -247,6 +249,19 @@ class Client:
             if not waiter.done():
                 waiter.set_result(response)
         return response, True
+
+    def _reused(self, key: str, request: ChatRequest) -> ChatResponse | None:
+        """A reply the provider says it would give again, cached under the name it `reuses`
+        (a local model's unbiased replies, for the same model with a call bias); stored under
+        `key` too. None where there is none."""
+        other = getattr(self.provider, "reuses", None)
+        if other is None or self.cache is None:
+            return None
+        prior = self.cache.get(cache_key(other, request))
+        if prior is None or not self.provider.keeps(prior):
+            return None
+        self.cache.put(key, prior)
+        return prior
 
     async def _send_first(self, request: ChatRequest) -> ChatResponse:
         """`_send`, once the first request sent has shown the model can be used; the first

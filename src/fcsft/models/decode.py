@@ -14,12 +14,15 @@ what a row produces:
 Only the last position's logits are computed while reading a prompt. The same function
 serves greedy and sampled decoding; `tracker` (a `StopTracker`) decides when rows end.
 A `Nudge` shifts one token's logit at one point of each row's reply: the call bias, which moves
-the threshold of the choice between opening a tool call and answering.
+the threshold of the choice between opening a tool call and answering. The unbiased margin of
+that choice is recorded per row: under greedy decoding a reply whose margin keeps its sign
+under another bias would be the same reply, so it need not be generated again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fcsft.errors import require
@@ -39,11 +42,16 @@ class RowTracker(Protocol):
 class Nudge:
     """`bias[row]` is added to the logit of `token` when the row's reply so far is exactly
     `after` (the tokens the call and answer openers share, `<` before `tool_call` or
-    `final_answer`): a log-odds offset on that one choice, nothing else."""
+    `final_answer`): a log-odds offset on that one choice, nothing else.
+
+    `margins[row]`, filled in by `decode`, is the unbiased logit of `token` minus the highest
+    other logit at that point (positive: the call opener wins without a bias), or None for a
+    row whose reply never reached it."""
 
     after: tuple[int, ...]
     token: int
     bias: list[float]
+    margins: list[float | None] = field(default_factory=list)
 
 
 def shared_prefix(rows: list[list[int]]) -> int:
@@ -101,8 +109,11 @@ def decode(
         made: list[list[int]] = [[] for _ in rows]
         active = list(range(len(rows)))  # original row of each batch row
         generated = 0
+        if nudge is not None:
+            nudge.margins[:] = [None] * len(rows)
         while active:
             if nudge is not None and generated == len(nudge.after):
+                _record_margins(logits, nudge, made, active)
                 logits = _nudged(torch, logits, nudge, made, active)
             chosen = _pick(torch, logits, temperature, generator)
             generated += 1
@@ -152,6 +163,19 @@ def cache_keyword(model: Any) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _record_margins(logits: Any, nudge: Nudge, made: list[list[int]], active: list[int]) -> None:
+    """Each active row at the choice gets its margin in `nudge.margins` (see `Nudge`)."""
+    after = list(nudge.after)
+    at = [k for k, row in enumerate(active) if made[row] == after]
+    if not at:
+        return
+    choice = logits[at].float()
+    call = choice[:, nudge.token].clone()
+    choice[:, nudge.token] = -math.inf
+    for k, margin in zip(at, (call - choice.max(dim=-1).values).tolist(), strict=True):
+        nudge.margins[active[k]] = margin
 
 
 def _nudged(torch: Any, logits: Any, nudge: Nudge, made: list[list[int]], active: list[int]) -> Any:

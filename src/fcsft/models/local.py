@@ -54,6 +54,9 @@ from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder, weights_id
 
 _CLOSING_TAG = re.compile(r"</[^<>\s]+>")
+# Logit differences below this may come out either way in another batch (padding and batch
+# size change the float sums), so a reply that close to the call choice is generated again.
+MARGIN_NOISE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str = "stop"  # "stop" (a stop string or end of turn) or "length"
+    call_margin: float | None = None  # the unbiased margin of the call choice (`Nudge`)
 
 
 GenerateFn = Callable[[list[GenerationJob]], list[Completion | Exception]]
@@ -295,10 +299,8 @@ class LocalModel:
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
         )
         first = batch[0]
-        nudge = None
-        if any(job.call_bias for job in batch):
-            after, token = self.call_choice()
-            nudge = Nudge(after, token, [job.call_bias for job in batch])
+        after, token = self.call_choice()  # every batch: the margins are recorded at bias 0 too
+        nudge = Nudge(after, token, [job.call_bias for job in batch])
         made = decode(
             self.model,
             [token_ids[i] for i in keep],
@@ -312,7 +314,9 @@ class LocalModel:
             ids = made[row]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             text, _ = cut_at_stop(text, jobs[index].stops, jobs[index].keep_closing_tags)
-            results[index] = Completion(text, len(token_ids[index]), len(ids), tracker.reasons[row])
+            results[index] = Completion(
+                text, len(token_ids[index]), len(ids), tracker.reasons[row], nudge.margins[row]
+            )
         return [r if r is not None else ModelError("no result") for r in results]
 
 
@@ -537,6 +541,27 @@ class LocalProvider:
         name = self.name if self.model is None else f"{self.name} weights={self.model.weights}"
         return f"{name} call_bias={self.call_bias}" if self.call_bias else name
 
+    @property
+    def reuses(self) -> str | None:
+        """With a call bias, the cache name of the same weights without one: a reply cached
+        there is this provider's reply too where `keeps` says so (a bias sweep then generates
+        only the replies whose choice the bias flips)."""
+        if not self.call_bias:
+            return None
+        return self.name if self.model is None else f"{self.name} weights={self.model.weights}"
+
+    def keeps(self, response: ChatResponse) -> bool:
+        """Whether greedy decoding under this bias gives `response`, an unbiased reply, again:
+        its reply never reached the choice, or the call choice keeps its side with a margin
+        wider than numeric noise. A reply recorded without a margin is not known to."""
+        if "call_margin" not in response.extra:
+            return False
+        margin = response.extra["call_margin"]
+        if margin is None:
+            return True
+        shifted = margin + self.call_bias
+        return (margin > 0) == (shifted > 0) and min(abs(margin), abs(shifted)) > MARGIN_NOISE
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         native = uses_function_calling(request)
         try:
@@ -600,6 +625,7 @@ def chat_response(
     message: dict[str, Any] = {"role": "assistant", "content": completion.text.strip()}
     finish = completion.finish_reason
     if native:
+        extra["call_margin"] = completion.call_margin
         try:
             message = parse_reply(completion.text, first_call)
         except FormatError as exc:

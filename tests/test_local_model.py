@@ -433,3 +433,22 @@ def test_the_agent_loop_runs_on_the_embedded_model(smollm2):
             "step_limit",
             "repeated_call",
         }
+
+
+def test_a_biased_model_keeps_an_unbiased_greedy_reply_only_where_the_bias_cannot_flip_it():
+    from fcsft.models.base import ChatResponse
+
+    biased = LocalProvider("fake", call_bias=-1.0, generate=Echo())
+    assert biased.reuses == "local:fake" and LocalProvider("fake", generate=Echo()).reuses is None
+
+    def reply(**extra):
+        return ChatResponse(message={"role": "assistant", "content": "x"}, extra=extra)
+
+    greedy, sampled = ask("Add 1 and 2.", tools=[ADD_TOOL]), ask("x", temperature=0.7)
+    assert biased.keeps(greedy, reply(call_margin=None))  # never reached the choice
+    assert biased.keeps(greedy, reply(call_margin=1.5))  # still calls
+    assert biased.keeps(greedy, reply(call_margin=-0.2))  # answered; the bias only lowers calls
+    assert not biased.keeps(greedy, reply(call_margin=0.6))  # flips to answering
+    assert not biased.keeps(greedy, reply(call_margin=1.0 + 1e-5))  # too near to tell
+    assert not biased.keeps(greedy, reply())  # recorded before margins were
+    assert not biased.keeps(sampled, reply(call_margin=None))  # sampled: another draw

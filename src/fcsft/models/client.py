@@ -258,7 +258,7 @@ class Client:
         if other is None or self.cache is None:
             return None
         prior = self.cache.get(cache_key(other, request))
-        if prior is None or not self.provider.keeps(prior):
+        if prior is None or not self.provider.keeps(request, prior):
             return None
         self.cache.put(key, prior)
         return prior

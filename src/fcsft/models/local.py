@@ -538,23 +538,26 @@ class LocalProvider:
     def cache_name(self) -> str:
         """The name replies are cached under: the weights' digest (a model retrained in the same
         folder answers anew) and the call bias (it changes them)."""
-        name = self.name if self.model is None else f"{self.name} weights={self.model.weights}"
+        name = self._unbiased_name
         return f"{name} call_bias={self.call_bias}" if self.call_bias else name
+
+    @property
+    def _unbiased_name(self) -> str:
+        return self.name if self.model is None else f"{self.name} weights={self.model.weights}"
 
     @property
     def reuses(self) -> str | None:
         """With a call bias, the cache name of the same weights without one: a reply cached
         there is this provider's reply too where `keeps` says so (a bias sweep then generates
         only the replies whose choice the bias flips)."""
-        if not self.call_bias:
-            return None
-        return self.name if self.model is None else f"{self.name} weights={self.model.weights}"
+        return self._unbiased_name if self.call_bias else None
 
-    def keeps(self, response: ChatResponse) -> bool:
-        """Whether greedy decoding under this bias gives `response`, an unbiased reply, again:
-        its reply never reached the choice, or the call choice keeps its side with a margin
-        wider than numeric noise. A reply recorded without a margin is not known to."""
-        if "call_margin" not in response.extra:
+    def keeps(self, request: ChatRequest, response: ChatResponse) -> bool:
+        """Whether greedy decoding under this bias gives `response`, the unbiased reply to
+        `request`, again: its reply never reached the choice, or the call choice keeps its side
+        with a margin wider than numeric noise. A sampled reply, or one recorded without a
+        margin, is not known to."""
+        if request.temperature > 0 or "call_margin" not in response.extra:
             return False
         margin = response.extra["call_margin"]
         if margin is None:

@@ -61,7 +61,7 @@ model_at() {  # the model of a seed at the chosen step: seed 0's snapshot there 
 }
 
 run python examples/bfcl-smollm2/build.py --run-dir "$RUN" --near-miss 200 --sibling-miss 120 --pairs 150 \
-  --among 250 --vary 150 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
+  --among 250 --python-tasks --decline "No function on offer does what this asks, so I have not called one."
 base() {  # the base model's evaluations of the test part (BFCL and MMLU depend on no choice
   # made on dev; the layers' items come from the build)
   run fcsft eval --model local:smollm2 "${BFCL[@]}" "${MMLU[@]}" --out "$RUN/eval-base-tagged"

@@ -53,7 +53,7 @@ def model_folder(name: str) -> Path:
     """A transformers folder for `local:NAME`: the embedded model's cache, or NAME as a path."""
     if name not in EMBEDDED:
         path = Path(name).expanduser()
-        if (path / ADAPTER_BASE).exists() and not (path / "config.json").exists():
+        if _is_adapter(path):
             return _merged(path)
         if not (path / "config.json").exists():
             raise UserError(
@@ -69,6 +69,11 @@ def model_folder(name: str) -> Path:
     return target
 
 
+def _is_adapter(path: Path) -> bool:
+    """A LoRA adapter folder `fcsft train` wrote, not a whole model."""
+    return (path / ADAPTER_BASE).exists() and not (path / "config.json").exists()
+
+
 def weights_id(name: str) -> str:
     """A digest of the weights `local:NAME` stands for: what the replies and predictions of
     that model are recorded under, so a model retrained into the same folder is asked again
@@ -77,7 +82,7 @@ def weights_id(name: str) -> str:
     if name in EMBEDDED:
         return _digest([gguf_folder() / GGUF])
     path = Path(name).expanduser()
-    if (path / ADAPTER_BASE).exists() and not (path / "config.json").exists():
+    if _is_adapter(path):
         return _adapter_digest(path)
     folder = model_folder(name)
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))

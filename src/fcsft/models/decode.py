@@ -16,7 +16,8 @@ serves greedy and sampled decoding; `tracker` (a `StopTracker`) decides when row
 A `Nudge` shifts one token's logit at one point of each row's reply: the call bias, which moves
 the threshold of the choice between opening a tool call and answering. The unbiased margin of
 that choice is recorded per row: under greedy decoding a reply whose margin keeps its sign
-under another bias would be the same reply, so it need not be generated again.
+under another bias would be the same reply, so it need not be generated again. A `CallGuard`
+replaces a token that would make a tool call's JSON unparseable (`fcsft.models.guard`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fcsft.errors import require
+from fcsft.models.guard import TOP, CallGuard
 
 MIN_SHARED_PREFIX = 16  # tokens; below this a separate pass for the prefix is not worth it
 
@@ -75,8 +77,10 @@ def decode(
     temperature: float = 0.0,
     seed: int | None = None,
     nudge: Nudge | None = None,
+    guard: CallGuard | None = None,
 ) -> list[list[int]]:
-    """The new tokens of each row, each cut where `tracker` ended it."""
+    """The new tokens of each row, each cut where `tracker` ended it; with a `guard`, tool
+    calls are kept valid JSON (`fcsft.models.guard`)."""
     torch = require("torch", "local")
     transformers = require("transformers", "local")
     device = model.device
@@ -116,9 +120,13 @@ def decode(
                 _record_margins(logits, nudge, made, active)
                 logits = _nudged(torch, logits, nudge, made, active)
             chosen = _pick(torch, logits, temperature, generator)
+            if guard is not None:
+                chosen = _guarded(torch, logits, chosen, guard, active, temperature, generator)
             generated += 1
             for batch_row, token in zip(active, chosen.tolist(), strict=True):
                 made[batch_row].append(token)
+                if guard is not None:
+                    guard.advance(batch_row, token)
             tails = [[] for _ in rows]
             for row in active:
                 tails[row] = made[row][-tracker.window :]
@@ -188,6 +196,53 @@ def _nudged(torch: Any, logits: Any, nudge: Nudge, made: list[list[int]], active
     logits = logits.clone()
     logits[:, nudge.token] += torch.tensor(offsets, dtype=logits.dtype, device=logits.device)
     return logits
+
+
+def _guarded(
+    torch: Any,
+    logits: Any,
+    chosen: Any,
+    guard: CallGuard,
+    active: list[int],
+    temperature: float,
+    generator: Any,
+) -> Any:
+    """`chosen` with each token the guard refuses replaced: by the likeliest token it allows
+    (greedy) or by another draw without the refused ones (sampled); kept if none of the `TOP`
+    likeliest is allowed."""
+    tokens = chosen.tolist()
+    replaced = False
+    for k, row in enumerate(active):
+        if not guard.refuses(row, tokens[k]):
+            continue
+        allowed = _allowed(torch, logits[k : k + 1], tokens[k], guard, row, temperature, generator)
+        if allowed is not None:
+            tokens[k] = allowed
+            guard.refused[row] += 1
+            replaced = True
+    return torch.tensor(tokens, device=chosen.device) if replaced else chosen
+
+
+def _allowed(
+    torch: Any,
+    row_logits: Any,
+    refused: int,
+    guard: CallGuard,
+    row: int,
+    temperature: float,
+    generator: Any,
+) -> int | None:
+    """The token the guard allows in place of `refused`, from at most `TOP` candidates."""
+    if temperature <= 0:
+        candidates = row_logits[0].topk(TOP).indices.tolist()
+        return next((t for t in candidates if not guard.refuses(row, t)), None)
+    row_logits = row_logits.clone()
+    for _ in range(TOP):
+        row_logits[0, refused] = -math.inf
+        refused = int(_pick(torch, row_logits, temperature, generator)[0])
+        if not guard.refuses(row, refused):
+            return refused
+    return None
 
 
 def _pick(torch: Any, logits: Any, temperature: float, generator: Any) -> Any:

@@ -25,6 +25,8 @@ tagged turns in more tags. Either way the completion as generated is kept in
 `call_bias` (0 by default) is added to the log-odds of opening a tool call where a reply to
 a request with tools chooses between `<tool_call>` and `<final_answer>`: a threshold on the
 model's own choice, to be set on a dev split (negative: calls less often), nothing else changed.
+Every reply is decoded with a call guard (`fcsft.models.guard`): inside a `<tool_call>` a token
+that would make the call's JSON unparseable is replaced by the likeliest one that keeps it valid.
 
 The weights are loaded on the first request, once per process and model folder, whatever
 number of providers name it; `fcsft.models.weights` turns the shipped GGUF into a cached
@@ -49,6 +51,7 @@ from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import ANSWER_OPEN, CALL_OPEN, REPLY_STOPS, parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.decode import Nudge, decode, shared_prefix
+from fcsft.models.guard import CallGuard, token_pieces
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder, weights_id
@@ -57,6 +60,9 @@ _CLOSING_TAG = re.compile(r"</[^<>\s]+>")
 # Logit differences below this may come out either way in another batch (padding and batch
 # size change the float sums), so a reply that close to the call choice is generated again.
 MARGIN_NOISE = 1e-3
+# Part of a local model's cache name: replies written by an earlier decoder (before the call
+# guard) are not this one's and are asked again.
+DECODER = "call-guard"
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Completion:
     completion_tokens: int
     finish_reason: str = "stop"  # "stop" (a stop string or end of turn) or "length"
     call_margin: float | None = None  # the unbiased margin of the call choice (`Nudge`)
+    guard_refused: int = 0  # tokens the call guard replaced (`fcsft.models.guard`)
 
 
 GenerateFn = Callable[[list[GenerationJob]], list[Completion | Exception]]
@@ -206,6 +213,7 @@ class LocalModel:
         self.context: int | None = None
         self.load_s: float | None = None
         self._choice: tuple[tuple[int, ...], int] | None = None
+        self._pieces: list[bytes | None] | None = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -248,6 +256,12 @@ class LocalModel:
             shared = shared_prefix([call, answer])
             self._choice = (tuple(call[:shared]), call[shared])
         return self._choice
+
+    def pieces(self) -> list[bytes | None]:
+        """Each token's bytes, for the call guard."""
+        if self._pieces is None:
+            self._pieces = token_pieces(self.tokenizer)
+        return self._pieces
 
     def prompt(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(
@@ -301,6 +315,7 @@ class LocalModel:
         first = batch[0]
         after, token = self.call_choice()  # every batch: the margins are recorded at bias 0 too
         nudge = Nudge(after, token, [job.call_bias for job in batch])
+        guard = CallGuard(self.pieces(), len(batch))
         made = decode(
             self.model,
             [token_ids[i] for i in keep],
@@ -309,13 +324,19 @@ class LocalModel:
             temperature=first.temperature,
             seed=first.seed,
             nudge=nudge,
+            guard=guard,
         )
         for row, index in enumerate(keep):
             ids = made[row]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             text, _ = cut_at_stop(text, jobs[index].stops, jobs[index].keep_closing_tags)
             results[index] = Completion(
-                text, len(token_ids[index]), len(ids), tracker.reasons[row], nudge.margins[row]
+                text,
+                len(token_ids[index]),
+                len(ids),
+                tracker.reasons[row],
+                nudge.margins[row],
+                guard.refused[row],
             )
         return [r if r is not None else ModelError("no result") for r in results]
 
@@ -537,13 +558,15 @@ class LocalProvider:
     @property
     def cache_name(self) -> str:
         """The name replies are cached under: the weights' digest (a model retrained in the same
-        folder answers anew) and the call bias (it changes them)."""
+        folder answers anew), the decoder and the call bias (they change them)."""
         name = self._unbiased_name
         return f"{name} call_bias={self.call_bias}" if self.call_bias else name
 
     @property
     def _unbiased_name(self) -> str:
-        return self.name if self.model is None else f"{self.name} weights={self.model.weights}"
+        if self.model is None:
+            return self.name
+        return f"{self.name} weights={self.model.weights} decoder={DECODER}"
 
     @property
     def reuses(self) -> str | None:
@@ -629,6 +652,7 @@ def chat_response(
     finish = completion.finish_reason
     if native:
         extra["call_margin"] = completion.call_margin
+        extra["guard_refused"] = completion.guard_refused
         try:
             message = parse_reply(completion.text, first_call)
         except FormatError as exc:

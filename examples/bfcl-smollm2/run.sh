@@ -26,8 +26,9 @@ BFCL=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --
 DEV=(--bfcl simple_python --bfcl multiple --bfcl parallel --bfcl irrelevance --split dev
      --max-tokens 160)
 MMLU=(--mmlu 1000)
-BIASES=(0 -0.5 -0.75 -1 -1.25 -1.5 -1.75 -2)  # call biases tried on dev, 0 first: the others share its replies
-# (--replies) and generate only those whose call choice they flip
+# call biases tried on dev, 0 first: the others share its replies (--replies) and generate only
+# those whose call choice they flip
+BIASES=(0 -0.5 -0.75 -1 -1.25 -1.5 -1.75 -2)
 CONFIG=examples/bfcl-smollm2/project.yaml
 mkdir -p "$RUN"
 

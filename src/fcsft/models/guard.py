@@ -10,9 +10,9 @@ would break it, the most likely token that does not is taken instead (greedy), o
 repeated without the refused token (sampled). Nothing changes outside a call, in a call the
 model writes valid JSON anyway, or where no token among the `TOP` likeliest fits.
 
-The grammar is JSON's (RFC 8259) with an object at the top, checked byte by byte: `JsonPrefix`
-is a pushdown automaton whose state after a token is a small tuple, so each row carries its
-own and trying a token costs a few byte steps. A call ends where the object closes; the bytes
+The grammar is JSON's (RFC 8259) with an object at the top, checked byte by byte: `step` is a
+pushdown automaton whose state is a small tuple, so each row carries its own and trying a
+token costs a few byte steps. A call ends where the object closes; the bytes
 after it may only be white space up to the `<` of `</tool_call>`, where the guard lets go until
 the next opener. Token texts come from the tokenizer as bytes (byte-level BPE tokens map back
 to their exact bytes, so a multi-byte character split over tokens is checked correctly);
@@ -45,7 +45,7 @@ def _after_value(stack: str) -> State:
     return (stack, "after", None) if stack else ("", "done", None)
 
 
-# number parts that may end the number, and the next part for each byte class
+# the parts of a number after which it may end (`_number` gives the part after each byte)
 _NUMBER_ENDS = frozenset({"zero", "int", "frac", "exp"})
 
 

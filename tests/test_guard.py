@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
-from fcsft.models.guard import OPEN, START, CallGuard, step
+from fcsft.models.guard import CALL_START, OPEN, CallGuard, CallSchema
+from fcsft.models.jsonprefix import START, step
 
 VALID = [
     '{"name": "f", "arguments": {}}',
@@ -80,7 +82,7 @@ def test_the_automaton_agrees_with_json_loads_on_random_texts():
 
 
 def guard_over(pieces):
-    return CallGuard([p.encode() if isinstance(p, str) else p for p in pieces], 1)
+    return CallGuard([p.encode() if isinstance(p, str) else p for p in pieces], [CallSchema([])])
 
 
 def test_the_guard_follows_a_reply_from_opener_to_closing_tag_and_the_next_call():
@@ -102,18 +104,18 @@ def test_the_guard_follows_a_reply_from_opener_to_closing_tag_and_the_next_call(
     assert not guard.refuses(0, 0) and not guard.refuses(0, 5)  # outside a call: anything
     for token in (0, 1, 2):  # the opener split over tokens
         guard.advance(0, token)
-    assert guard.states[0] == START
+    assert guard.states[0] == CALL_START
     guard.advance(0, 3)
     assert guard.refuses(0, 5)  # one brace too many
     assert guard.refuses(0, 9)  # end of turn inside an unfinished call
     assert not guard.refuses(0, 4)
     guard.advance(0, 4)
-    assert guard.states[0][1] == "done"
+    assert guard.states[0].json[1] == "done"
     assert guard.refuses(0, 11) and not guard.refuses(0, 9)  # done: only the tag or the end
     guard.advance(0, 6)  # the closing tag lets go ...
     assert guard.states[0] is None
     guard.advance(0, 7)  # ... until the next opener, whose object starts in the same token
-    assert guard.states[0] is not None and guard.states[0][1] == "first_key"
+    assert guard.states[0] is not None and guard.states[0].json[1] == "first_key"
     assert guard.refuses(0, 8)
     assert not guard.refuses(0, 10)
 
@@ -132,29 +134,47 @@ def test_a_multibyte_character_split_over_tokens_is_allowed_inside_a_string():
     for token in range(5):
         assert not guard.refuses(0, token)
         guard.advance(0, token)
-    assert guard.states[0][1] == "done"
+    assert guard.states[0].json[1] == "done"
 
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-def test_greedy_decoding_takes_the_likeliest_token_the_guard_allows():
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "a",
+            "parameters": {
+                "type": "object",
+                "properties": {"k": {"type": "integer"}},
+                "required": ["k"],
+            },
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("tools", [[], TOOLS], ids=["json", "schema"])
+def test_greedy_decoding_takes_the_likeliest_token_the_guard_allows(tools):
     """Rows that start inside a call: at each step the token written is the argmax over the
     tokens the guard allows (checked by a plain loop over the whole vocabulary), the guard
-    replaced some of the model's choices, and every row's text stays a JSON prefix."""
+    replaced some of the model's choices, and every row's text stays a valid call's prefix."""
     from fcsft.models.decode import decode
     from fcsft.models.local import StopTracker
     from tiny_llama import tiny_llama
 
     model = tiny_llama(vocab=96, seed=0, eos_token_id=1, pad_token_id=0)
-    alphabet = ["{", "}", '"', "a", ":", "1", ",", " ", ")", "[", "]", '"k"', "(", "*", "null"]
+    # JSON's bytes, some whole keys, and the single letters every real vocabulary has
+    alphabet = [*'{}"a:1, )[]', '"k"', "(", "*", "null", '"name"', '"arguments"', '"a"', ".5"]
+    alphabet += list("nmergutsk")
     pieces = [None, None] + [alphabet[t % len(alphabet)].encode() for t in range(2, 96)]
     rows = [[(k * 7 + j) % 90 + 3 for j in range(6)] for k in range(4)]
 
     def inside(count):
-        guard = CallGuard(pieces, count)
-        guard.states = [START] * count
+        guard = CallGuard(pieces, [CallSchema(tools) for _ in range(count)])
+        guard.states = [CALL_START] * count
         return guard
 
     guard = inside(len(rows))
@@ -172,9 +192,17 @@ def test_greedy_decoding_takes_the_likeliest_token_the_guard_allows():
                 reference.advance(0, token)
                 want.append(token)
                 ids.append(token)
+                if token == 1:  # end of turn (allowed once the call is done)
+                    break
         assert made == want
-        text = b"".join(pieces[t] for t in made).decode()
+        text = b"".join(pieces[t] or b"" for t in made).decode()
         assert not isinstance(run(text), int)
+        if tools:  # the one call the schema admits, written in this alphabet
+            compact, head = "".join(text.split()), '{"name":"a","arguments":{"k":'
+            if len(compact) <= len(head):
+                assert head.startswith(compact)
+            else:
+                assert compact.startswith(head) and re.fullmatch(r"1+(}}?)?", compact[len(head) :])
 
 
 def test_the_embedded_tokenizer_maps_tokens_back_to_their_bytes():

@@ -236,6 +236,8 @@ def test_function_calling_requests_are_rendered_as_tagged_text_and_plain_ones_ar
     assert rendered.messages[3] == {"role": "tool", "content": "<observation>5</observation>"}
     assert rendered.stops == ("END", *REPLY_STOPS)
     assert passed.messages == [{"role": "user", "content": "<tool_call>x"}]
+    # the guard holds the native reply's calls to the offered tools; a plain reply has none
+    assert rendered.tools == [ADD_TOOL] and passed.tools == []
     # the function-calling reply is parsed, its call numbered after the one in the history
     assert "parse_error" not in asked_native.extra and asked_native.extra["raw"] == call
     assert asked_native.finish_reason == "tool_calls"

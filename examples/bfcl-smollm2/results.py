@@ -523,7 +523,11 @@ def main(root: Path) -> tuple[str, dict[str, Any]]:
         "from the files the run wrote (`examples/bfcl-smollm2/results.py`). The tuned model was "
         f"trained with seeds {', '.join(map(str, run.seeds))}: its figures are the mean over "
         "seeds with the lowest and highest beside it. The base model was asked in the forms "
-        f"{', '.join(run.base)}; each category compares with the form that scored best there.",
+        f"{', '.join(run.base)}; each category compares with the form that scored best there. "
+        "Replies are decoded greedily; in fcsft's tagged form (the tuned model's, and the base's "
+        "`tagged`) the decoder keeps a call inside the offered functions' schemas (a name on "
+        "offer, its parameters in their types, every required one: `fcsft.models.guard`), as a "
+        "structured-output server would; BFCL's own forms are free text, parsed leniently.",
         "",
         *targets(run, figures),
         *bfcl_tables(run),

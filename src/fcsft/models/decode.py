@@ -17,7 +17,8 @@ A `Nudge` shifts one token's logit at one point of each row's reply: the call bi
 the threshold of the choice between opening a tool call and answering. The unbiased margin of
 that choice is recorded per row: under greedy decoding a reply whose margin keeps its sign
 under another bias would be the same reply, so it need not be generated again. A `CallGuard`
-replaces a token that would make a tool call's JSON unparseable (`fcsft.models.guard`).
+replaces a token that would make a tool call unparseable or unfit for the offered functions
+(`fcsft.models.guard`).
 """
 
 from __future__ import annotations

@@ -1,152 +1,250 @@
-"""Tool calls that parse: a local model's token is refused where it would make the body of a
-`<tool_call>` something no JSON parser accepts.
+"""Tool calls that parse and fit the offered functions: a local model's token is refused where
+it would make the body of a `<tool_call>` something no JSON parser accepts, or a call that
+no offered function takes.
 
 A small model writes mostly right calls with slips no parser forgives: a third closing brace
 after the object is complete (`}}}` is one token), a Python tuple or expression as a value
-(`(3, 4)`, `5 * 60`), a stray quote after a number. Each such reply is a parse failure, scored
-as no call at all. Decoding with a grammar (what servers call structured outputs or guided
-decoding) keeps the reply a valid JSON prefix from the opener on: where the model's own choice
-would break it, the most likely token that does not is taken instead (greedy), or the draw is
-repeated without the refused token (sampled). Nothing changes outside a call, in a call the
-model writes valid JSON anyway, or where no token among the `TOP` likeliest fits.
+(`(3, 4)`, `5 * 60`), a stray quote after a number. It also names functions nobody offered,
+leaves out required arguments, invents argument names, and writes `"1789"` for an integer.
+Each is a failed call. Decoding with a grammar (what servers call structured outputs or
+guided decoding) keeps the reply inside the language of valid calls from the opener on: where
+the model's own choice would leave it, the most likely token that does not is taken instead
+(greedy), or the draw is repeated without the refused token (sampled). Nothing changes outside
+a call, where the model's call is already valid, or where no token among the `TOP` likeliest
+fits (the guard then lets go of that call).
 
-The grammar is JSON's (RFC 8259) with an object at the top, checked byte by byte: `step` is a
-pushdown automaton whose state is a small tuple, so each row carries its own and trying a
-token costs a few byte steps. A call ends where the object closes; the bytes
-after it may only be white space up to the `<` of `</tool_call>`, where the guard lets go until
-the next opener. Token texts come from the tokenizer as bytes (byte-level BPE tokens map back
-to their exact bytes, so a multi-byte character split over tokens is checked correctly);
-special tokens (end of turn) are refused inside an unfinished call.
+The language, checked byte by byte: JSON with an object at the top (`fcsft.models.jsonprefix`)
+and, where the request offered functions (`CallSchema`), the call object of the tagged format:
+its first key `"name"`, whose value is an offered function's name; then `"arguments"`, an
+object whose keys are that function's parameters, each at most once, and which closes only
+once every required one is written; a parameter's value starts as its declared type allows
+(an integer has no fraction or exponent), a string parameter with an enum of strings takes one
+of them; `"id"` is allowed after the name. What lies deeper (an array's items, a nested
+object) is only held to JSON. Names, keys and enum values are written without escapes.
+
+A call ends where the object closes; the bytes after it may only be white space up to the `<`
+of `</tool_call>`, where the guard lets go until the next opener. Token texts come from the
+tokenizer as bytes (byte-level BPE tokens map back to their exact bytes, so a multi-byte
+character split over tokens is checked correctly); special tokens (end of turn) are refused
+inside an unfinished call.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from fcsft.formats.tagged import CALL_OPEN
+from fcsft.models.jsonprefix import LEFT, START, State, step
 
 OPEN = CALL_OPEN.encode()
 TOP = 64  # candidates tried, likeliest first, before the model's own choice is kept
-WHITE = frozenset(b" \t\r\n")
-DIGITS = frozenset(b"0123456789")
-ESCAPES = frozenset(b'"\\/bfnrtu')
-HEX = frozenset(b"0123456789abcdefABCDEF")
-LITERALS = {ord("t"): b"rue", ord("f"): b"alse", ord("n"): b"ull"}
 
-# A state is (stack, mode, detail): `stack` the open containers ("{" or "[" per level), `mode`
-# what may come next, `detail` what the mode needs (string: key or value; number: its part).
-State = tuple[str, str, Any]
-START: State = ("", "top", None)
-LEFT = "left"  # the mode after the call's object and the `<` that follows it
-
-
-def _after_value(stack: str) -> State:
-    return (stack, "after", None) if stack else ("", "done", None)
+# the first byte of a value of each JSON schema type
+_FIRST_BYTES = {
+    "string": b'"',
+    "object": b"{",
+    "array": b"[",
+    "boolean": b"tf",
+    "null": b"n",
+    "integer": b"-0123456789",
+    "number": b"-0123456789",
+}
+_TOP_KEYS = (b"arguments", b"id")  # after "name", each at most once
+_STRING_MODES = ("string", "escape", "hex")
 
 
-# the parts of a number after which it may end (`_number` gives the part after each byte)
-_NUMBER_ENDS = frozenset({"zero", "int", "frac", "exp"})
+class Call(NamedTuple):
+    """Where a call's bytes stand: the JSON state and what the schema needs to know."""
+
+    json: State
+    top: bytes = b""  # the last top-level key written
+    name: bytes | None = None  # the function the call names, once its name is complete
+    tops: frozenset[bytes] = frozenset()  # top-level keys written
+    arg: bytes = b""  # the last argument written
+    args: frozenset[bytes] = frozenset()  # arguments written
+    text: bytes = b""  # the name, key or enum value being written
 
 
-def _number(part: str, byte: int) -> str | None:
-    digit = byte in DIGITS
-    if part == "minus":
-        return "zero" if byte == ord("0") else "int" if digit else None
-    if part == "int" and digit:
-        return "int"
-    if part in ("zero", "int"):
-        return "dot" if byte == ord(".") else "e" if byte in b"eE" else None
-    if part in ("dot", "frac"):
-        return "frac" if digit else "e" if part == "frac" and byte in b"eE" else None
-    if part == "e":
-        return "sign" if byte in b"+-" else "exp" if digit else None
-    if part in ("sign", "exp"):
-        return "exp" if digit else None
-    return None
+CALL_START = Call(START)
 
 
-def _value(stack: str, byte: int) -> State | None:
-    """The state after the first byte of a value."""
-    if byte == ord("{"):
-        return (stack + "{", "first_key", None)
-    if byte == ord("["):
-        return (stack + "[", "first_item", None)
-    if byte == ord('"'):
-        return (stack, "string", "value")
-    if byte == ord("-"):
-        return (stack, "number", "minus")
-    if byte in DIGITS:
-        return (stack, "number", "zero" if byte == ord("0") else "int")
-    if byte in LITERALS:
-        return (stack, "literal", LITERALS[byte])
-    return None
+@dataclass(frozen=True)
+class Function:
+    """An offered function as the guard checks it: its parameters' schemas (None: any keys)
+    and the required ones."""
+
+    parameters: dict[bytes, dict[str, Any]] | None
+    required: frozenset[bytes]
 
 
-def step(state: State, byte: int) -> State | None:
-    """The state after one more byte, or None where no JSON document has this prefix."""
-    stack, mode, detail = state
-    if mode == "string":
-        if byte == ord('"'):
-            return (stack, "colon", None) if detail == "key" else _after_value(stack)
-        if byte == ord("\\"):
-            return (stack, "escape", detail)
-        return None if byte < 0x20 else state
-    if mode == "escape":
-        if byte not in ESCAPES:
+def _unescaped(text: str) -> bool:
+    """Whether JSON writes `text` as it is (the guard refuses escapes where it checks text)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1] == text
+
+
+class CallSchema:
+    """The functions a request offered (OpenAI `tools`), as the guard checks calls to them."""
+
+    def __init__(self, tools: Sequence[dict[str, Any]]):
+        self.functions: dict[bytes, Function] = {}
+        for tool in tools:
+            spec = tool.get("function", tool) if isinstance(tool, dict) else None
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                continue
+            parameters = spec.get("parameters")
+            properties = parameters.get("properties") if isinstance(parameters, dict) else None
+            if isinstance(properties, dict) and all(_unescaped(k) for k in properties):
+                params = {
+                    k.encode(): v if isinstance(v, dict) else {} for k, v in properties.items()
+                }
+                required = parameters.get("required")
+                listed = required if isinstance(required, list) else []
+                needed = frozenset(r.encode() for r in listed if isinstance(r, str))
+                self.functions[spec["name"].encode()] = Function(params, needed & set(params))
+            else:
+                self.functions[spec["name"].encode()] = Function(None, frozenset())
+        if not all(_unescaped(name.decode()) for name in self.functions):
+            self.functions = {}
+
+    def step(self, call: Call, byte: int) -> Call | None:
+        """The call's state after one more byte, or None where no valid call has this prefix."""
+        before = call.json
+        after = step(before, byte)
+        if after is None:
             return None
-        return (stack, "hex", (detail, 4)) if byte == ord("u") else (stack, "string", detail)
-    if mode == "hex":
-        kind, left = detail
-        if byte not in HEX:
+        if not self.functions:  # nothing offered: JSON alone
+            return call._replace(json=after)
+        return self._check(call, before, after, byte)
+
+    def _check(self, call: Call, before: State, after: State, byte: int) -> Call | None:
+        stack, mode, _ = before
+        new_stack, new_mode, part = after
+        call = call._replace(json=after)
+        if new_mode in _STRING_MODES or mode in _STRING_MODES:
+            return self._string(call, before, after, byte)
+        if mode == "value" and new_mode != "value" and not self._starts(call, stack, byte):
             return None
-        return (stack, "string", kind) if left == 1 else (stack, "hex", (kind, left - 1))
-    if mode == "number":
-        part = _number(detail, byte)
-        if part is not None:
-            return (stack, "number", part)
-        return step(_after_value(stack), byte) if detail in _NUMBER_ENDS else None
-    if mode == "literal":
-        if byte != detail[0]:
+        if new_mode == "number" and part in ("dot", "e") and self._is_integer(call, stack):
             return None
-        return (stack, "literal", detail[1:]) if len(detail) > 1 else _after_value(stack)
-    if byte in WHITE:
-        return state
-    if mode == "top":
-        return ("{", "first_key", None) if byte == ord("{") else None
-    if mode in ("first_key", "key"):
-        if byte == ord('"'):
-            return (stack, "string", "key")
-        return _after_value(stack[:-1]) if mode == "first_key" and byte == ord("}") else None
-    if mode == "colon":
-        return (stack, "value", None) if byte == ord(":") else None
-    if mode == "value":
-        return _value(stack, byte)
-    if mode == "first_item":
-        return _after_value(stack[:-1]) if byte == ord("]") else _value(stack, byte)
-    if mode == "after":
-        closing = "}" if stack[-1] == "{" else "]"
-        if byte == ord(closing):
-            return _after_value(stack[:-1])
-        if byte == ord(","):
-            return (stack, "key", None) if stack[-1] == "{" else (stack, "value", None)
+        if new_mode == "key" and self._options(call, new_stack, "key") == []:
+            return None  # a comma, but no key is left to write
+        if len(new_stack) < len(stack) and not self._may_close(call, stack):
+            return None
+        return call
+
+    def _string(self, call: Call, before: State, after: State, byte: int) -> Call | None:
+        """A byte that opens, continues or closes a string: the text of a name, key or enum
+        value is held to what it may be."""
+        stack, mode, detail = before
+        if mode not in _STRING_MODES:  # the opening quote
+            kind = after[2]
+            if kind == "value" and not self._starts(call, stack, byte):
+                return None
+            if kind == "key" and self._options(call, stack, "key") == []:
+                return None
+            return call._replace(text=b"")
+        kind = detail[0] if mode == "hex" else detail
+        options = self._options(call, stack, kind)
+        if options is None:
+            return call
+        if mode != "string" or after[1] in ("escape", "hex"):
+            return None  # no escapes in a checked text
+        if after[1] == "string":  # one more byte of the text
+            text = call.text + bytes([byte])
+            return call._replace(text=text) if any(o.startswith(text) for o in options) else None
+        if call.text not in options:  # the closing quote
+            return None
+        if kind == "key" and stack == "{":
+            return call._replace(top=call.text, tops=call.tops | {call.text})
+        if kind == "key":
+            return call._replace(arg=call.text, args=call.args | {call.text})
+        if call.top == b"name":
+            return call._replace(name=call.text)
+        return call
+
+    def _options(self, call: Call, stack: str, kind: str) -> list[bytes] | None:
+        """What the string being written may be, or None where it is free."""
+        if stack == "{":
+            if kind == "key":
+                return [b"name"] if not call.tops else [k for k in _TOP_KEYS if k not in call.tops]
+            return list(self.functions) if call.top == b"name" else None
+        function = self._function(call)
+        if stack != "{{" or call.top != b"arguments" or function is None:
+            return None
+        if function.parameters is None:
+            return None
+        if kind == "key":
+            return [k for k in function.parameters if k not in call.args]
+        enum = function.parameters.get(call.arg, {}).get("enum")
+        if (
+            isinstance(enum, list)
+            and enum
+            and all(isinstance(v, str) and _unescaped(v) for v in enum)
+        ):
+            return [v.encode() for v in enum]
         return None
-    if mode == "done":
-        return ("", LEFT, None) if byte == ord("<") else None
-    raise ValueError(f"unknown JSON state {mode!r}")
+
+    def _function(self, call: Call) -> Function | None:
+        return self.functions.get(call.name) if call.name is not None else None
+
+    def _types(self, call: Call) -> set[str] | None:
+        """The JSON types the current argument's value may have, or None where any."""
+        function = self._function(call)
+        if function is None or function.parameters is None:
+            return None
+        declared = function.parameters.get(call.arg, {}).get("type")
+        types = {declared} if isinstance(declared, str) else declared
+        if not isinstance(types, list | set) or not types or not set(types) <= set(_FIRST_BYTES):
+            return None
+        return set(types)
+
+    def _is_integer(self, call: Call, stack: str) -> bool:
+        """Whether a number at `stack` is an integer argument's value."""
+        if not _typed(call, stack):
+            return False
+        types = self._types(call)
+        return types is not None and "number" not in types and "integer" in types
+
+    def _starts(self, call: Call, stack: str, byte: int) -> bool:
+        """Whether a value at `stack` may start with `byte`."""
+        if stack == "{" and call.top == b"name":
+            return byte == ord('"')
+        if stack == "{" and call.top == b"arguments":
+            return byte == ord("{")
+        if not _typed(call, stack):
+            return True
+        types = self._types(call)
+        return types is None or any(byte in _FIRST_BYTES[t] for t in types)
+
+    def _may_close(self, call: Call, stack: str) -> bool:
+        """Whether the container at the end of `stack` may close here."""
+        if stack == "{":
+            return {b"name", b"arguments"} <= call.tops
+        if stack == "{{" and call.top == b"arguments":
+            function = self._function(call)
+            return function is None or function.required <= call.args
+        return True
 
 
-def feed(state: State, piece: bytes) -> tuple[State | None, bytes]:
-    """The state after a token's bytes inside a call, or None if it breaks the JSON; and the
+def _typed(call: Call, stack: str) -> bool:
+    """Whether a value at `stack` is an argument's own value (not an item deeper down)."""
+    return stack == "{{" and call.top == b"arguments"
+
+
+def feed(schema: CallSchema, call: Call, piece: bytes) -> tuple[Call | None, bytes]:
+    """The call's state after a token's bytes, or None if they leave the valid calls; and the
     bytes left over after the call was let go of (they belong to the text outside it)."""
     for at, byte in enumerate(piece):
-        next_state = step(state, byte)
-        if next_state is None:
+        next_call = schema.step(call, byte)
+        if next_call is None:
             return None, b""
-        if next_state[1] == LEFT:
-            return next_state, piece[at:]
-        state = next_state
-    return state, b""
+        if next_call.json[1] == LEFT:
+            return next_call, piece[at:]
+        call = next_call
+    return call, b""
 
 
 def _byte_level_chars() -> dict[str, int]:
@@ -179,26 +277,28 @@ def token_pieces(tokenizer: Any) -> list[bytes | None]:
 
 class CallGuard:
     """Per row of a batch: outside a call (looking for the opener in the newest bytes) or
-    inside one (its JSON state)."""
+    inside one (its `Call` state), with the functions that row's request offered."""
 
-    def __init__(self, pieces: Sequence[bytes | None], rows: int):
+    def __init__(self, pieces: Sequence[bytes | None], schemas: Sequence[CallSchema]):
         self.pieces = pieces
-        self.states: list[State | None] = [None] * rows
+        self.schemas = list(schemas)
+        rows = len(self.schemas)
+        self.states: list[Call | None] = [None] * rows
         self.tails = [b""] * rows
         self.refused = [0] * rows  # tokens the guard replaced, per row
 
-    def _after(self, row: int, token: int) -> tuple[State | None, bytes] | None:
+    def _after(self, row: int, token: int) -> tuple[Call | None, bytes] | None:
         """(state, tail) after `token`, or None where the guard refuses it."""
         piece = self.pieces[token] if token < len(self.pieces) else None
         state, tail = self.states[row], self.tails[row]
         while True:
             if state is not None:  # inside a call
                 if piece is None:
-                    return None if state[1] != "done" else (None, b"")
-                state, piece = feed(state, piece)
+                    return None if state.json[1] != "done" else (None, b"")
+                state, piece = feed(self.schemas[row], state, piece)
                 if state is None:
                     return None
-                if state[1] != LEFT:
+                if state.json[1] != LEFT:
                     return state, b""
                 state, tail = None, b""
             if piece is None:
@@ -207,7 +307,7 @@ class CallGuard:
             at = text.find(OPEN)
             if at < 0:
                 return None, text[-(len(OPEN) - 1) :]
-            state, piece = START, text[at + len(OPEN) :]
+            state, piece = CALL_START, text[at + len(OPEN) :]
 
     def refuses(self, row: int, token: int) -> bool:
         return self.states[row] is not None and self._after(row, token) is None

@@ -26,7 +26,9 @@ tagged turns in more tags. Either way the completion as generated is kept in
 a request with tools chooses between `<tool_call>` and `<final_answer>`: a threshold on the
 model's own choice, to be set on a dev split (negative: calls less often), nothing else changed.
 Every reply is decoded with a call guard (`fcsft.models.guard`): inside a `<tool_call>` a token
-that would make the call's JSON unparseable is replaced by the likeliest one that keeps it valid.
+that would make the call's JSON unparseable, or a call no offered function takes (an unknown
+name or argument, a missing required one, a value of the wrong type), is replaced by the
+likeliest one that keeps it valid.
 
 The weights are loaded on the first request, once per process and model folder, whatever
 number of providers name it; `fcsft.models.weights` turns the shipped GGUF into a cached
@@ -42,7 +44,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fcsft.errors import UserError, require
@@ -51,7 +53,7 @@ from fcsft.formats.chat import text_messages
 from fcsft.formats.tagged import ANSWER_OPEN, CALL_OPEN, REPLY_STOPS, parse_reply
 from fcsft.models.base import ChatRequest, ChatResponse, ModelError
 from fcsft.models.decode import Nudge, decode, shared_prefix
-from fcsft.models.guard import CallGuard, token_pieces
+from fcsft.models.guard import CallGuard, CallSchema, token_pieces
 from fcsft.models.precision import Choice, choose
 from fcsft.models.registry import register
 from fcsft.models.weights import EMBEDDED, cache_dir, gguf_folder, model_folder, weights_id
@@ -61,8 +63,8 @@ _CLOSING_TAG = re.compile(r"</[^<>\s]+>")
 # size change the float sums), so a reply that close to the call choice is generated again.
 MARGIN_NOISE = 1e-3
 # Part of a local model's cache name: replies written by an earlier decoder (before the call
-# guard) are not this one's and are asked again.
-DECODER = "call-guard"
+# guard held calls to the offered functions' schemas) are not this one's and are asked again.
+DECODER = "call-schema"
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class GenerationJob:
     seed: int | None = None
     keep_closing_tags: bool = True
     call_bias: float = 0.0  # added to the log-odds of opening a tool call (see the module doc)
+    tools: list[dict[str, Any]] = field(default_factory=list)  # offered: calls are held to them
 
     @property
     def settings(self) -> tuple[Any, ...]:
@@ -315,7 +318,7 @@ class LocalModel:
         first = batch[0]
         after, token = self.call_choice()  # every batch: the margins are recorded at bias 0 too
         nudge = Nudge(after, token, [job.call_bias for job in batch])
-        guard = CallGuard(self.pieces(), len(batch))
+        guard = CallGuard(self.pieces(), [CallSchema(job.tools) for job in batch])
         made = decode(
             self.model,
             [token_ids[i] for i in keep],
@@ -607,6 +610,7 @@ class LocalProvider:
             seed=request.seed,
             keep_closing_tags=self.keep_closing_tags,
             call_bias=self.call_bias if native else 0.0,
+            tools=list(request.tools or []) if native else [],
         )
         started = time.monotonic()
         completion = await self.batcher.submit(job)

@@ -38,6 +38,7 @@ from fcsft.files import replacing_folder
 KEPT = Path(__file__).resolve().parent / "kept"
 PATTERNS = (  # relative to the run directory; `*` stays within one folder
     "commands.jsonl",
+    "running.json",  # the time of a command still running (log.sh)
     "testset.jsonl",
     "*/report.json",
     "*/compare.json",

@@ -501,12 +501,14 @@ def commands_section(run: Run) -> list[str]:
         "",
         f"As run by `examples/bfcl-smollm2/run.sh` and logged in commands.jsonl, with each "
         f"one's wall time: {len(run.commands)} commands, {total / 3600:.1f} h in all (a resumed "
-        "step is listed once for each time it ran).",
+        "step is listed once for each time it ran; one cut off when a working session ended "
+        "counts the time it had run).",
         "",
         "```bash",
     ]
     for command in run.commands:
-        failed = f", exit {command['exit']}" if command["exit"] else ""
+        failed = ", cut off" if command.get("cut_off") else ""
+        failed += f", exit {command['exit']}" if command["exit"] else ""
         lines.append(f"{shlex.join(command['argv'])}  # {command['wall_s']:.0f} s{failed}")
     return [*lines, "```", ""]
 

@@ -14,8 +14,8 @@
 # than a working session on a 2-core machine: to go on elsewhere, `keep.py $RUN` copies what is
 # done (adapters, markers, predictions) into kept/ for a commit, and `keep.py $RUN --restore`
 # there puts it back before run.sh starts again (see keep.py). Each command is logged, as run,
-# with its wall time in $RUN/commands.jsonl: the page's Commands block and the time the run
-# took are read from there.
+# with its wall time in $RUN/commands.jsonl (log.sh), a command cut off too: the page's
+# Commands block and the time the run took are read from there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/bfcl-smollm2}
@@ -32,19 +32,7 @@ BIASES=(0 -0.5 -0.75 -1 -1.25 -1.5 -1.75 -2)
 CONFIG=examples/bfcl-smollm2/project.yaml
 mkdir -p "$RUN"
 
-run() {  # run one command and log it: argv, start time, wall seconds, exit status
-  local started status=0
-  started=$(date +%s.%N)
-  "$@" || status=$?
-  python - "$started" "$status" "$@" >> "$RUN/commands.jsonl" <<'EOF'
-import json, sys, time
-started, status, argv = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-print(json.dumps({"argv": argv, "started": when, "wall_s": round(time.time() - started, 1),
-                  "exit": status}))
-EOF
-  return "$status"
-}
+source examples/bfcl-smollm2/log.sh  # run CMD...: runs and logs one command
 
 protocol() {  # the --protocol of a base form
   if [ "$1" = tagged ]; then echo native; else echo "$1"; fi

@@ -14,7 +14,7 @@ import pytest
 
 from fcsft.errors import UserError
 from fcsft.formats.tagged import REPLY_STOPS
-from fcsft.models.base import ChatRequest, ModelError
+from fcsft.models.base import ChatRequest, ModelError, Reusing
 from fcsft.models.local import (
     Batcher,
     Completion,
@@ -442,6 +442,7 @@ def test_a_biased_model_keeps_an_unbiased_greedy_reply_only_where_the_bias_canno
 
     biased = LocalProvider("fake", call_bias=-1.0, generate=Echo())
     assert biased.reuses == "local:fake" and LocalProvider("fake", generate=Echo()).reuses is None
+    assert isinstance(biased, Reusing)  # the client asks it (and no API provider) to vouch
 
     def reply(**extra):
         return ChatResponse(message={"role": "assistant", "content": "x"}, extra=extra)
@@ -454,3 +455,33 @@ def test_a_biased_model_keeps_an_unbiased_greedy_reply_only_where_the_bias_canno
     assert not biased.keeps(greedy, reply(call_margin=1.0 + 1e-5))  # too near to tell
     assert not biased.keeps(greedy, reply())  # recorded before margins were
     assert not biased.keeps(sampled, reply(call_margin=None))  # sampled: another draw
+
+
+def test_the_client_serves_a_biased_model_the_unbiased_replies_it_vouches_for(tmp_path):
+    """Through a Client with a cache: the unbiased reply whose call choice the bias cannot flip
+    is served without generating (and stored under the biased name); the one it would flip is
+    generated again."""
+    from fcsft.models.base import ChatResponse
+    from fcsft.models.cache import ResponseCache
+    from fcsft.models.client import Client, cache_key
+
+    echo = Echo(reply="<final_answer>generated</final_answer>")
+    biased = LocalProvider("fake", call_bias=-1.0, generate=echo)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    kept, flipped = ask("Add 1 and 2.", tools=[ADD_TOOL]), ask("Add 3 and 4.", tools=[ADD_TOOL])
+    for request, margin in ((kept, 2.5), (flipped, 0.4)):
+        unbiased = ChatResponse(
+            message={"role": "assistant", "content": f"cached {margin}"},
+            extra={"call_margin": margin},
+        )
+        cache.put(cache_key(biased.reuses, request), unbiased)
+    client = Client(biased, cache=cache)
+
+    async def main():
+        return await client.chat(kept), await client.chat(flipped)
+
+    served, asked = asyncio.run(main())
+    assert served.message["content"] == "cached 2.5"
+    assert asked.message["content"] != "cached 0.4" and len(echo.jobs) == 1
+    assert cache.get(cache_key(client.name, kept)).message["content"] == "cached 2.5"
+    cache.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fcsft.errors import UserError
 from fcsft.records import Usage
@@ -181,3 +181,16 @@ class Provider(Protocol):
     async def chat(self, request: ChatRequest) -> ChatResponse: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reusing(Protocol):
+    """A provider that can vouch for replies cached under another name (a local model with a
+    call bias, for its unbiased replies): the client serves such a reply without asking."""
+
+    @property
+    def reuses(self) -> str | None:
+        """The other cache name, or None where there is none."""
+
+    def keeps(self, request: ChatRequest, response: ChatResponse) -> bool:
+        """Whether this provider would give `response`, cached under `reuses`, again."""

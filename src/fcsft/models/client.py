@@ -38,6 +38,7 @@ from fcsft.models.base import (
     ModelUnavailable,
     ModelUnusable,
     Provider,
+    Reusing,
 )
 from fcsft.models.cache import ResponseCache, decode_response, encode_response
 
@@ -254,8 +255,10 @@ class Client:
         """A reply the provider says it would give again, cached under the name it `reuses`
         (a local model's unbiased replies, for the same model with a call bias); stored under
         `key` too. None where there is none."""
-        other = getattr(self.provider, "reuses", None)
-        if other is None or self.cache is None:
+        if not isinstance(self.provider, Reusing) or self.cache is None:
+            return None
+        other = self.provider.reuses
+        if other is None:
             return None
         prior = self.cache.get(cache_key(other, request))
         if prior is None or not self.provider.keeps(request, prior):

@@ -204,3 +204,21 @@ def test_expand_resumes_without_asking_twice(tmp_path):
     run_stage(stage, tmp_path / "run", [seeds])
     assert (tmp_path / "run/expand/out.jsonl").read_bytes() == out
     assert len(model.prompts) == asked + 2  # only the two seeds not committed were asked again
+
+
+def test_a_date_beside_a_named_weekday_moves_by_whole_weeks_and_others_by_days():
+    """A question that names the weekday keeps it true: its date moves by one or two weeks;
+    elsewhere a date moves by 1 to 10 days, some of them not whole weeks."""
+    import datetime as dt
+
+    def moves(question: str) -> set[int]:
+        task = Task(id="t", family="t", question=question)
+        variants = [v for seed in range(30) for v in vary(task, 2, {}, seed=seed)]
+        assert variants
+        dates = [find_slots(v.question, {})[0].value for v in variants]
+        return {(dt.date.fromisoformat(d) - dt.date(2026, 11, 30)).days for d in dates}
+
+    named = moves("Which meetings are on Monday, 2026-11-30?")
+    assert named and all(days % 7 == 0 and 7 <= abs(days) <= 14 for days in named)
+    plain = moves("Which meetings are on 2026-11-30?")
+    assert any(days % 7 for days in plain) and all(1 <= abs(days) <= 10 for days in plain)

@@ -18,6 +18,7 @@ from typing import Any
 from fcsft.records import Call, Task
 
 _DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+_WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b", re.IGNORECASE)
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _NUMBER = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?(?![\w,]*\d)")
 # Where `replace_all` may change a value: not inside a word or a longer number. A slot is only
@@ -66,16 +67,22 @@ def find_slots(text: str, pools: dict[str, list[str]]) -> list[Slot]:
 
 
 def new_value(
-    slot: Slot, pools: dict[str, list[str]], rng: random.Random, avoid: set[str]
+    slot: Slot,
+    pools: dict[str, list[str]],
+    rng: random.Random,
+    avoid: set[str],
+    same_weekday: bool = False,
 ) -> str | None:
-    """A different value of the same kind, not one of `avoid` (lower-cased values in use)."""
+    """A different value of the same kind, not one of `avoid` (lower-cased values in use). A
+    date moves by 1 to 10 days, or by one or two weeks with `same_weekday` (the text names a
+    weekday, which would otherwise no longer match the date)."""
     if slot.kind in pools:
         choices = [v for v in pools[slot.kind] if v.lower() not in avoid]
         return rng.choice(choices) if choices else None
     if slot.kind == "date":
-        day = dt.date.fromisoformat(slot.value) + dt.timedelta(
-            days=rng.choice([-1, 1]) * rng.randint(1, 10)
-        )
+        sign = rng.choice([-1, 1])
+        days = 7 * rng.randint(1, 2) if same_weekday else rng.randint(1, 10)
+        day = dt.date.fromisoformat(slot.value) + dt.timedelta(days=sign * days)
         return day.isoformat()
     if slot.kind == "year":
         return str(int(slot.value) + rng.choice([-3, -2, -1, 1, 2]))
@@ -122,6 +129,7 @@ def vary(task: Task, count: int, pools: dict[str, list[str]], seed: int = 0) -> 
     if not slots:
         return []
     rng = random.Random(f"{seed}:{task.id}")
+    weekday = any(_WEEKDAY.search(text) for text in (task.question, *task.followups))
     out: list[Task] = []
     questions = {task.question.lower()}
     for _ in range(count * 4):  # a few tries per wanted variation, then give up
@@ -131,7 +139,7 @@ def vary(task: Task, count: int, pools: dict[str, list[str]], seed: int = 0) -> 
         swaps: dict[str, str] = {}
         in_use = {slot.value.lower() for slot in slots}
         for slot in chosen:
-            value = new_value(slot, pools, rng, in_use)
+            value = new_value(slot, pools, rng, in_use, same_weekday=weekday)
             if value is not None:
                 swaps[slot.value] = value
                 in_use.add(value.lower())

@@ -81,7 +81,7 @@ def decode(
     guard: CallGuard | None = None,
 ) -> list[list[int]]:
     """The new tokens of each row, each cut where `tracker` ended it; with a `guard`, tool
-    calls are kept valid JSON (`fcsft.models.guard`)."""
+    calls are kept valid for the offered functions (`fcsft.models.guard`)."""
     torch = require("torch", "local")
     transformers = require("transformers", "local")
     device = model.device

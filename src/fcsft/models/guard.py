@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from fcsft.formats.tagged import CALL_OPEN
@@ -73,16 +73,42 @@ CALL_START = Call(START)
 
 @dataclass(frozen=True)
 class Function:
-    """An offered function as the guard checks it: its parameters' schemas (None: any keys)
-    and the required ones."""
+    """An offered function as the guard checks it: its parameters (None: any keys), the
+    required ones, and per parameter the JSON types its value may have and its enum's strings,
+    where the schema gives them in a form the guard checks (read once, not per byte)."""
 
-    parameters: dict[bytes, dict[str, Any]] | None
-    required: frozenset[bytes]
+    parameters: tuple[bytes, ...] | None
+    required: frozenset[bytes] = frozenset()
+    types: dict[bytes, frozenset[str]] = field(default_factory=dict)
+    enums: dict[bytes, list[bytes]] = field(default_factory=dict)
 
 
 def _unescaped(text: str) -> bool:
     """Whether JSON writes `text` as it is (the guard refuses escapes where it checks text)."""
     return json.dumps(text, ensure_ascii=False)[1:-1] == text
+
+
+def _read_function(parameters: Any) -> Function:
+    """A function's `parameters` JSON schema as the guard checks it."""
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    if not isinstance(properties, dict) or not all(_unescaped(k) for k in properties):
+        return Function(None)
+    types, enums = {}, {}
+    for key, schema in properties.items():
+        schema = schema if isinstance(schema, dict) else {}
+        declared = schema.get("type")
+        listed = [declared] if isinstance(declared, str) else declared
+        if isinstance(listed, list) and listed and set(listed) <= set(_FIRST_BYTES):
+            types[key.encode()] = frozenset(listed)
+        enum = schema.get("enum")
+        strings = isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum)
+        if strings and all(_unescaped(v) for v in enum):
+            enums[key.encode()] = [v.encode() for v in enum]
+    required = parameters.get("required")
+    listed = required if isinstance(required, list) else []
+    names = tuple(k.encode() for k in properties)
+    needed = frozenset(r.encode() for r in listed if isinstance(r, str)) & set(names)
+    return Function(names, needed, types, enums)
 
 
 class CallSchema:
@@ -94,18 +120,7 @@ class CallSchema:
             spec = tool.get("function", tool) if isinstance(tool, dict) else None
             if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
                 continue
-            parameters = spec.get("parameters")
-            properties = parameters.get("properties") if isinstance(parameters, dict) else None
-            if isinstance(properties, dict) and all(_unescaped(k) for k in properties):
-                params = {
-                    k.encode(): v if isinstance(v, dict) else {} for k, v in properties.items()
-                }
-                required = parameters.get("required")
-                listed = required if isinstance(required, list) else []
-                needed = frozenset(r.encode() for r in listed if isinstance(r, str))
-                self.functions[spec["name"].encode()] = Function(params, needed & set(params))
-            else:
-                self.functions[spec["name"].encode()] = Function(None, frozenset())
+            self.functions[spec["name"].encode()] = _read_function(spec.get("parameters"))
         if not all(_unescaped(name.decode()) for name in self.functions):
             self.functions = {}
 
@@ -123,10 +138,10 @@ class CallSchema:
         stack, mode, _ = before
         new_stack, new_mode, part = after
         call = call._replace(json=after)
+        if mode == "value" and new_mode != "value" and not self._starts(call, stack, byte):
+            return None  # a value starts (a string's opening quote too)
         if new_mode in _STRING_MODES or mode in _STRING_MODES:
             return self._string(call, before, after, byte)
-        if mode == "value" and new_mode != "value" and not self._starts(call, stack, byte):
-            return None
         if new_mode == "number" and part in ("dot", "e") and self._is_integer(call, stack):
             return None
         if new_mode == "key" and self._options(call, new_stack, "key") == []:
@@ -139,11 +154,8 @@ class CallSchema:
         """A byte that opens, continues or closes a string: the text of a name, key or enum
         value is held to what it may be."""
         stack, mode, detail = before
-        if mode not in _STRING_MODES:  # the opening quote
-            kind = after[2]
-            if kind == "value" and not self._starts(call, stack, byte):
-                return None
-            if kind == "key" and self._options(call, stack, "key") == []:
+        if mode not in _STRING_MODES:  # the opening quote (a value's was checked by _check)
+            if after[2] == "key" and self._options(call, stack, "key") == []:
                 return None
             return call._replace(text=b"")
         kind = detail[0] if mode == "hex" else detail
@@ -178,28 +190,15 @@ class CallSchema:
             return None
         if kind == "key":
             return [k for k in function.parameters if k not in call.args]
-        enum = function.parameters.get(call.arg, {}).get("enum")
-        if (
-            isinstance(enum, list)
-            and enum
-            and all(isinstance(v, str) and _unescaped(v) for v in enum)
-        ):
-            return [v.encode() for v in enum]
-        return None
+        return function.enums.get(call.arg)
 
     def _function(self, call: Call) -> Function | None:
         return self.functions.get(call.name) if call.name is not None else None
 
-    def _types(self, call: Call) -> set[str] | None:
+    def _types(self, call: Call) -> frozenset[str] | None:
         """The JSON types the current argument's value may have, or None where any."""
         function = self._function(call)
-        if function is None or function.parameters is None:
-            return None
-        declared = function.parameters.get(call.arg, {}).get("type")
-        types = {declared} if isinstance(declared, str) else declared
-        if not isinstance(types, list | set) or not types or not set(types) <= set(_FIRST_BYTES):
-            return None
-        return set(types)
+        return None if function is None else function.types.get(call.arg)
 
     def _is_integer(self, call: Call, stack: str) -> bool:
         """Whether a number at `stack` is an integer argument's value."""
